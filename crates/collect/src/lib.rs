@@ -1,1 +1,18 @@
-//! placeholder
+//! Getting metrics into Sextant: Prometheus-style scraping (`scrape_configs`, target
+//! discovery, relabeling, staleness), the built-in node collector, and the
+//! remote_write receiver's decoding.
+//!
+//! Everything here produces [`sextant_store::AppendRequest`]s; this crate knows nothing
+//! of HTTP serving or of queries.
+
+pub mod config;
+pub mod discovery;
+mod http_client;
+pub mod node;
+pub mod relabel;
+pub mod remote_write;
+pub mod scrape;
+
+pub use config::{ScrapeConfig, ScrapeConfigError, ScrapeDefaults, resolve_scrape_configs};
+pub use node::{NodeCollector, NodePaths};
+pub use scrape::{Health, ScrapeManager, TargetStatus, TargetsSnapshot};

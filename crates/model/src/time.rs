@@ -224,3 +224,28 @@ mod tests {
         }
     }
 }
+
+/// A duration written in Prometheus' syntax in config files (`15s`, `1h30m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PromDuration(pub Duration);
+
+impl<'de> serde::Deserialize<'de> for PromDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(PromDuration)
+            .map_err(|_| serde::de::Error::custom(format!("invalid duration {s:?} (expected e.g. 15s, 1m30s, 2h)")))
+    }
+}
+
+impl serde::Serialize for PromDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+impl std::fmt::Display for PromDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}

@@ -1,1 +1,75 @@
-fn main() {}
+//! The `sextant` binary: command line, configuration loading, wiring of the store,
+//! collectors and HTTP API, signal handling and shutdown.
+
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sextant: metrics collection, storage and a Prometheus-compatible API in one binary.
+#[derive(Parser)]
+#[command(name = "sextant", version, about)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace); `RUST_LOG` takes precedence.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server. Without --config it runs embedded defaults: data in
+    /// ./sextant-data, HTTP on 127.0.0.1:9470, scraping its own /metrics and the
+    /// built-in node collector every 15s.
+    Serve(serve::ServeArgs),
+    /// Validate files without running anything.
+    Check {
+        #[command(subcommand)]
+        what: CheckCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Validate configuration files (exit 1 if any is invalid).
+    Config {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_level);
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Check { what: CheckCommand::Config { files } } => check_config(&files),
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[allow(clippy::print_stdout)] // command output
+fn check_config(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for f in files {
+        println!("Checking {}", f.display());
+        match config::load(f) {
+            Ok(c) => println!("  SUCCESS: {} scrape configs found", c.scrape_configs.len()),
+            Err(e) => {
+                println!("  FAILED: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

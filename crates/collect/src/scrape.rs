@@ -1,0 +1,751 @@
+//! The scrape manager: one pool per job, one loop per target.
+//!
+//! Behaviour follows Prometheus 2.42: targets are labelled and relabelled as its
+//! `populateLabels` does (including the default port), scraped at a fixed phase within
+//! the interval derived from the target's hash (so targets are spread over the interval),
+//! scraped labels are merged with target labels (`exported_*` on conflict unless
+//! `honor_labels`), and a series that disappears, or every series of a failed scrape or
+//! stopped target, gets a staleness marker. Series with explicit timestamps are exempt
+//! from staleness, as in Prometheus.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use sextant_expfmt::{Format, SCRAPE_ACCEPT_HEADER};
+use sextant_model::time::{format_duration, now_ms, parse_duration};
+use sextant_model::{Label, Labels, LabelsBuilder, Sample, stale_nan};
+use sextant_store::{AppendRequest, MetricsStore, SeriesSamples};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::ScrapeConfig;
+use crate::discovery::{FileWatcher, TargetGroup, static_groups};
+use crate::http_client::{authorize, build_client};
+use crate::relabel;
+
+/// How often file_sd files are checked for changes.
+const FILE_SD_POLL: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScrapeResultLabels {
+    job: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    job: String,
+}
+
+#[derive(Clone, Default)]
+struct ScrapeMetrics {
+    scrapes: Family<ScrapeResultLabels, Counter>,
+    samples: Family<JobLabels, Counter>,
+}
+
+/// Health of a target's last scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Not scraped yet.
+    Unknown,
+    /// Last scrape succeeded.
+    Up,
+    /// Last scrape failed.
+    Down,
+}
+
+impl Health {
+    /// Prometheus' names: `unknown`, `up`, `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// A target's state as `/api/v1/targets` shows it.
+#[derive(Debug, Clone)]
+pub struct TargetStatus {
+    /// The job (scrape pool).
+    pub job: String,
+    /// Labels before relabeling.
+    pub discovered_labels: Labels,
+    /// Final labels (without `__` labels).
+    pub labels: Labels,
+    /// The scrape URL.
+    pub url: String,
+    /// Health of the last scrape.
+    pub health: Health,
+    /// Error of the last scrape, empty when it succeeded.
+    pub last_error: String,
+    /// Start of the last scrape, epoch ms.
+    pub last_scrape_ms: Option<i64>,
+    /// Duration of the last scrape.
+    pub last_scrape_duration: Duration,
+    /// Scrape interval.
+    pub interval: Duration,
+    /// Scrape timeout.
+    pub timeout: Duration,
+}
+
+/// All targets, active and dropped by relabeling.
+#[derive(Debug, Clone, Default)]
+pub struct TargetsSnapshot {
+    /// Scraped targets, ordered by job then URL.
+    pub active: Vec<TargetStatus>,
+    /// `(job, discovered labels)` of targets relabeling dropped.
+    pub dropped: Vec<(String, Labels)>,
+}
+
+struct TargetHealth {
+    health: Health,
+    last_error: String,
+    last_scrape_ms: Option<i64>,
+    last_duration: Duration,
+}
+
+/// A target after relabeling.
+struct Target {
+    discovered: Labels,
+    /// Final labels including `__` ones (`__address__`, `__scheme__`, `__param_*`, ...).
+    labels: Labels,
+    /// Final labels without `__` ones: what series get.
+    public: Labels,
+    url: String,
+    interval: Duration,
+    timeout: Duration,
+    hash: u64,
+    health: Mutex<TargetHealth>,
+}
+
+struct ActiveTarget {
+    target: Arc<Target>,
+    /// Send `true` to stop with end-of-run staleness markers, `false` without.
+    stop: oneshot::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    groups: BTreeMap<String, Vec<Labels>>,
+    active: HashMap<u64, ActiveTarget>,
+    dropped: Vec<Labels>,
+}
+
+struct PoolShared {
+    config: ScrapeConfig,
+    client: reqwest::Client,
+    store: MetricsStore,
+    metrics: ScrapeMetrics,
+    over_target_limit: AtomicBool,
+    state: Mutex<PoolState>,
+}
+
+struct Pool {
+    fingerprint: String,
+    shared: Arc<PoolShared>,
+    discovery: Vec<JoinHandle<()>>,
+}
+
+/// Runs scrape pools for the configured jobs.
+#[derive(Clone)]
+pub struct ScrapeManager {
+    store: MetricsStore,
+    metrics: ScrapeMetrics,
+    pools: Arc<tokio::sync::Mutex<BTreeMap<String, Pool>>>,
+}
+
+impl ScrapeManager {
+    /// A manager writing to `store`, registering its metrics in `registry`.
+    pub fn new(store: MetricsStore, registry: &mut Registry) -> Self {
+        let metrics = ScrapeMetrics::default();
+        let r = registry.sub_registry_with_prefix("sextant_scrape");
+        r.register("scrapes", "Scrapes by job and result (success, failure)", metrics.scrapes.clone());
+        r.register("samples_scraped", "Samples appended from scrapes, by job", metrics.samples.clone());
+        Self { store, metrics, pools: Arc::default() }
+    }
+
+    /// Applies a new set of jobs: unchanged jobs keep running, changed ones restart,
+    /// removed ones stop. Validation (clients, TLS files) happens before anything
+    /// changes, so a bad config leaves the old one running.
+    pub async fn apply(&self, configs: Vec<ScrapeConfig>) -> Result<(), String> {
+        let mut prepared = Vec::new();
+        for c in configs {
+            let client = build_client(&c)?;
+            prepared.push((format!("{c:?}"), c, client));
+        }
+        let mut pools = self.pools.lock().await;
+        let wanted: HashSet<String> = prepared.iter().map(|(_, c, _)| c.job_name.clone()).collect();
+        let gone: Vec<String> = pools.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+        for job in gone {
+            if let Some(p) = pools.remove(&job) {
+                p.stop(true).await;
+            }
+        }
+        for (fingerprint, config, client) in prepared {
+            if pools.get(&config.job_name).is_some_and(|p| p.fingerprint == fingerprint) {
+                continue;
+            }
+            if let Some(old) = pools.remove(&config.job_name) {
+                old.stop(true).await;
+            }
+            let job = config.job_name.clone();
+            let pool = Pool::start(fingerprint, config, client, self.store.clone(), self.metrics.clone());
+            pools.insert(job, pool);
+        }
+        Ok(())
+    }
+
+    /// Stops every pool for shutdown. Like Prometheus, no staleness markers are written:
+    /// the targets did not go away, Sextant did.
+    pub async fn shutdown(&self) {
+        let mut pools = self.pools.lock().await;
+        for (_, p) in std::mem::take(&mut *pools) {
+            p.stop(false).await;
+        }
+    }
+
+    /// Current targets.
+    pub async fn targets(&self) -> TargetsSnapshot {
+        let pools = self.pools.lock().await;
+        let mut snap = TargetsSnapshot::default();
+        for (job, pool) in pools.iter() {
+            let state = pool.shared.state.lock().expect("poisoned");
+            let mut active: Vec<TargetStatus> = state
+                .active
+                .values()
+                .map(|a| {
+                    let t = &a.target;
+                    let h = t.health.lock().expect("poisoned");
+                    TargetStatus {
+                        job: job.clone(),
+                        discovered_labels: t.discovered.clone(),
+                        labels: t.public.clone(),
+                        url: t.url.clone(),
+                        health: h.health,
+                        last_error: h.last_error.clone(),
+                        last_scrape_ms: h.last_scrape_ms,
+                        last_scrape_duration: h.last_duration,
+                        interval: t.interval,
+                        timeout: t.timeout,
+                    }
+                })
+                .collect();
+            active.sort_by(|a, b| a.url.cmp(&b.url));
+            snap.active.extend(active);
+            snap.dropped.extend(state.dropped.iter().map(|l| (job.clone(), l.clone())));
+        }
+        snap
+    }
+}
+
+impl Pool {
+    fn start(fingerprint: String, config: ScrapeConfig, client: reqwest::Client, store: MetricsStore, metrics: ScrapeMetrics) -> Self {
+        let shared = Arc::new(PoolShared {
+            config,
+            client,
+            store,
+            metrics,
+            over_target_limit: AtomicBool::new(false),
+            state: Mutex::default(),
+        });
+        for g in static_groups(&shared.config.static_configs) {
+            sync_group(&shared, g);
+        }
+        let mut discovery = Vec::new();
+        for (i, fsd) in shared.config.file_sd_configs.iter().enumerate() {
+            let shared = shared.clone();
+            let mut watcher = FileWatcher::new(fsd.clone());
+            discovery.push(tokio::spawn(async move {
+                let mut per_file = BTreeMap::new();
+                loop {
+                    if let Some(groups) = watcher.poll(&mut per_file) {
+                        let targets = groups.into_iter().flat_map(|g| g.targets).collect();
+                        sync_group(&shared, TargetGroup { source: format!("file_sd/{i}"), targets });
+                    }
+                    tokio::time::sleep(FILE_SD_POLL).await;
+                }
+            }));
+        }
+        Self { fingerprint, shared, discovery }
+    }
+
+    async fn stop(self, staleness: bool) {
+        for d in &self.discovery {
+            d.abort();
+        }
+        let active: Vec<ActiveTarget> = {
+            let mut state = self.shared.state.lock().expect("poisoned");
+            state.active.drain().map(|(_, a)| a).collect()
+        };
+        for a in active {
+            let _ = a.stop.send(staleness);
+            let _ = a.task.await;
+        }
+    }
+}
+
+/// Replaces one discovery source's targets and starts/stops target loops to match.
+fn sync_group(shared: &Arc<PoolShared>, group: TargetGroup) {
+    let mut state = shared.state.lock().expect("poisoned");
+    state.groups.insert(group.source, group.targets);
+    let mut desired: HashMap<u64, Target> = HashMap::new();
+    let mut dropped = Vec::new();
+    for labels in state.groups.values().flatten() {
+        match populate(labels, &shared.config) {
+            Ok(Populated::Target(t)) => {
+                desired.insert(t.hash, t);
+            }
+            Ok(Populated::Dropped(d)) => dropped.push(d),
+            Err(e) => {
+                tracing::warn!(job = %shared.config.job_name, error = %e, "dropping target");
+                dropped.push(labels.clone());
+            }
+        }
+    }
+    let limit = shared.config.target_limit;
+    shared.over_target_limit.store(limit > 0 && desired.len() > limit, Ordering::Relaxed);
+    state.dropped = dropped;
+    let stale: Vec<u64> = state.active.keys().filter(|h| !desired.contains_key(h)).copied().collect();
+    for h in stale {
+        if let Some(a) = state.active.remove(&h) {
+            let _ = a.stop.send(true);
+            // The loop finishes on its own, writing staleness markers.
+        }
+    }
+    for (hash, target) in desired {
+        if state.active.contains_key(&hash) {
+            continue;
+        }
+        let target = Arc::new(target);
+        let (stop, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(run_target(shared.clone(), target.clone(), stop_rx));
+        state.active.insert(hash, ActiveTarget { target, stop, task });
+    }
+}
+
+enum Populated {
+    Target(Target),
+    Dropped(Labels),
+}
+
+/// Prometheus' `populateLabels`: scrape defaults as labels, `__param_*`, relabeling,
+/// the default port, `__meta_*` removal, and `instance` defaulting to the address.
+fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> Result<Populated, String> {
+    let mut b = discovered.to_builder();
+    let defaults = [
+        ("job", cfg.job_name.clone()),
+        ("__scrape_interval__", format_duration(cfg.interval())),
+        ("__scrape_timeout__", format_duration(cfg.timeout())),
+        ("__metrics_path__", cfg.metrics_path.clone()),
+        ("__scheme__", cfg.scheme.clone()),
+    ];
+    for (name, value) in &defaults {
+        if discovered.get(name).is_none() {
+            b.set(name, value);
+        }
+    }
+    for (k, v) in &cfg.params {
+        if let Some(first) = v.first() {
+            b.set(&format!("__param_{k}"), first);
+        }
+    }
+    let pre = b.build();
+    let Some(relabeled) = relabel::process(&pre, &cfg.relabel_configs) else {
+        return Ok(Populated::Dropped(pre));
+    };
+    let mut addr = relabeled.get("__address__").ok_or("no address")?.to_owned();
+    let scheme = relabeled.get("__scheme__").unwrap_or("http").to_owned();
+    let mut b = relabeled.to_builder();
+    if needs_default_port(&addr) {
+        addr.push_str(match scheme.as_str() {
+            "http" | "" => ":80",
+            "https" => ":443",
+            other => return Err(format!("invalid scheme: {other:?}")),
+        });
+        b.set("__address__", &addr);
+    }
+    if addr.contains('/') {
+        return Err(format!("{addr:?} is not a valid hostname"));
+    }
+    b.retain(|l| !l.name.starts_with("__meta_"));
+    if relabeled.get("instance").is_none() {
+        b.set("instance", &addr);
+    }
+    let labels = b.build();
+    let interval = parse_duration(labels.get("__scrape_interval__").unwrap_or("")).map_err(|e| format!("error parsing interval: {e}"))?;
+    let timeout = parse_duration(labels.get("__scrape_timeout__").unwrap_or("")).map_err(|e| format!("error parsing timeout: {e}"))?;
+    if interval.is_zero() {
+        return Err("scrape interval cannot be 0".into());
+    }
+    if timeout > interval {
+        return Err(format!("scrape timeout cannot be greater than scrape interval ({timeout:?} > {interval:?})"));
+    }
+    let url = target_url(&labels, cfg)?;
+    let public = Labels::from_pairs(
+        labels.iter().filter(|l| !l.name.starts_with("__")).map(|l| (l.name.clone(), l.value.clone())),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Populated::Target(Target {
+        hash: labels.stable_hash() ^ hash_str(&url),
+        discovered: pre,
+        public,
+        labels,
+        url,
+        interval,
+        timeout,
+        health: Mutex::new(TargetHealth {
+            health: Health::Unknown,
+            last_error: String::new(),
+            last_scrape_ms: None,
+            last_duration: Duration::ZERO,
+        }),
+    }))
+}
+
+fn hash_str(s: &str) -> u64 {
+    Labels::from_pairs([("u", s)]).map(|l| l.stable_hash()).unwrap_or(0)
+}
+
+/// True when `addr` has no port and adding one makes it a valid `host:port`.
+fn needs_default_port(addr: &str) -> bool {
+    if let Some(rest) = addr.strip_prefix('[') {
+        // "[v6]" needs a port; "[v6]:port" has one.
+        return rest.ends_with(']');
+    }
+    !addr.contains(':') && !addr.is_empty()
+}
+
+/// The scrape URL: scheme, address, path, and the job's params overridden by
+/// `__param_*` labels, encoded sorted by key as Go's `url.Values` does.
+fn target_url(labels: &Labels, cfg: &ScrapeConfig) -> Result<String, String> {
+    let mut params: BTreeMap<String, Vec<String>> = cfg.params.clone();
+    for l in labels.iter() {
+        if let Some(k) = l.name.strip_prefix("__param_") {
+            let v = params.entry(k.to_owned()).or_default();
+            if v.is_empty() {
+                v.push(l.value.clone());
+            } else {
+                v[0] = l.value.clone();
+            }
+        }
+    }
+    let scheme = labels.get("__scheme__").unwrap_or("http");
+    let addr = labels.get("__address__").unwrap_or("");
+    let path = labels.get("__metrics_path__").unwrap_or("/metrics");
+    let mut url = reqwest::Url::parse(&format!("{scheme}://{addr}{path}")).map_err(|e| format!("invalid target URL: {e}"))?;
+    if !params.is_empty() {
+        let mut q = url.query_pairs_mut();
+        for (k, vs) in &params {
+            for v in vs {
+                q.append_pair(k, v);
+            }
+        }
+    }
+    Ok(url.to_string())
+}
+
+/// Series seen in the previous scrape (without explicit timestamps).
+#[derive(Default)]
+struct LoopState {
+    previous: HashSet<Labels>,
+}
+
+async fn run_target(shared: Arc<PoolShared>, target: Arc<Target>, mut stop: oneshot::Receiver<bool>) {
+    let interval_ms = target.interval.as_millis().max(1) as i64;
+    let offset_ms = (target.hash % interval_ms as u64) as i64;
+    let now = now_ms();
+    let wait_ms = (offset_ms - now).rem_euclid(interval_ms);
+    let start = tokio::time::Instant::now() + Duration::from_millis(wait_ms as u64);
+    let mut ticker = tokio::time::interval_at(start, target.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut state = LoopState::default();
+    let staleness = loop {
+        tokio::select! {
+            _ = ticker.tick() => scrape_once(&shared, &target, &mut state).await,
+            s = &mut stop => break s.unwrap_or(true),
+        }
+    };
+    if !staleness {
+        return;
+    }
+    // End of run: every series of the last scrape, and the report series, go stale.
+    let t = now_ms();
+    let mut req = AppendRequest::default();
+    let report_names = REPORT_NAMES.iter().map(|n| with_name(&target.public, n));
+    for labels in state.previous.drain().chain(report_names) {
+        req.series.push(SeriesSamples { labels, samples: vec![Sample::new(t, stale_nan())] });
+    }
+    if let Err(e) = shared.store.append(req).await {
+        tracing::warn!(error = %e, url = %target.url, "could not write end-of-run staleness markers");
+    }
+}
+
+const REPORT_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+fn with_name(labels: &Labels, name: &str) -> Labels {
+    let mut b = labels.to_builder();
+    b.set("__name__", name);
+    b.build()
+}
+
+/// The result of turning a scrape body into series.
+struct ScrapeBatch {
+    series: Vec<SeriesSamples>,
+    metadata: Vec<(String, sextant_model::MetricMetadata)>,
+    scraped: usize,
+    post_relabel: usize,
+    tracked: HashSet<Labels>,
+}
+
+async fn scrape_once(shared: &PoolShared, target: &Target, state: &mut LoopState) {
+    let cfg = &shared.config;
+    let start_ms = now_ms();
+    let t0 = Instant::now();
+    let fetched = if shared.over_target_limit.load(Ordering::Relaxed) {
+        Err(format!("target_limit exceeded (limit: {})", cfg.target_limit))
+    } else {
+        fetch(shared, target).await
+    };
+    let duration = t0.elapsed();
+    let processed = fetched.map_err(|e| (e, 0)).and_then(|(body, ct)| process_body(&body, &ct, target, cfg, start_ms));
+    let mut req = AppendRequest::default();
+    let (scraped, post, added, error) = match processed {
+        Ok(batch) => {
+            let added = batch.tracked.iter().filter(|l| !state.previous.contains(*l)).count();
+            for gone in state.previous.difference(&batch.tracked) {
+                req.series.push(SeriesSamples { labels: gone.clone(), samples: vec![Sample::new(start_ms, stale_nan())] });
+            }
+            state.previous = batch.tracked;
+            req.series.extend(batch.series);
+            req.metadata = batch.metadata;
+            (batch.scraped, batch.post_relabel, added, None)
+        }
+        Err((e, scraped)) => {
+            for gone in state.previous.drain() {
+                req.series.push(SeriesSamples { labels: gone, samples: vec![Sample::new(start_ms, stale_nan())] });
+            }
+            (scraped, 0, 0, Some(e))
+        }
+    };
+    let up = if error.is_none() { 1.0 } else { 0.0 };
+    let report = [up, duration.as_secs_f64(), scraped as f64, post as f64, added as f64];
+    for (name, v) in REPORT_NAMES.iter().zip(report) {
+        req.series.push(SeriesSamples { labels: with_name(&target.public, name), samples: vec![Sample::new(start_ms, v)] });
+    }
+    match shared.store.append(req).await {
+        Ok(outcome) => {
+            shared.metrics.samples.get_or_create(&JobLabels { job: cfg.job_name.clone() }).inc_by(outcome.accepted);
+        }
+        Err(e) => tracing::warn!(error = %e, url = %target.url, "storing scrape failed"),
+    }
+    let result = if error.is_none() { "success" } else { "failure" };
+    shared.metrics.scrapes.get_or_create(&ScrapeResultLabels { job: cfg.job_name.clone(), result }).inc();
+    let mut h = target.health.lock().expect("poisoned");
+    h.health = if error.is_none() { Health::Up } else { Health::Down };
+    h.last_error = error.unwrap_or_default();
+    h.last_scrape_ms = Some(start_ms);
+    h.last_duration = duration;
+}
+
+async fn fetch(shared: &PoolShared, target: &Target) -> Result<(Vec<u8>, String), String> {
+    let cfg = &shared.config;
+    let req = shared
+        .client
+        .get(&target.url)
+        .header(reqwest::header::ACCEPT, SCRAPE_ACCEPT_HEADER)
+        .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", target.timeout.as_secs_f64()))
+        .timeout(target.timeout);
+    let req = authorize(req, cfg.basic_auth.as_ref(), cfg.authorization.as_ref())?;
+    let mut resp = req.send().await.map_err(describe_reqwest_error)?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("server returned HTTP status {status}"));
+    }
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let limit = cfg.body_size_limit.0 as usize;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(describe_reqwest_error)? {
+        body.extend_from_slice(&chunk);
+        if limit > 0 && body.len() > limit {
+            return Err(format!("body size limit exceeded (limit: {limit} bytes)"));
+        }
+    }
+    Ok((body, content_type))
+}
+
+fn describe_reqwest_error(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "context deadline exceeded".into();
+    }
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+/// Parses a body and applies label merging, metric relabeling and limits. On error,
+/// also returns how many samples were parsed.
+fn process_body(body: &[u8], content_type: &str, target: &Target, cfg: &ScrapeConfig, start_ms: i64) -> Result<ScrapeBatch, (String, usize)> {
+    let exposition = sextant_expfmt::parse(body, Format::from_content_type(content_type)).map_err(|e| (e.to_string(), 0))?;
+    let scraped = exposition.samples.len();
+    let target_labels: Vec<&Label> = target.public.iter().collect();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut series: Vec<SeriesSamples> = Vec::new();
+    let mut tracked = HashSet::new();
+    let mut post = 0;
+    for s in exposition.samples {
+        let merged = merge_target_labels(&s.labels, &target_labels, cfg.honor_labels);
+        let Some(labels) = relabel::process(&merged, &cfg.metric_relabel_configs) else {
+            continue;
+        };
+        if labels.metric_name().is_none() {
+            continue;
+        }
+        check_label_limits(&labels, cfg).map_err(|e| (e, scraped))?;
+        post += 1;
+        let explicit = cfg.honor_timestamps && s.timestamp_ms.is_some();
+        let t = if explicit { s.timestamp_ms.unwrap_or(start_ms) } else { start_ms };
+        if !explicit {
+            tracked.insert(labels.clone());
+        }
+        match index.get(&labels) {
+            Some(i) => series[*i].samples.push(Sample::new(t, s.value)),
+            None => {
+                index.insert(labels.clone(), series.len());
+                series.push(SeriesSamples { labels, samples: vec![Sample::new(t, s.value)] });
+            }
+        }
+    }
+    if cfg.sample_limit > 0 && post > cfg.sample_limit {
+        return Err((format!("sample limit exceeded (limit: {}, samples: {post})", cfg.sample_limit), scraped));
+    }
+    Ok(ScrapeBatch { series, metadata: exposition.metadata, scraped, post_relabel: post, tracked })
+}
+
+fn check_label_limits(labels: &Labels, cfg: &ScrapeConfig) -> Result<(), String> {
+    let name = labels.metric_name().unwrap_or("");
+    if cfg.label_limit > 0 && labels.len() > cfg.label_limit {
+        return Err(format!("label_limit exceeded (metric: {name}, number of labels: {}, limit: {})", labels.len(), cfg.label_limit));
+    }
+    for l in labels.iter() {
+        if cfg.label_name_length_limit > 0 && l.name.len() > cfg.label_name_length_limit {
+            return Err(format!("label_name_length_limit exceeded (metric: {name}, label name: {}, limit: {})", l.name, cfg.label_name_length_limit));
+        }
+        if cfg.label_value_length_limit > 0 && l.value.len() > cfg.label_value_length_limit {
+            return Err(format!("label_value_length_limit exceeded (metric: {name}, label name: {}, value: {:?}, limit: {})", l.name, l.value, cfg.label_value_length_limit));
+        }
+    }
+    Ok(())
+}
+
+/// Prometheus' `mutateSampleLabels` before metric relabeling: with `honor_labels` the
+/// scraped value wins; otherwise the target's does and a clashing scraped label is kept
+/// as `exported_<name>` (more `exported_` prefixes until the name is free).
+fn merge_target_labels(scraped: &Labels, target: &[&Label], honor: bool) -> Labels {
+    let mut b: LabelsBuilder = scraped.to_builder();
+    if honor {
+        for l in target {
+            if scraped.get(&l.name).is_none() {
+                b.set(&l.name, &l.value);
+            }
+        }
+        return b.build();
+    }
+    let mut conflicts: Vec<(String, String)> = Vec::new();
+    for l in target {
+        if let Some(existing) = scraped.get(&l.name) {
+            conflicts.push((l.name.clone(), existing.to_owned()));
+        }
+        b.set(&l.name, &l.value);
+    }
+    conflicts.sort_by_key(|(n, _)| n.len());
+    for i in 0..conflicts.len() {
+        let mut name = conflicts[i].0.clone();
+        loop {
+            name = format!("exported_{name}");
+            let taken = scraped.get(&name).is_some()
+                || target.iter().any(|l| l.name == name)
+                || conflicts[..i].iter().any(|(n, _)| *n == name);
+            if !taken {
+                break;
+            }
+        }
+        conflicts[i].0 = name;
+    }
+    for (n, v) in conflicts {
+        b.set(&n, &v);
+    }
+    b.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied()).unwrap()
+    }
+
+    fn cfg(yaml: &str) -> ScrapeConfig {
+        let mut c: Vec<ScrapeConfig> = serde_yaml::from_str(yaml).unwrap();
+        crate::config::resolve_scrape_configs(
+            &mut c,
+            crate::config::ScrapeDefaults { interval: Duration::from_secs(15), timeout: Duration::from_secs(10) },
+        )
+        .unwrap();
+        c.remove(0)
+    }
+
+    #[test]
+    fn populate_like_prometheus() {
+        let c = cfg("- job_name: node\n  params: {module: [a, b]}\n");
+        let Populated::Target(t) = populate(&l(&[("__address__", "host")]), &c).unwrap() else { panic!() };
+        assert_eq!(t.public, l(&[("instance", "host:80"), ("job", "node")]));
+        assert_eq!(t.url, "http://host:80/metrics?module=a&module=b");
+        let c = cfg("- job_name: j\n  scheme: https\n  relabel_configs: [{source_labels: [__meta_x], target_label: x}, {target_label: __param_module, replacement: c}]");
+        let Populated::Target(t) = populate(&l(&[("__address__", "[::1]"), ("__meta_x", "1")]), &c).unwrap() else { panic!() };
+        assert_eq!(t.url, "https://[::1]:443/metrics?module=c");
+        assert_eq!(t.public.get("x"), Some("1"));
+        assert_eq!(t.public.get("instance"), Some("[::1]:443"));
+        let c = cfg("- job_name: j\n  relabel_configs: [{source_labels: [__address__], regex: 'drop.*', action: drop}]");
+        assert!(matches!(populate(&l(&[("__address__", "drop-me:1")]), &c).unwrap(), Populated::Dropped(_)));
+    }
+
+    #[test]
+    fn exported_prefix_on_conflict() {
+        let t = l(&[("instance", "i"), ("job", "j")]);
+        let tl: Vec<&Label> = t.iter().collect();
+        let scraped = l(&[("__name__", "m"), ("job", "mine"), ("exported_job", "taken")]);
+        let merged = merge_target_labels(&scraped, &tl, false);
+        assert_eq!(merged.get("job"), Some("j"));
+        assert_eq!(merged.get("exported_job"), Some("taken"));
+        assert_eq!(merged.get("exported_exported_job"), Some("mine"));
+        let merged = merge_target_labels(&scraped, &tl, true);
+        assert_eq!(merged.get("job"), Some("mine"));
+        assert_eq!(merged.get("instance"), Some("i"));
+    }
+}

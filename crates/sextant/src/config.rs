@@ -1,0 +1,160 @@
+//! The configuration file: one YAML document whose sections reuse Prometheus' formats
+//! verbatim (`global`, `scrape_configs`) plus Sextant's own (`storage`, `server`).
+//! Unknown keys are errors; every error names the file and line.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sextant_collect::config::ByteSize;
+use sextant_collect::{ScrapeConfig, ScrapeDefaults, resolve_scrape_configs};
+use sextant_model::time::PromDuration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Defaults shared by scrape jobs (Prometheus' `global`).
+    #[serde(default)]
+    pub global: GlobalConfig,
+    /// Scrape jobs (Prometheus' `scrape_configs`).
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// Where and how long data is kept.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// The HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// Prometheus' `global` section (the parts Sextant acts on).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    /// Default scrape interval; 1m as in Prometheus.
+    #[serde(default = "one_minute")]
+    pub scrape_interval: PromDuration,
+    /// Default scrape timeout; 10s as in Prometheus.
+    #[serde(default = "ten_seconds")]
+    pub scrape_timeout: PromDuration,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        Self { scrape_interval: one_minute(), scrape_timeout: ten_seconds() }
+    }
+}
+
+fn one_minute() -> PromDuration {
+    PromDuration(Duration::from_secs(60))
+}
+fn ten_seconds() -> PromDuration {
+    PromDuration(Duration::from_secs(10))
+}
+
+/// `storage` section.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Data directory; default `./sextant-data`. `--data-dir` overrides it.
+    pub path: Option<PathBuf>,
+    /// How long samples are kept; default 15d. `0s` keeps them forever.
+    pub retention: Option<PromDuration>,
+}
+
+/// `server` section.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address; default `127.0.0.1:9470`. `--listen` overrides it.
+    pub listen: Option<String>,
+    /// Largest remote_write body before decompression; default 32MiB.
+    pub remote_write_max_compressed_bytes: Option<ByteSize>,
+    /// Largest remote_write body after decompression; default 128MiB.
+    pub remote_write_max_decompressed_bytes: Option<ByteSize>,
+}
+
+/// The configuration used when no file is given: scrape Sextant's own `/metrics` and its
+/// built-in node collector every 15 seconds.
+pub fn embedded_defaults(listen: &str) -> String {
+    format!(
+        "global:\n  scrape_interval: 15s\n  scrape_timeout: 10s\n\
+         scrape_configs:\n\
+         \x20 - job_name: sextant\n    static_configs: [{{targets: ['{listen}']}}]\n\
+         \x20 - job_name: node\n    metrics_path: /node/metrics\n    static_configs: [{{targets: ['{listen}']}}]\n"
+    )
+}
+
+/// Parses and validates a config document; `name` is used in error messages.
+pub fn parse(text: &str, name: &str) -> Result<Config, String> {
+    let mut config: Config = serde_yaml::from_str(text).map_err(|e| match e.location() {
+        Some(loc) => format!("{name}:{}:{}: {}", loc.line(), loc.column(), strip_location(&e.to_string())),
+        None => format!("{name}: {e}"),
+    })?;
+    let defaults = ScrapeDefaults { interval: config.global.scrape_interval.0, timeout: config.global.scrape_timeout.0 };
+    if defaults.timeout > defaults.interval {
+        let line = line_of(text, "scrape_timeout", 0).unwrap_or(1);
+        return Err(format!("{name}:{line}: global scrape timeout greater than scrape interval"));
+    }
+    resolve_scrape_configs(&mut config.scrape_configs, defaults).map_err(|e| {
+        let line = line_of(text, "job_name", e.index).unwrap_or(1);
+        format!("{name}:{line}: {}", e.message)
+    })?;
+    Ok(config)
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(&text, &path.display().to_string())
+}
+
+/// serde_yaml appends " at line L column C"; we put the position first instead.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// 1-based line of the `nth` line containing `key:`.
+fn line_of(text: &str, key: &str, nth: usize) -> Option<usize> {
+    let needle = format!("{key}:");
+    text.lines().enumerate().filter(|(_, l)| l.contains(&needle)).nth(nth).map(|(i, _)| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let c = parse(&embedded_defaults("127.0.0.1:9470"), "embedded").unwrap();
+        assert_eq!(c.scrape_configs.len(), 2);
+        assert_eq!(c.scrape_configs[1].metrics_path, "/node/metrics");
+        assert_eq!(c.scrape_configs[0].interval(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn the_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sextant.yml");
+        let c = load(&path).unwrap();
+        assert!(!c.scrape_configs.is_empty());
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let e = parse("global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: a\n    bogus: 1\n", "x.yml").unwrap_err();
+        assert!(e.starts_with("x.yml:5:"), "{e}");
+        assert!(e.contains("unknown field `bogus`"), "{e}");
+        let e = parse("scrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_interval: 5s\n    scrape_timeout: 6s\n", "x.yml").unwrap_err();
+        assert!(e.starts_with("x.yml:3:"), "{e}");
+        let e = parse("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n", "x.yml").unwrap_err();
+        assert!(e.starts_with("x.yml:4:") && e.contains("modulus"), "{e}");
+        let e = parse("rule_files: [a.yml]\n", "x.yml").unwrap_err();
+        assert!(e.starts_with("x.yml:1:") && e.contains("unknown field `rule_files`"), "{e}");
+        let e = parse("global:\n  scrape_interval: fast\n", "x.yml").unwrap_err();
+        assert!(e.starts_with("x.yml:2:") && e.contains("invalid duration"), "{e}");
+    }
+}

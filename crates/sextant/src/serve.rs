@@ -1,0 +1,191 @@
+//! `sextant serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use sextant_api::{ApiLimits, AppState, ReloadFn};
+use sextant_collect::{NodeCollector, ScrapeManager};
+use sextant_store::{MetricsStore, StoreOptions};
+
+use crate::config::{self, Config};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
+const DEFAULT_DATA_DIR: &str = "sextant-data";
+const RETENTION_CHECK_EVERY: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// Arguments of `sextant serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (Prometheus-style YAML). Without it, embedded defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides storage.path).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address (overrides server.listen).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Config errors already name file and line; print them plainly.
+            eprintln!("sextant: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads the config named by the flags, or the embedded defaults.
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    match &args.config {
+        Some(path) => config::load(path).map_err(anyhow::Error::msg),
+        None => {
+            let listen = args.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+            config::parse(&config::embedded_defaults(listen), "embedded defaults").map_err(anyhow::Error::msg)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = load_config(&args)?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| cfg.storage.path.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let listen = args.listen.clone().or_else(|| cfg.server.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let addr: SocketAddr = listen.parse().with_context(|| format!("invalid listen address {listen:?}"))?;
+
+    let mut registry = Registry::default();
+    let build_info = Family::<BuildLabels, Gauge>::default();
+    build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+    registry.register("sextant_build_info", "A metric with a constant '1' value labeled by version", build_info);
+    let mut store_opts = StoreOptions::new(&data_dir);
+    store_opts.retention = match cfg.storage.retention {
+        Some(r) if r.0.is_zero() => None,
+        Some(r) => Some(r.0),
+        None => store_opts.retention,
+    };
+    let store = MetricsStore::open(store_opts, &mut registry)
+        .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
+    let scrape = ScrapeManager::new(store.clone(), &mut registry);
+
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+    scrape.apply(cfg.scrape_configs.clone()).await.map_err(anyhow::Error::msg)?;
+
+    let reload: Option<ReloadFn> = args.config.clone().map(|path| {
+        let scrape = scrape.clone();
+        let current = Arc::new(std::sync::Mutex::new(cfg.clone()));
+        let f: ReloadFn = Arc::new(move || {
+            let (path, scrape, current) = (path.clone(), scrape.clone(), current.clone());
+            Box::pin(async move {
+                let new = config::load(&path)?;
+                scrape.apply(new.scrape_configs.clone()).await?;
+                let old = std::mem::replace(&mut *current.lock().expect("poisoned"), new.clone());
+                if old.storage != new.storage || old.server != new.server {
+                    tracing::warn!("storage and server settings changed; they take effect at the next restart");
+                }
+                tracing::info!(file = %path.display(), "configuration reloaded");
+                Ok(())
+            })
+        });
+        f
+    });
+    let limits = ApiLimits {
+        remote_write_max_compressed_bytes: cfg
+            .server
+            .remote_write_max_compressed_bytes
+            .map_or(ApiLimits::default().remote_write_max_compressed_bytes, |b| b.0 as usize),
+        remote_write_max_decompressed_bytes: cfg
+            .server
+            .remote_write_max_decompressed_bytes
+            .map_or(ApiLimits::default().remote_write_max_decompressed_bytes, |b| b.0 as usize),
+    };
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        store: store.clone(),
+        scrape: scrape.clone(),
+        registry: Arc::new(registry),
+        node: Arc::new(NodeCollector::default()),
+        reload: reload.clone(),
+        limits,
+        ready: ready.clone(),
+    };
+
+    let retention = tokio::spawn({
+        let store = store.clone();
+        async move {
+            loop {
+                if let Err(e) = store.enforce_retention().await {
+                    tracing::warn!(error = %e, "retention failed");
+                }
+                tokio::time::sleep(RETENTION_CHECK_EVERY).await;
+            }
+        }
+    });
+    let sighup = tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            match &reload {
+                Some(r) => {
+                    if let Err(e) = r().await {
+                        tracing::error!(error = %e, "reload failed; keeping the previous configuration");
+                    }
+                }
+                None => tracing::warn!("SIGHUP ignored: running on embedded defaults, no file to reload"),
+            }
+        }
+    });
+
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(%addr, data_dir = %data_dir.display(), "Sextant is ready");
+    axum::serve(listener, sextant_api::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+
+    tracing::info!("shutting down: stopping scrapes, flushing the store");
+    ready.store(false, Ordering::Relaxed);
+    sighup.abort();
+    retention.abort();
+    scrape.shutdown().await;
+    store.close().await?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}

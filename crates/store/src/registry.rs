@@ -1,0 +1,151 @@
+//! In-memory series registry: identity (labels ↔ id), the inverted index used to
+//! resolve matchers, each series' time bounds and newest sample, and metric metadata.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sextant_model::{Labels, Matcher, MetricMetadata, Sample};
+
+/// Dense series id, assigned in creation order and persisted.
+pub type SeriesId = u64;
+
+pub(crate) struct SeriesEntry {
+    pub labels: Arc<Labels>,
+    /// Oldest and newest sample times, for `start`/`end` filtering of metadata queries.
+    pub first_t: i64,
+    pub last: Option<Sample>,
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    by_labels: HashMap<Arc<Labels>, SeriesId>,
+    series: Vec<SeriesEntry>,
+    /// label name → label value → ids (ascending, since ids only grow).
+    postings: HashMap<String, HashMap<String, Vec<SeriesId>>>,
+    pub metadata: HashMap<String, MetricMetadata>,
+}
+
+impl Registry {
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn id_of(&self, labels: &Labels) -> Option<SeriesId> {
+        self.by_labels.get(labels).copied()
+    }
+
+    pub fn entry(&self, id: SeriesId) -> &SeriesEntry {
+        &self.series[id as usize]
+    }
+
+    /// Adds a series with the next id; the caller guarantees it is new and that `id`
+    /// equals `len()`.
+    pub fn insert(&mut self, id: SeriesId, labels: Arc<Labels>) {
+        debug_assert_eq!(id as usize, self.series.len());
+        for l in labels.iter() {
+            self.postings
+                .entry(l.name.clone())
+                .or_default()
+                .entry(l.value.clone())
+                .or_default()
+                .push(id);
+        }
+        self.by_labels.insert(labels.clone(), id);
+        self.series.push(SeriesEntry {
+            labels,
+            first_t: i64::MAX,
+            last: None,
+        });
+    }
+
+    /// Records that `id` now has samples from `first_t` up to `last`.
+    pub fn observe(&mut self, id: SeriesId, first_t: i64, last: Sample) {
+        let e = &mut self.series[id as usize];
+        e.first_t = e.first_t.min(first_t);
+        if e.last.is_none_or(|l| l.t_ms <= last.t_ms) {
+            e.last = Some(last);
+        }
+    }
+
+    /// Ids of series selected by all `matchers`, ascending.
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
+        let mut candidates: Option<Vec<SeriesId>> = None;
+        // Matchers that cannot match an absent label narrow through the index; the
+        // others are checked per series afterwards.
+        for m in matchers.iter().filter(|m| !m.matches_empty()) {
+            let Some(values) = self.postings.get(&m.name) else {
+                return Vec::new();
+            };
+            let mut ids: Vec<SeriesId> = values
+                .iter()
+                .filter(|(v, _)| m.matches(v))
+                .flat_map(|(_, ids)| ids.iter().copied())
+                .collect();
+            ids.sort_unstable();
+            candidates = Some(match candidates {
+                None => ids,
+                Some(prev) => intersect(&prev, &ids),
+            });
+        }
+        let rest: Vec<&Matcher> = matchers.iter().filter(|m| m.matches_empty()).collect();
+        let check = |id: &SeriesId| rest.iter().all(|m| m.matches_labels(&self.series[*id as usize].labels));
+        match candidates {
+            Some(ids) => ids.into_iter().filter(check).collect(),
+            None => (0..self.series.len() as SeriesId).filter(check).collect(),
+        }
+    }
+
+    /// Whether `id` has samples overlapping `[start, end]`.
+    pub fn overlaps(&self, id: SeriesId, start: i64, end: i64) -> bool {
+        let e = &self.series[id as usize];
+        e.last.is_some_and(|l| l.t_ms >= start) && e.first_t <= end
+    }
+}
+
+fn intersect(a: &[SeriesId], b: &[SeriesId]) -> Vec<SeriesId> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sextant_model::MatchOp;
+
+    fn reg() -> Registry {
+        let mut r = Registry::default();
+        for (i, (name, job)) in [("up", "a"), ("up", "b"), ("x", "a")].iter().enumerate() {
+            let l = Labels::from_pairs([("__name__", *name), ("job", *job)]).unwrap();
+            r.insert(i as u64, Arc::new(l));
+        }
+        let l = Labels::from_pairs([("__name__", "up")]).unwrap();
+        r.insert(3, Arc::new(l));
+        r
+    }
+
+    #[test]
+    fn select_uses_prometheus_semantics() {
+        let r = reg();
+        let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
+        assert_eq!(r.select(&[m(MatchOp::Equal, "__name__", "up")]), vec![0, 1, 3]);
+        assert_eq!(
+            r.select(&[m(MatchOp::Equal, "__name__", "up"), m(MatchOp::NotEqual, "job", "a")]),
+            vec![1, 3]
+        );
+        assert_eq!(r.select(&[m(MatchOp::Equal, "__name__", "up"), m(MatchOp::Equal, "job", "")]), vec![3]);
+        assert_eq!(r.select(&[m(MatchOp::Regex, "job", "a|b")]), vec![0, 1, 2]);
+        assert_eq!(r.select(&[m(MatchOp::Regex, "nope", ".+")]), Vec::<u64>::new());
+    }
+}

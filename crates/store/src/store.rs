@@ -1,0 +1,373 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use duckdb::Connection;
+use prometheus_client::registry::Registry as MetricsRegistry;
+use sextant_model::{Labels, Matcher, MetricMetadata, MetricType, Sample};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::StoreMetrics;
+use crate::registry::Registry;
+use crate::writer::{self, Command, Writer};
+use crate::{Error, Result, format};
+
+/// How the store is set up.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Directory holding `FORMAT` and `metrics.duckdb`.
+    pub data_dir: PathBuf,
+    /// How long samples are kept; `None` keeps them forever.
+    pub retention: Option<Duration>,
+    /// Append requests that may wait for the writer before new ones are refused.
+    pub max_queued_requests: usize,
+    /// Reading connections (concurrent sample queries).
+    pub reader_connections: usize,
+}
+
+impl StoreOptions {
+    /// Defaults for `data_dir`: 15 days of retention, as Prometheus keeps.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            retention: Some(Duration::from_secs(15 * 24 * 3600)),
+            max_queued_requests: 256,
+            reader_connections: 4,
+        }
+    }
+}
+
+/// The samples of one series in an append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSamples {
+    /// The series (must include a valid `__name__`).
+    pub labels: Labels,
+    /// Samples in time order.
+    pub samples: Vec<Sample>,
+}
+
+/// One append: samples of any number of series plus metadata, stored atomically.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppendRequest {
+    /// Series and their samples.
+    pub series: Vec<SeriesSamples>,
+    /// Metric family metadata to record (`family name`, metadata).
+    pub metadata: Vec<(String, MetricMetadata)>,
+}
+
+impl AppendRequest {
+    pub(crate) fn sample_count(&self) -> usize {
+        self.series.iter().map(|s| s.samples.len()).sum()
+    }
+}
+
+/// What happened to an append's samples.
+///
+/// The rule for samples that are not newer than their series' newest sample: the same
+/// timestamp with a bit-identical value is a retry and is ignored (`duplicates`);
+/// anything else older or at the same time is rejected (`out_of_order`,
+/// `duplicate_conflicts`), while the rest of the request is stored. Samples older than
+/// the retention cutoff are rejected as `too_old`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Samples stored.
+    pub accepted: u64,
+    /// Exact repeats of stored samples, ignored.
+    pub duplicates: u64,
+    /// Samples older than their series' newest sample, rejected.
+    pub out_of_order: u64,
+    /// Samples at an existing timestamp with a different value, rejected.
+    pub duplicate_conflicts: u64,
+    /// Samples older than the retention cutoff, rejected.
+    pub too_old: u64,
+    /// Series created by this append.
+    pub new_series: u64,
+}
+
+impl AppendOutcome {
+    /// Samples rejected for any reason (duplicates are not rejections).
+    pub fn rejected(&self) -> u64 {
+        self.out_of_order + self.duplicate_conflicts + self.too_old
+    }
+}
+
+/// A series and its samples in a queried range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesData {
+    /// The series.
+    pub labels: Arc<Labels>,
+    /// Samples in time order.
+    pub samples: Vec<Sample>,
+}
+
+/// Handle to the metrics store; cheap to clone.
+#[derive(Clone)]
+pub struct MetricsStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Arc<RwLock<Registry>>,
+    blocks: Arc<RwLock<BTreeSet<i64>>>,
+    tx: mpsc::Sender<Command>,
+    readers: Mutex<Vec<Connection>>,
+    reader_template: Mutex<Connection>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    retention: Option<Duration>,
+}
+
+impl MetricsStore {
+    /// Opens (or creates) the store in `options.data_dir`, loading the series registry.
+    /// Blocking: call it before serving, or from `spawn_blocking`.
+    pub fn open(options: StoreOptions, metrics_registry: &mut MetricsRegistry) -> Result<Self> {
+        format::check_or_init(&options.data_dir)?;
+        let conn = Connection::open(options.data_dir.join("metrics.duckdb"))?;
+        writer::create_schema(&conn)?;
+        let mut registry = Registry::default();
+        let blocks = writer::load(&conn, &mut registry)?;
+        let metrics = StoreMetrics::new(metrics_registry);
+        metrics.active_series.set(registry.len() as i64);
+
+        let registry = Arc::new(RwLock::new(registry));
+        let blocks = Arc::new(RwLock::new(blocks));
+        let (tx, rx) = mpsc::channel(options.max_queued_requests.max(1));
+        let w = Writer::new(conn.try_clone()?, registry.clone(), blocks.clone(), metrics);
+        let writer_thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || w.run(rx))
+            .map_err(|source| Error::Io {
+                context: "starting the writer thread".into(),
+                source,
+            })?;
+        let readers = (0..options.reader_connections.max(1))
+            .map(|_| conn.try_clone())
+            .collect::<duckdb::Result<Vec<_>>>()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                registry,
+                blocks,
+                tx,
+                readers: Mutex::new(readers),
+                reader_template: Mutex::new(conn),
+                writer_thread: Mutex::new(Some(writer_thread)),
+                retention: options.retention,
+            }),
+        })
+    }
+
+    /// Appends, waiting for room in the write queue, and resolves once the samples are
+    /// durable. Use for producers that should slow down under load (scrapes).
+    pub async fn append(&self, req: AppendRequest) -> Result<AppendOutcome> {
+        validate(&req)?;
+        let (reply, rx) = oneshot::channel();
+        let cmd = self.append_command(req, reply);
+        self.inner.tx.send(cmd).await.map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Appends, failing at once with [`Error::Overloaded`] when the write queue is full,
+    /// and resolves once the samples are durable. Use for clients that retry (remote_write).
+    pub async fn try_append(&self, req: AppendRequest) -> Result<AppendOutcome> {
+        validate(&req)?;
+        let (reply, rx) = oneshot::channel();
+        let cmd = self.append_command(req, reply);
+        self.inner.tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Overloaded(self.inner.tx.max_capacity()),
+            mpsc::error::TrySendError::Closed(_) => Error::Closed,
+        })?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    fn append_command(&self, req: AppendRequest, reply: oneshot::Sender<Result<AppendOutcome>>) -> Command {
+        let cutoff_ms = self
+            .inner
+            .retention
+            .map(|r| sextant_model::time::now_ms() - r.as_millis() as i64)
+            .unwrap_or(i64::MIN);
+        Command::Append {
+            req,
+            cutoff_ms,
+            arrived: Instant::now(),
+            reply,
+        }
+    }
+
+    /// Drops blocks entirely older than the retention period; returns how many.
+    pub async fn enforce_retention(&self) -> Result<usize> {
+        let Some(retention) = self.inner.retention else {
+            return Ok(0);
+        };
+        let cutoff_ms = sextant_model::time::now_ms() - retention.as_millis() as i64;
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Retention { cutoff_ms, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Commits what is queued, checkpoints the database and stops the writer. Appends
+    /// after this fail with [`Error::Closed`].
+    pub async fn close(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        if self.inner.tx.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+        let handle = self.inner.writer_thread.lock().expect("poisoned").take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        Ok(())
+    }
+
+    /// Number of series known.
+    pub fn series_count(&self) -> usize {
+        self.read_registry().len()
+    }
+
+    fn read_registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.inner.registry.read().expect("registry lock poisoned")
+    }
+
+    /// Ids of series matching any of `matcher_sets` with samples in `[start, end]`.
+    fn matching_ids(&self, reg: &Registry, matcher_sets: &[Vec<Matcher>], start: i64, end: i64) -> Vec<u64> {
+        let mut ids: Vec<u64> = if matcher_sets.is_empty() {
+            (0..reg.len() as u64).collect()
+        } else {
+            matcher_sets.iter().flat_map(|m| reg.select(m)).collect()
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|id| reg.overlaps(*id, start, end));
+        ids
+    }
+
+    /// Label sets of series matching any of `matcher_sets` (all series when empty) with
+    /// samples in `[start, end]`, sorted.
+    pub fn series(&self, matcher_sets: &[Vec<Matcher>], start: i64, end: i64) -> Vec<Arc<Labels>> {
+        let reg = self.read_registry();
+        let mut out: Vec<Arc<Labels>> = self
+            .matching_ids(&reg, matcher_sets, start, end)
+            .into_iter()
+            .map(|id| reg.entry(id).labels.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Label names used by the matching series, sorted.
+    pub fn label_names(&self, matcher_sets: &[Vec<Matcher>], start: i64, end: i64) -> Vec<String> {
+        let reg = self.read_registry();
+        let names: BTreeSet<&str> = self
+            .matching_ids(&reg, matcher_sets, start, end)
+            .into_iter()
+            .flat_map(|id| reg.entry(id).labels.iter().map(|l| l.name.as_str()))
+            .collect();
+        names.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Values of label `name` in the matching series, sorted.
+    pub fn label_values(&self, name: &str, matcher_sets: &[Vec<Matcher>], start: i64, end: i64) -> Vec<String> {
+        let reg = self.read_registry();
+        let values: BTreeSet<&str> = self
+            .matching_ids(&reg, matcher_sets, start, end)
+            .into_iter()
+            .filter_map(|id| reg.entry(id).labels.get(name))
+            .collect();
+        values.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Metadata per metric family, optionally for one `metric`, at most `limit` families.
+    pub fn metadata(&self, metric: Option<&str>, limit: Option<usize>) -> BTreeMap<String, Vec<MetricMetadata>> {
+        let reg = self.read_registry();
+        reg.metadata
+            .iter()
+            .filter(|(name, _)| metric.is_none_or(|m| m == name.as_str()))
+            .map(|(name, m)| (name.clone(), vec![m.clone()]))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .take(limit.unwrap_or(usize::MAX))
+            .collect()
+    }
+
+    /// The type recorded for a metric family, if any.
+    pub fn metric_type(&self, family: &str) -> Option<MetricType> {
+        self.read_registry().metadata.get(family).map(|m| m.metric_type)
+    }
+
+    /// Samples in `[start, end]` of every series matching `matchers`, series sorted by
+    /// labels, samples by time.
+    pub async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
+        let (ids, labels): (Vec<u64>, Vec<Arc<Labels>>) = {
+            let reg = self.read_registry();
+            reg.select(matchers)
+                .into_iter()
+                .filter(|id| reg.overlaps(*id, start, end))
+                .map(|id| (id, reg.entry(id).labels.clone()))
+                .unzip()
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let blocks: Vec<i64> = self
+            .inner
+            .blocks
+            .read()
+            .expect("poisoned")
+            .iter()
+            .copied()
+            .filter(|b| writer::block_overlaps(*b, start, end))
+            .collect();
+        let store = self.clone();
+        let ids_for_query = ids.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            let conn = store.reader()?;
+            let rows = writer::read_samples(&conn, &blocks, &ids_for_query, start, end);
+            store.inner.readers.lock().expect("poisoned").push(conn);
+            rows
+        })
+        .await
+        .map_err(|e| Error::CommitFailed(format!("reader task failed: {e}")))??;
+        let mut by_id: BTreeMap<u64, Vec<Sample>> = ids.iter().map(|id| (*id, Vec::new())).collect();
+        for (id, s) in rows {
+            if let Some(v) = by_id.get_mut(&id) {
+                v.push(s);
+            }
+        }
+        let index: BTreeMap<u64, Arc<Labels>> = ids.into_iter().zip(labels).collect();
+        let mut out: Vec<SeriesData> = by_id
+            .into_iter()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(id, samples)| SeriesData {
+                labels: index[&id].clone(),
+                samples,
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    fn reader(&self) -> Result<Connection> {
+        if let Some(c) = self.inner.readers.lock().expect("poisoned").pop() {
+            return Ok(c);
+        }
+        Ok(self.inner.reader_template.lock().expect("poisoned").try_clone()?)
+    }
+}
+
+/// Rejects series the store cannot hold, before anything of the request is written.
+fn validate(req: &AppendRequest) -> Result<()> {
+    for s in &req.series {
+        let invalid = |reason: String| Error::InvalidSeries {
+            series: s.labels.to_string(),
+            reason,
+        };
+        if s.labels.metric_name().is_none() {
+            return Err(invalid("missing metric name".into()));
+        }
+        s.labels.validate().map_err(|e| invalid(e.to_string()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! The writer thread: owns the writing DuckDB connection, commits queued appends in
+//! groups, and applies retention. Also the schema and the SQL that reads it back.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use duckdb::{Appender, Connection, params};
+use sextant_model::{Labels, MetricMetadata, Sample};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::{RejectReason, StoreMetrics};
+use crate::registry::{Registry, SeriesId};
+use crate::store::{AppendOutcome, AppendRequest};
+use crate::{Error, Result};
+
+/// Samples are partitioned into tables of this span, so retention drops whole tables.
+pub(crate) const BLOCK_MS: i64 = 2 * 3600 * 1000;
+
+/// Stop adding requests to a commit group past this many samples, bounding latency.
+const GROUP_MAX_SAMPLES: usize = 500_000;
+
+pub(crate) enum Command {
+    Append {
+        req: AppendRequest,
+        cutoff_ms: i64,
+        arrived: Instant,
+        reply: oneshot::Sender<Result<AppendOutcome>>,
+    },
+    Retention {
+        cutoff_ms: i64,
+        reply: oneshot::Sender<Result<usize>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+pub(crate) fn table_name(block: i64) -> String {
+    if block < 0 {
+        format!("samples_n{}", block.unsigned_abs())
+    } else {
+        format!("samples_{block}")
+    }
+}
+
+fn block_of_table(name: &str) -> Option<i64> {
+    let rest = name.strip_prefix("samples_")?;
+    match rest.strip_prefix('n') {
+        Some(neg) => neg.parse::<i64>().ok().map(|v| -v),
+        None => rest.parse().ok(),
+    }
+}
+
+pub(crate) fn block_overlaps(block: i64, start: i64, end: i64) -> bool {
+    let (lo, hi) = (block * BLOCK_MS, (block + 1) * BLOCK_MS - 1);
+    lo <= end && hi >= start
+}
+
+pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS series (id BIGINT NOT NULL, labels VARCHAR NOT NULL);
+         CREATE TABLE IF NOT EXISTS metadata (seq BIGINT NOT NULL, metric VARCHAR NOT NULL,
+             type VARCHAR NOT NULL, help VARCHAR NOT NULL, unit VARCHAR NOT NULL);",
+    )?;
+    Ok(())
+}
+
+/// Loads series, metadata and per-series bounds into `registry`; returns the blocks.
+pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<BTreeSet<i64>> {
+    let mut stmt = conn.prepare("SELECT id, labels FROM series ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (id, json) = row?;
+        let pairs: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&json).map_err(|e| Error::CommitFailed(format!("corrupt series row {id}: {e}")))?;
+        let labels = Labels::from_pairs(pairs).map_err(|e| Error::CommitFailed(format!("corrupt series row {id}: {e}")))?;
+        registry.insert(id as SeriesId, Arc::new(labels));
+    }
+    let mut stmt = conn.prepare("SELECT metric, type, help, unit FROM metadata ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    for row in rows {
+        let (metric, typ, help, unit) = row?;
+        let metric_type = typ.parse().unwrap_or_default();
+        registry.metadata.insert(metric, MetricMetadata { metric_type, help, unit });
+    }
+    let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'samples_%'")?;
+    let blocks: BTreeSet<i64> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .filter_map(|n| n.ok().and_then(|n| block_of_table(&n)))
+        .collect();
+    for b in &blocks {
+        let sql = format!(
+            "SELECT series_id, min(t), max(t), arg_max(v, t) FROM {} GROUP BY series_id",
+            table_name(*b)
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, f64>(3)?))
+        })?;
+        for row in rows {
+            let (id, min_t, max_t, v) = row?;
+            if (id as usize) < registry.len() {
+                registry.observe(id as SeriesId, min_t, Sample::new(max_t, v));
+            }
+        }
+    }
+    Ok(blocks)
+}
+
+/// Reads `(series id, sample)` rows for `ids` in `[start, end]` from `blocks`.
+pub(crate) fn read_samples(
+    conn: &Connection,
+    blocks: &[i64],
+    ids: &[u64],
+    start: i64,
+    end: i64,
+) -> Result<Vec<(u64, Sample)>> {
+    if blocks.is_empty() || ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let id_list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let sql = blocks
+        .iter()
+        .map(|b| {
+            format!(
+                "SELECT series_id, t, v FROM {} WHERE series_id IN ({id_list}) AND t BETWEEN {start} AND {end}",
+                table_name(*b)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+        + " ORDER BY series_id, t";
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, Sample::new(r.get(1)?, r.get(2)?)))
+    })?;
+    Ok(rows.collect::<duckdb::Result<Vec<_>>>()?)
+}
+
+/// Registry changes of one commit group, applied only after the commit succeeded.
+#[derive(Default)]
+struct Staged {
+    new_series: Vec<(SeriesId, Arc<Labels>)>,
+    new_ids: HashMap<Arc<Labels>, SeriesId>,
+    /// id → (oldest sample time written, newest sample written).
+    bounds: HashMap<SeriesId, (i64, Sample)>,
+    new_blocks: HashSet<i64>,
+    metadata: HashMap<String, MetricMetadata>,
+}
+
+pub(crate) struct Writer {
+    conn: Connection,
+    registry: Arc<RwLock<Registry>>,
+    blocks: Arc<RwLock<BTreeSet<i64>>>,
+    metrics: StoreMetrics,
+    metadata_seq: i64,
+}
+
+struct PendingAppend {
+    req: AppendRequest,
+    cutoff_ms: i64,
+    arrived: Instant,
+    reply: oneshot::Sender<Result<AppendOutcome>>,
+}
+
+impl Writer {
+    pub fn new(
+        conn: Connection,
+        registry: Arc<RwLock<Registry>>,
+        blocks: Arc<RwLock<BTreeSet<i64>>>,
+        metrics: StoreMetrics,
+    ) -> Self {
+        let metadata_seq = conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM metadata", [], |r| r.get(0))
+            .unwrap_or(0);
+        Self {
+            conn,
+            registry,
+            blocks,
+            metrics,
+            metadata_seq,
+        }
+    }
+
+    pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = Vec::new();
+            let mut others = Vec::new();
+            let mut samples = 0;
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Append {
+                        req,
+                        cutoff_ms,
+                        arrived,
+                        reply,
+                    } => {
+                        samples += req.sample_count();
+                        group.push(PendingAppend {
+                            req,
+                            cutoff_ms,
+                            arrived,
+                            reply,
+                        });
+                    }
+                    other => others.push(other),
+                }
+                if samples < GROUP_MAX_SAMPLES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+            for cmd in others {
+                match cmd {
+                    Command::Retention { cutoff_ms, reply } => {
+                        let _ = reply.send(self.drop_blocks_before(cutoff_ms));
+                    }
+                    Command::Shutdown { reply } => {
+                        self.checkpoint();
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Command::Append { .. } => unreachable!("appends are grouped above"),
+                }
+            }
+        }
+        self.checkpoint();
+    }
+
+    fn checkpoint(&self) {
+        if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
+            tracing::warn!(error = %e, "checkpoint at shutdown failed; the WAL will be replayed at next start");
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<PendingAppend>) {
+        let started = Instant::now();
+        let result = self.write_group(&group);
+        let result = match result {
+            Ok(ok) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(ok),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e),
+        };
+        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.commit_batch_requests.observe(group.len() as f64);
+        match result {
+            Ok((outcomes, staged)) => {
+                self.apply(staged);
+                for (p, outcome) in group.into_iter().zip(outcomes) {
+                    self.metrics.samples_appended.inc_by(outcome.accepted);
+                    for (reason, n) in [
+                        ("out_of_order", outcome.out_of_order),
+                        ("duplicate_conflict", outcome.duplicate_conflicts),
+                        ("too_old", outcome.too_old),
+                    ] {
+                        if n > 0 {
+                            self.metrics.samples_rejected.get_or_create(&RejectReason { reason }).inc_by(n);
+                        }
+                    }
+                    self.metrics.append_seconds.observe(p.arrived.elapsed().as_secs_f64());
+                    let _ = p.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                tracing::error!(error = %e, requests = group.len(), "commit failed; requests refused");
+                let msg = e.to_string();
+                for p in group {
+                    let _ = p.reply.send(Err(Error::CommitFailed(msg.clone())));
+                }
+            }
+        }
+    }
+
+    /// Appends every request of the group inside one open transaction (left open for
+    /// the caller to commit) and decides each sample's fate.
+    fn write_group(&mut self, group: &[PendingAppend]) -> Result<(Vec<AppendOutcome>, Staged)> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let conn = &self.conn;
+        let reg = self.registry.read().expect("registry lock poisoned");
+        let known_blocks = self.blocks.read().expect("poisoned").clone();
+        let mut staged = Staged::default();
+        let mut next_id = reg.len() as SeriesId;
+        let mut series_app = conn.appender("series")?;
+        let mut block_apps: HashMap<i64, Appender<'_>> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(group.len());
+
+        for p in group {
+            let mut out = AppendOutcome::default();
+            for s in &p.req.series {
+                let id = match reg.id_of(&s.labels).or_else(|| staged.new_ids.get(&s.labels).copied()) {
+                    Some(id) => id,
+                    None => {
+                        let id = next_id;
+                        next_id += 1;
+                        let labels = Arc::new(s.labels.clone());
+                        let json = serde_json::to_string(&*labels).expect("labels serialize");
+                        series_app.append_row(params![id as i64, json])?;
+                        staged.new_ids.insert(labels.clone(), id);
+                        staged.new_series.push((id, labels));
+                        out.new_series += 1;
+                        id
+                    }
+                };
+                let mut bounds = staged.bounds.get(&id).copied();
+                let mut last = bounds
+                    .map(|b| b.1)
+                    .or_else(|| ((id as usize) < reg.len()).then(|| reg.entry(id).last).flatten());
+                for sample in &s.samples {
+                    if let Some(l) = last {
+                        if sample.t_ms < l.t_ms {
+                            out.out_of_order += 1;
+                            continue;
+                        }
+                        if sample.t_ms == l.t_ms {
+                            if sample.same_as(&l) {
+                                out.duplicates += 1;
+                            } else {
+                                out.duplicate_conflicts += 1;
+                            }
+                            continue;
+                        }
+                    }
+                    if sample.t_ms < p.cutoff_ms {
+                        out.too_old += 1;
+                        continue;
+                    }
+                    let block = sample.t_ms.div_euclid(BLOCK_MS);
+                    let app = match block_apps.entry(block) {
+                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            if !known_blocks.contains(&block) && staged.new_blocks.insert(block) {
+                                conn.execute_batch(&format!(
+                                    "CREATE TABLE IF NOT EXISTS {} (series_id BIGINT NOT NULL, t BIGINT NOT NULL, v DOUBLE NOT NULL)",
+                                    table_name(block)
+                                ))?;
+                            }
+                            v.insert(conn.appender(&table_name(block))?)
+                        }
+                    };
+                    app.append_row(params![id as i64, sample.t_ms, sample.v])?;
+                    out.accepted += 1;
+                    last = Some(*sample);
+                    bounds = Some(match bounds {
+                        Some((first, _)) => (first, *sample),
+                        None => (sample.t_ms, *sample),
+                    });
+                }
+                if let Some(b) = bounds {
+                    staged.bounds.insert(id, b);
+                }
+            }
+            for (name, meta) in &p.req.metadata {
+                let current = staged.metadata.get(name).or_else(|| reg.metadata.get(name));
+                if current != Some(meta) {
+                    staged.metadata.insert(name.clone(), meta.clone());
+                }
+            }
+            outcomes.push(out);
+        }
+        drop(reg);
+        if !staged.metadata.is_empty() {
+            let mut app = conn.appender("metadata")?;
+            for (name, m) in &staged.metadata {
+                self.metadata_seq += 1;
+                app.append_row(params![self.metadata_seq, name, m.metric_type.as_str(), m.help, m.unit])?;
+            }
+            app.flush()?;
+        }
+        series_app.flush()?;
+        for app in block_apps.values_mut() {
+            app.flush()?;
+        }
+        Ok((outcomes, staged))
+    }
+
+    fn apply(&self, staged: Staged) {
+        let mut reg = self.registry.write().expect("registry lock poisoned");
+        for (id, labels) in staged.new_series {
+            reg.insert(id, labels);
+        }
+        for (id, (first, last)) in staged.bounds {
+            reg.observe(id, first, last);
+        }
+        reg.metadata.extend(staged.metadata);
+        self.metrics.active_series.set(reg.len() as i64);
+        drop(reg);
+        if !staged.new_blocks.is_empty() {
+            self.blocks.write().expect("poisoned").extend(staged.new_blocks);
+        }
+    }
+
+    fn drop_blocks_before(&self, cutoff_ms: i64) -> Result<usize> {
+        let expired: Vec<i64> = self
+            .blocks
+            .read()
+            .expect("poisoned")
+            .iter()
+            .copied()
+            .filter(|b| (b + 1) * BLOCK_MS <= cutoff_ms)
+            .collect();
+        for b in &expired {
+            self.conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", table_name(*b)))?;
+            self.blocks.write().expect("poisoned").remove(b);
+        }
+        if !expired.is_empty() {
+            tracing::info!(blocks = expired.len(), cutoff_ms, "retention dropped expired blocks");
+        }
+        Ok(expired.len())
+    }
+}
