@@ -56,31 +56,32 @@ struct Family {
     first_line: usize,
     /// Index in `out.samples` of this family's first sample.
     first_sample: usize,
-    seen_groups: HashSet<Labels>,
-    group: Option<Labels>,
+    /// Hashes of the label groups seen (a 64-bit hash: collisions are negligible).
+    seen_groups: HashSet<u64>,
+    group: Option<u64>,
     group_ts: Option<i64>,
 }
 
 impl Family {
-    fn sample_names(&self) -> Vec<String> {
-        let n = &self.name;
-        let suffixes: &[&str] = match self.meta.metric_type {
+    fn suffixes(&self) -> &'static [&'static str] {
+        match self.meta.metric_type {
             MetricType::Counter => &["_total", "_created"],
             MetricType::Gauge | MetricType::StateSet | MetricType::Unknown => &[""],
             MetricType::Histogram => &["_bucket", "_count", "_sum", "_created"],
             MetricType::GaugeHistogram => &["_bucket", "_gcount", "_gsum"],
             MetricType::Summary => &["", "_count", "_sum", "_created"],
             MetricType::Info => &["_info"],
-        };
-        suffixes.iter().map(|s| format!("{n}{s}")).collect()
+        }
     }
 
+    fn sample_names(&self) -> Vec<String> {
+        self.suffixes().iter().map(|s| format!("{}{s}", self.name)).collect()
+    }
+
+    /// The suffix of `sample_name` if it is one of this family's sample names.
     fn suffix<'a>(&self, sample_name: &'a str) -> Option<&'a str> {
         let suffix = sample_name.strip_prefix(self.name.as_str())?;
-        self.sample_names()
-            .iter()
-            .any(|n| n == sample_name)
-            .then_some(suffix)
+        self.suffixes().contains(&suffix).then_some(suffix)
     }
 }
 
@@ -286,15 +287,9 @@ impl Parser {
 
         // Label groups must be contiguous, with non-decreasing timestamps inside one.
         let group = if typ == MetricType::Info {
-            Labels::empty()
+            0
         } else {
-            Labels::from_pairs(
-                pairs
-                    .iter()
-                    .filter(|(k, _)| Some(k) != group_drop.as_ref())
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .map_err(|e| err(e.to_string()))?
+            group_hash(pairs.iter().filter(|(k, _)| Some(k) != group_drop.as_ref()))
         };
         if fam.group.as_ref() == Some(&group) {
             if fam.group_ts.is_some() != timestamp_ms.is_some() {
@@ -306,7 +301,7 @@ impl Parser {
         } else if fam.seen_groups.contains(&group) {
             return Err(err(format!("samples of {name} with the same labels are not contiguous")));
         }
-        fam.seen_groups.insert(group.clone());
+        fam.seen_groups.insert(group);
         fam.group = Some(group);
         fam.group_ts = timestamp_ms;
 
@@ -407,6 +402,16 @@ fn check_histogram(fam: &Family, samples: &[ParsedSample]) -> std::result::Resul
         }
     }
     finish(&g)
+}
+
+/// Order-independent hash of a label group.
+fn group_hash<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut sorted: Vec<&(String, String)> = pairs.filter(|(_, v)| !v.is_empty()).collect();
+    sorted.sort_unstable();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sorted.hash(&mut h);
+    h.finish()
 }
 
 /// `le` values: any number, but infinity only as the canonical `+Inf`.

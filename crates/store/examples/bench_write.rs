@@ -1,0 +1,88 @@
+//! The same workload as `promtool tsdb bench write FILE --metrics=N --scrapes=M`, run
+//! against Sextant's store in process: N label sets from FILE, split into shards of
+//! 1000 series that append concurrently, M scrapes, each scrape one append (commit) per
+//! shard, timestamps 30s apart, values starting at 123456789 and growing by 1000.
+//!
+//! `cargo run --example bench_write -p sextant-store -- FILE --metrics N --scrapes M --out DIR`
+//! Prints samples, wall time, CPU time (user+sys of the whole process) and samples per
+//! CPU-second; `scripts/bench-append` runs it beside promtool.
+
+use std::time::Instant;
+
+use prometheus_client::registry::Registry;
+use sextant_model::{Labels, Sample};
+use sextant_store::{AppendRequest, MetricsStore, SeriesSamples, StoreOptions};
+
+const TIME_DELTA_MS: i64 = 30_000;
+const SHARD: usize = 1000;
+const ROUND: usize = 100;
+
+#[allow(clippy::print_stdout)]
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str, default: &str| -> String {
+        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+    };
+    let file = args.get(1).filter(|a| !a.starts_with("--")).cloned().expect("usage: bench_write FILE [--metrics N] [--scrapes M] [--out DIR]");
+    let metrics: usize = flag("--metrics", "10000").parse().expect("--metrics");
+    let scrapes: usize = flag("--scrapes", "3000").parse().expect("--scrapes");
+    let out = flag("--out", "benchout-sextant");
+    let _ = std::fs::remove_dir_all(&out);
+
+    let text = std::fs::read_to_string(&file).expect("read series file");
+    let labels: Vec<Labels> = text
+        .lines()
+        .take(metrics)
+        .map(|l| {
+            let m: std::collections::BTreeMap<String, String> = serde_json::from_str(l).expect("json label set");
+            Labels::from_pairs(m).expect("valid label set")
+        })
+        .collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let started = Instant::now();
+    let total = rt.block_on(async move {
+        let mut opts = StoreOptions::new(&out);
+        opts.retention = None;
+        let store = MetricsStore::open(opts, &mut Registry::default()).expect("open store");
+        let shards: Vec<Vec<Labels>> = labels.chunks(SHARD).map(|c| c.to_vec()).collect();
+        let mut total = 0u64;
+        let mut done = 0;
+        while done < scrapes {
+            let n = ROUND.min(scrapes - done);
+            let mut tasks = Vec::new();
+            for shard in &shards {
+                let (store, shard) = (store.clone(), shard.clone());
+                let base = done as i64;
+                tasks.push(tokio::spawn(async move {
+                    let mut appended = 0u64;
+                    for i in 0..n as i64 {
+                        let t = (base + i + 1) * TIME_DELTA_MS;
+                        let v = 123_456_789.0 + 1000.0 * (base + i + 1) as f64;
+                        let series = shard
+                            .iter()
+                            .map(|l| SeriesSamples { labels: l.clone(), samples: vec![Sample::new(t, v)] })
+                            .collect();
+                        let o = store.append(AppendRequest { series, metadata: vec![] }).await.expect("append");
+                        appended += o.accepted;
+                    }
+                    appended
+                }));
+            }
+            for t in tasks {
+                total += t.await.unwrap();
+            }
+            done += n;
+        }
+        store.close().await.unwrap();
+        total
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
+    let cpu = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    let cpu_s = cpu(usage.user_time()) + cpu(usage.system_time());
+    println!("total samples: {total}");
+    println!("wall seconds: {wall:.2}");
+    println!("cpu seconds: {cpu_s:.2}");
+    println!("samples per cpu-second: {:.0}", total as f64 / cpu_s);
+}
