@@ -40,6 +40,34 @@ impl Default for ApiLimits {
     }
 }
 
+/// The API's own metrics.
+#[derive(Clone, Default)]
+pub struct ApiMetrics {
+    pub(crate) remote_write_rejected: prometheus_client::metrics::family::Family<RejectLabels, prometheus_client::metrics::counter::Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub(crate) struct RejectLabels {
+    pub reason: &'static str,
+}
+
+impl ApiMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register(
+            "sextant_remote_write_rejected_requests",
+            "remote_write requests refused, by reason (malformed, too_large, invalid_series, out_of_order, overloaded, unavailable, internal)",
+            m.remote_write_rejected.clone(),
+        );
+        m
+    }
+
+    pub(crate) fn reject(&self, reason: &'static str) {
+        self.remote_write_rejected.get_or_create(&RejectLabels { reason }).inc();
+    }
+}
+
 /// Handles to everything the API serves; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -55,6 +83,8 @@ pub struct AppState {
     pub reload: Option<ReloadFn>,
     /// Request limits.
     pub limits: ApiLimits,
+    /// The API's own metrics.
+    pub metrics: ApiMetrics,
     /// False until start-up finished and after shutdown began (`/-/ready`).
     pub ready: Arc<AtomicBool>,
 }

@@ -33,27 +33,46 @@ async fn write(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Res
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if let Some(len) = declared.filter(|l| *l > max) {
+        s.metrics.reject("too_large");
         return text(StatusCode::PAYLOAD_TOO_LARGE, format!("request body of {len} bytes exceeds the limit of {max} bytes"));
     }
     let bytes = match axum::body::to_bytes(body, max).await {
         Ok(b) => b,
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, format!("request body exceeds the limit of {max} bytes")),
+        Err(_) => {
+            s.metrics.reject("too_large");
+            return text(StatusCode::PAYLOAD_TOO_LARGE, format!("request body exceeds the limit of {max} bytes"));
+        }
     };
     let req = match decode(&bytes, max, s.limits.remote_write_max_decompressed_bytes) {
         Ok(r) => r,
-        Err(e @ DecodeError::TooLarge { .. }) => return text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ DecodeError::TooLarge { .. }) => {
+            s.metrics.reject("too_large");
+            return text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+        }
+        Err(e) => {
+            s.metrics.reject("malformed");
+            return text(StatusCode::BAD_REQUEST, e.to_string());
+        }
     };
     match s.store.try_append(req).await {
         Ok(outcome) if outcome.rejected() == 0 => StatusCode::NO_CONTENT.into_response(),
-        Ok(o) => text(
+        Ok(o) => {
+            s.metrics.reject("out_of_order");
+            text(
             StatusCode::BAD_REQUEST,
             format!(
                 "{} samples stored; refused: {} out of order, {} duplicate timestamps with different values, {} older than retention",
                 o.accepted, o.out_of_order, o.duplicate_conflicts, o.too_old
             ),
-        ),
+        )
+        }
         Err(e) => {
+            s.metrics.reject(match e.kind() {
+                sextant_store::ErrorKind::BadInput => "invalid_series",
+                sextant_store::ErrorKind::Overloaded => "overloaded",
+                sextant_store::ErrorKind::Unavailable => "unavailable",
+                _ => "internal",
+            });
             let (status, retry_after) = write_error_status(e.kind());
             let mut resp = text(status, e.to_string());
             if let Some(r) = retry_after {

@@ -735,6 +735,50 @@ mod tests {
         assert!(matches!(populate(&l(&[("__address__", "drop-me:1")]), &c).unwrap(), Populated::Dropped(_)));
     }
 
+    fn target(c: &ScrapeConfig) -> Target {
+        match populate(&l(&[("__address__", "h:1")]), c).unwrap() {
+            Populated::Target(t) => t,
+            Populated::Dropped(_) => panic!("dropped"),
+        }
+    }
+
+    const BODY: &[u8] = b"# TYPE a counter\na_total{x=\"1\"} 1 1700000000000\nb 2\nc{p=\"1\",q=\"2\",r=\"3\"} 3\n";
+
+    #[test]
+    fn limits_fail_the_scrape() {
+        let c = cfg("- job_name: j\n  sample_limit: 2");
+        let err = process_body(BODY, "text/plain", &target(&c), &c, 5).err().unwrap();
+        assert!(err.0.contains("sample limit exceeded") && err.1 == 3, "{err:?}");
+        let c = cfg("- job_name: j\n  label_limit: 5");
+        let err = process_body(BODY, "text/plain", &target(&c), &c, 5).err().unwrap();
+        assert!(err.0.contains("label_limit exceeded (metric: c"), "{err:?}");
+        // Like Prometheus, the limits apply to __name__ too.
+        let c = cfg("- job_name: j\n  label_value_length_limit: 6");
+        let err = process_body(BODY, "text/plain", &target(&c), &c, 5).err().unwrap();
+        assert!(err.0.contains("label_value_length_limit exceeded (metric: a_total, label name: __name__"), "{err:?}");
+        let c = cfg("- job_name: j\n  label_value_length_limit: 7");
+        assert!(process_body(BODY, "text/plain", &target(&c), &c, 5).is_ok());
+        let c = cfg("- job_name: j\n  label_name_length_limit: 3");
+        let err = process_body(BODY, "text/plain", &target(&c), &c, 5).err().unwrap();
+        assert!(err.0.contains("label_name_length_limit"), "{err:?}");
+    }
+
+    #[test]
+    fn timestamps_and_staleness_tracking() {
+        let c = cfg("- job_name: j");
+        let b = process_body(BODY, "text/plain", &target(&c), &c, 5).unwrap();
+        let a = b.series.iter().find(|s| s.labels.metric_name() == Some("a_total")).unwrap();
+        assert_eq!(a.samples[0].t_ms, 1_700_000_000_000, "honor_timestamps by default");
+        assert_eq!(b.tracked.len(), 2, "series with explicit timestamps are exempt from staleness");
+        assert_eq!((b.scraped, b.post_relabel), (3, 3));
+        let c = cfg("- job_name: j\n  honor_timestamps: false\n  metric_relabel_configs: [{source_labels: [__name__], regex: b, action: drop}]");
+        let b = process_body(BODY, "text/plain", &target(&c), &c, 5).unwrap();
+        assert!(b.series.iter().all(|s| s.samples[0].t_ms == 5));
+        assert_eq!((b.scraped, b.post_relabel), (3, 2));
+        // OpenMetrics is chosen by Content-Type: this body has no # EOF, so it fails.
+        assert!(process_body(BODY, "application/openmetrics-text; version=1.0.0", &target(&c), &c, 5).is_err());
+    }
+
     #[test]
     fn exported_prefix_on_conflict() {
         let t = l(&[("instance", "i"), ("job", "j")]);

@@ -12,7 +12,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use sextant_api::{ApiLimits, AppState, ReloadFn};
+use sextant_api::{ApiLimits, ApiMetrics, AppState, ReloadFn};
 use sextant_collect::{NodeCollector, ScrapeManager};
 use sextant_store::{MetricsStore, StoreOptions};
 
@@ -125,6 +125,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .remote_write_max_decompressed_bytes
             .map_or(ApiLimits::default().remote_write_max_decompressed_bytes, |b| b.0 as usize),
     };
+    let api_metrics = ApiMetrics::new(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         store: store.clone(),
@@ -133,6 +134,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         node: Arc::new(NodeCollector::default()),
         reload: reload.clone(),
         limits,
+        metrics: api_metrics,
         ready: ready.clone(),
     };
 

@@ -230,3 +230,95 @@ async fn reload_keeps_old_config_when_new_is_invalid() {
     })
     .await;
 }
+
+/// A target that answers only with the right basic-auth or bearer credentials.
+async fn start_auth_target() -> u16 {
+    let app = Router::new().route(
+        "/metrics",
+        get(|headers: axum::http::HeaderMap| async move {
+            let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+            // "user:s3cret" in base64, and a bearer token.
+            if auth == "Basic dXNlcjpzM2NyZXQ=" || auth == "Bearer tok-123" {
+                (axum::http::StatusCode::OK, "authed_metric 1\n")
+            } else {
+                (axum::http::StatusCode::UNAUTHORIZED, "no\n")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_sd_and_credentials() {
+    let (target_port, _target) = start_target().await;
+    let auth_port = start_auth_target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("targets.json");
+    std::fs::write(&sd, format!(r#"[{{"targets": ["127.0.0.1:{target_port}"], "labels": {{"zone": "z1"}}}}]"#)).unwrap();
+    let secret = dir.path().join("password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let config = format!(
+        r#"
+global: {{scrape_interval: 1s, scrape_timeout: 1s}}
+scrape_configs:
+  - job_name: files
+    file_sd_configs: [{{files: ['{sd}']}}]
+  - job_name: basic
+    basic_auth: {{username: user, password_file: '{secret}'}}
+    static_configs: [{{targets: ['127.0.0.1:{auth_port}']}}]
+  - job_name: bearer
+    authorization: {{credentials: tok-123}}
+    static_configs: [{{targets: ['127.0.0.1:{auth_port}']}}]
+  - job_name: nocreds
+    static_configs: [{{targets: ['127.0.0.1:{auth_port}']}}]
+storage: {{retention: 0s}}
+"#,
+        sd = sd.display(),
+        secret = secret.display()
+    );
+    let data = dir.path().join("data");
+    let sx = Sextant::start(&data, Some(&config)).await;
+    let url = sx.url("/api/v1/targets");
+    let targets = wait_for("all four targets scraped", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let v = get_json(&url).await;
+            let ts = v["data"]["activeTargets"].as_array()?.clone();
+            (ts.len() == 4 && ts.iter().all(|t| t["health"] != "unknown")).then_some(ts)
+        }
+    })
+    .await;
+    let by_job = |job: &str| targets.iter().find(|t| t["scrapePool"] == job).unwrap().clone();
+    assert_eq!(by_job("files")["health"], "up");
+    assert_eq!(by_job("files")["labels"]["zone"], "z1");
+    assert_eq!(by_job("files")["discoveredLabels"]["__meta_filepath"], sd.display().to_string());
+    assert_eq!(by_job("basic")["health"], "up", "{:?}", by_job("basic"));
+    assert_eq!(by_job("bearer")["health"], "up", "{:?}", by_job("bearer"));
+    assert_eq!(by_job("nocreds")["lastError"], "server returned HTTP status 401 Unauthorized");
+
+    // The file changes: its target goes away without a reload.
+    std::fs::write(&sd, "[]").unwrap();
+    wait_for("file_sd target removed", Duration::from_secs(15), || {
+        let url = url.clone();
+        async move {
+            let v = get_json(&url).await;
+            let ts = v["data"]["activeTargets"].as_array()?.clone();
+            (!ts.iter().any(|t| t["scrapePool"] == "files")).then_some(())
+        }
+    })
+    .await;
+    assert!(sx.terminate().success());
+    let store = MetricsStore::open(StoreOptions { retention: None, ..StoreOptions::new(&data) }, &mut Registry::default()).unwrap();
+    let eq = |n: &str, v: &str| Matcher::new(MatchOp::Equal, n, v).unwrap();
+    let up = store.select(&[eq("__name__", "up"), eq("job", "files")], 0, i64::MAX).await.unwrap();
+    assert!(is_stale_nan(up[0].samples.last().unwrap().v), "a removed target's series end with staleness markers");
+    let reqs = store.select(&[eq("__name__", "test_requests_total"), eq("job", "files")], 0, i64::MAX).await.unwrap();
+    assert!(reqs.iter().all(|s| is_stale_nan(s.samples.last().unwrap().v)));
+    // Shutdown writes no markers: the other jobs' series end with real values.
+    let basic = store.select(&[eq("__name__", "up"), eq("job", "basic")], 0, i64::MAX).await.unwrap();
+    assert_eq!(basic[0].samples.last().unwrap().v, 1.0);
+    store.close().await.unwrap();
+}

@@ -1,0 +1,95 @@
+//! remote_write load generator for side-by-side ingest benchmarks (Sextant vs
+//! Prometheus' receiver). Open loop: request k is due at `k × batch / rate` seconds, and
+//! latency is measured from when it was due, so a slow server cannot hide queueing
+//! (no coordinated omission). Every request carries fresh timestamps.
+//!
+//! `cargo run --example rw_load -p sextant -- --url URL --rate SAMPLES_PER_S
+//!   [--series 10000] [--batch 2000] [--seconds 10] [--concurrency 16]`
+//!
+//! Prints one line: `rate=… achieved=… p50_ms=… p99_ms=… errors=…`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sextant_collect::remote_write::{LabelProto, SampleProto, TimeSeries, WriteRequest, encode};
+use tokio::sync::Semaphore;
+
+#[allow(clippy::print_stdout)]
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str, default: &str| -> String {
+        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+    };
+    let url = flag("--url", "http://127.0.0.1:9470/api/v1/write");
+    let rate: f64 = flag("--rate", "100000").parse().expect("--rate");
+    let series: usize = flag("--series", "10000").parse().expect("--series");
+    let batch: usize = flag("--batch", "2000").parse().expect("--batch");
+    let seconds: f64 = flag("--seconds", "10").parse().expect("--seconds");
+    let concurrency: usize = flag("--concurrency", "16").parse().expect("--concurrency");
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async move {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let labels: Vec<Vec<LabelProto>> = (0..series)
+            .map(|i| {
+                [("__name__", format!("rw_bench_metric_{}", i % 100)), ("instance", format!("host-{}", i / 100)), ("job", "bench".into()), ("series", i.to_string())]
+                    .into_iter()
+                    .map(|(k, v)| LabelProto { name: k.into(), value: v })
+                    .collect()
+            })
+            .collect();
+        let requests = ((rate * seconds) / batch as f64).ceil() as usize;
+        let interval = Duration::from_secs_f64(batch as f64 / rate);
+        let sem = Arc::new(Semaphore::new(concurrency));
+        let start = Instant::now();
+        let epoch_ms = sextant_model::time::now_ms();
+        let mut next_series = 0usize;
+        let mut tasks = Vec::with_capacity(requests);
+        let mut last_ts = vec![0i64; series];
+        for k in 0..requests {
+            let due = start + interval * k as u32;
+            tokio::time::sleep_until(due.into()).await;
+            let now_ms = epoch_ms + start.elapsed().as_millis() as i64;
+            let mut ts = Vec::with_capacity(batch);
+            for _ in 0..batch {
+                let i = next_series;
+                next_series = (next_series + 1) % series;
+                let t = now_ms.max(last_ts[i] + 1);
+                last_ts[i] = t;
+                ts.push(TimeSeries { labels: labels[i].clone(), samples: vec![SampleProto { value: (k as f64).sin() * 100.0, timestamp: t }], exemplars: vec![] });
+            }
+            let body = encode(&WriteRequest { timeseries: ts, metadata: vec![] });
+            let permit = sem.clone().acquire_owned().await.unwrap();
+            let (http, url) = (http.clone(), url.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = http
+                    .post(&url)
+                    .header("Content-Encoding", "snappy")
+                    .header("Content-Type", "application/x-protobuf")
+                    .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                    .body(body)
+                    .send()
+                    .await;
+                drop(permit);
+                let ok = matches!(&r, Ok(resp) if resp.status().is_success());
+                (due.elapsed(), ok)
+            }));
+        }
+        let mut lat = Vec::with_capacity(tasks.len());
+        let mut errors = 0;
+        for t in tasks {
+            let (d, ok) = t.await.unwrap();
+            if ok {
+                lat.push(d);
+            } else {
+                errors += 1;
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        lat.sort();
+        let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+        let achieved = (lat.len() * batch) as f64 / elapsed;
+        println!("rate={rate:.0} achieved={achieved:.0} p50_ms={:.1} p99_ms={:.1} errors={errors}", pct(0.5), pct(0.99));
+    });
+}
