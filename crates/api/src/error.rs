@@ -56,7 +56,10 @@ pub struct ApiError {
 impl ApiError {
     /// A `bad_data` error.
     pub fn bad_data(message: impl Into<String>) -> Self {
-        Self { kind: ErrorType::BadData, message: message.into() }
+        Self {
+            kind: ErrorType::BadData,
+            message: message.into(),
+        }
     }
 }
 
@@ -67,7 +70,10 @@ impl From<sextant_store::Error> for ApiError {
             ErrorKind::Overloaded | ErrorKind::Unavailable => ErrorType::Unavailable,
             ErrorKind::Incompatible | ErrorKind::Internal => ErrorType::Internal,
         };
-        Self { kind, message: e.to_string() }
+        Self {
+            kind,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -81,7 +87,11 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { status: "error", error_type: self.kind.as_str(), error: &self.message };
+        let body = ErrorBody {
+            status: "error",
+            error_type: self.kind.as_str(),
+            error: &self.message,
+        };
         (self.kind.status(), Json(body)).into_response()
     }
 }
@@ -95,7 +105,10 @@ pub struct Success<T: Serialize> {
 
 /// Wraps `data` in the success envelope.
 pub fn success<T: Serialize>(data: T) -> Json<Success<T>> {
-    Json(Success { status: "success", data })
+    Json(Success {
+        status: "success",
+        data,
+    })
 }
 
 /// Status for a store error on the write path (plain-text bodies, as Prometheus'

@@ -36,14 +36,18 @@ pub struct ApiLimits {
 
 impl Default for ApiLimits {
     fn default() -> Self {
-        Self { remote_write_max_compressed_bytes: 32 << 20, remote_write_max_decompressed_bytes: 128 << 20 }
+        Self {
+            remote_write_max_compressed_bytes: 32 << 20,
+            remote_write_max_decompressed_bytes: 128 << 20,
+        }
     }
 }
 
 /// The API's own metrics.
 #[derive(Clone, Default)]
 pub struct ApiMetrics {
-    pub(crate) remote_write_rejected: prometheus_client::metrics::family::Family<RejectLabels, prometheus_client::metrics::counter::Counter>,
+    pub(crate) remote_write_rejected:
+        prometheus_client::metrics::family::Family<RejectLabels, prometheus_client::metrics::counter::Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]

@@ -1,10 +1,10 @@
 //! Operations endpoints: `/metrics`, `/node/metrics`, `/-/healthy`, `/-/ready`, `/-/reload`.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use sextant_expfmt::{OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
 use crate::AppState;
@@ -30,7 +30,11 @@ async fn node_metrics(State(s): State<AppState>) -> Response {
     let node = s.node.clone();
     match tokio::task::spawn_blocking(move || node.gather()).await {
         Ok(body) => ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], body).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("node collector failed: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("node collector failed: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -44,10 +48,18 @@ async fn ready(State(s): State<AppState>) -> Response {
 
 async fn reload(State(s): State<AppState>) -> Response {
     let Some(reload) = s.reload.clone() else {
-        return (StatusCode::BAD_REQUEST, "no configuration file to reload: Sextant runs on embedded defaults\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "no configuration file to reload: Sextant runs on embedded defaults\n",
+        )
+            .into_response();
     };
     match reload().await {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
     }
 }

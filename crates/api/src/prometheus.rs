@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use axum::Router;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use sextant_model::time::{format_duration, format_rfc3339, parse_api_time};
 use sextant_model::{Labels, MetricMetadata, is_valid_label_name};
@@ -33,14 +33,21 @@ impl Params {
     }
 
     fn get_all(&self, name: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(default),
-            Some(v) => parse_api_time(v)
-                .map_err(|_| ApiError::bad_data(format!("invalid parameter {name:?}: cannot parse {v:?} to a valid timestamp"))),
+            Some(v) => parse_api_time(v).map_err(|_| {
+                ApiError::bad_data(format!(
+                    "invalid parameter {name:?}: cannot parse {v:?} to a valid timestamp"
+                ))
+            }),
         }
     }
 
@@ -48,7 +55,9 @@ impl Params {
         let start = self.time("start", i64::MIN)?;
         let end = self.time("end", i64::MAX)?;
         if end < start {
-            return Err(ApiError::bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
+            return Err(ApiError::bad_data(
+                "invalid parameter \"end\": end timestamp must not be before start time",
+            ));
         }
         Ok((start, end))
     }
@@ -69,7 +78,9 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
         if req.method() == axum::http::Method::POST && is_form {
-            let body = bytes::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+            let body = bytes::Bytes::from_request(req, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
             pairs.extend(form_urlencoded::parse(&body).into_owned());
         }
         Ok(Params(pairs))
@@ -83,7 +94,12 @@ async fn series(State(s): State<AppState>, p: Params) -> Result<impl IntoRespons
     }
     let sets = parse_selectors(&matches)?;
     let (start, end) = p.range()?;
-    let out: Vec<Labels> = s.store.series(&sets, start, end).into_iter().map(|l| (*l).clone()).collect();
+    let out: Vec<Labels> = s
+        .store
+        .series(&sets, start, end)
+        .into_iter()
+        .map(|l| (*l).clone())
+        .collect();
     Ok(success(out))
 }
 
@@ -93,7 +109,11 @@ async fn labels(State(s): State<AppState>, p: Params) -> Result<impl IntoRespons
     Ok(success(s.store.label_names(&sets, start, end)))
 }
 
-async fn label_values(State(s): State<AppState>, Path(name): Path<String>, p: Params) -> Result<impl IntoResponse, ApiError> {
+async fn label_values(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Result<impl IntoResponse, ApiError> {
     if !is_valid_label_name(&name) {
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
@@ -180,5 +200,8 @@ async fn targets(State(s): State<AppState>, p: Params) -> impl IntoResponse {
         .filter(|(job, _)| show_dropped && pool.is_none_or(|p| p == job))
         .map(|(_, l)| DroppedTargetJson { discovered_labels: l })
         .collect();
-    Json(serde_json::json!({"status": "success", "data": TargetsJson { active_targets, dropped_targets }}))
+    success(TargetsJson {
+        active_targets,
+        dropped_targets,
+    })
 }

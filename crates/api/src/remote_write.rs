@@ -5,12 +5,12 @@
 //! 413 over the size limits, checked before decompressing; 503 with `Retry-After` when
 //! the write queue is full or the store is unavailable.
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
 use sextant_collect::remote_write::{DecodeError, decode};
 
 use crate::AppState;
@@ -34,13 +34,19 @@ async fn write(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Res
         .and_then(|v| v.parse::<usize>().ok());
     if let Some(len) = declared.filter(|l| *l > max) {
         s.metrics.reject("too_large");
-        return text(StatusCode::PAYLOAD_TOO_LARGE, format!("request body of {len} bytes exceeds the limit of {max} bytes"));
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body of {len} bytes exceeds the limit of {max} bytes"),
+        );
     }
     let bytes = match axum::body::to_bytes(body, max).await {
         Ok(b) => b,
         Err(_) => {
             s.metrics.reject("too_large");
-            return text(StatusCode::PAYLOAD_TOO_LARGE, format!("request body exceeds the limit of {max} bytes"));
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds the limit of {max} bytes"),
+            );
         }
     };
     let req = match decode(&bytes, max, s.limits.remote_write_max_decompressed_bytes) {
@@ -59,12 +65,12 @@ async fn write(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Res
         Ok(o) => {
             s.metrics.reject("out_of_order");
             text(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{} samples stored; refused: {} out of order, {} duplicate timestamps with different values, {} older than retention",
-                o.accepted, o.out_of_order, o.duplicate_conflicts, o.too_old
-            ),
-        )
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{} samples stored; refused: {} out of order, {} duplicate timestamps with different values, {} older than retention",
+                    o.accepted, o.out_of_order, o.duplicate_conflicts, o.too_old
+                ),
+            )
         }
         Err(e) => {
             s.metrics.reject(match e.kind() {
@@ -76,7 +82,8 @@ async fn write(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Res
             let (status, retry_after) = write_error_status(e.kind());
             let mut resp = text(status, e.to_string());
             if let Some(r) = retry_after {
-                resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static(r));
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static(r));
             }
             resp
         }

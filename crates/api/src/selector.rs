@@ -11,10 +11,14 @@ use crate::error::ApiError;
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let expr = parser::parse(s).map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
     let Expr::VectorSelector(vs) = expr else {
-        return Err(ApiError::bad_data(format!("invalid parameter \"match[]\": {s:?} is not a series selector")));
+        return Err(ApiError::bad_data(format!(
+            "invalid parameter \"match[]\": {s:?} is not a series selector"
+        )));
     };
     if vs.offset.is_some() || vs.at.is_some() {
-        return Err(ApiError::bad_data("invalid parameter \"match[]\": offset and @ are not allowed in a series selector"));
+        return Err(ApiError::bad_data(
+            "invalid parameter \"match[]\": offset and @ are not allowed in a series selector",
+        ));
     }
     let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, ApiError> {
         let mut out: Vec<Matcher> = ms
@@ -30,10 +34,15 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
             })
             .collect::<Result<_, _>>()?;
         if let Some(name) = &vs.name {
-            out.push(Matcher::new(MatchOp::Equal, "__name__", name.clone()).map_err(|e| ApiError::bad_data(e.to_string()))?);
+            out.push(
+                Matcher::new(MatchOp::Equal, "__name__", name.clone())
+                    .map_err(|e| ApiError::bad_data(e.to_string()))?,
+            );
         }
         if out.iter().all(|m| m.matches_empty()) {
-            return Err(ApiError::bad_data("match[] must contain at least one non-empty matcher"));
+            return Err(ApiError::bad_data(
+                "match[] must contain at least one non-empty matcher",
+            ));
         }
         Ok(out)
     };

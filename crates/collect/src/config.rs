@@ -156,7 +156,9 @@ pub struct ByteSize(pub u64);
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_byte_size(&s).map(ByteSize).ok_or_else(|| serde::de::Error::custom(format!("invalid size {s:?} (expected e.g. 10MB)")))
+        parse_byte_size(&s)
+            .map(ByteSize)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid size {s:?} (expected e.g. 10MB)")))
     }
 }
 
@@ -218,73 +220,92 @@ pub fn resolve_scrape_configs(configs: &mut [ScrapeConfig], defaults: ScrapeDefa
     let mut seen = std::collections::HashSet::new();
     for (index, c) in configs.iter().enumerate() {
         if !seen.insert(c.job_name.clone()) {
-            return Err(ScrapeConfigError { index, message: format!("found multiple scrape configs with job name {:?}", c.job_name) });
+            return Err(ScrapeConfigError {
+                index,
+                message: format!("found multiple scrape configs with job name {:?}", c.job_name),
+            });
         }
     }
     Ok(())
 }
 
 fn resolve_one(c: &mut ScrapeConfig, defaults: ScrapeDefaults) -> Result<(), String> {
+    let job = c.job_name.clone();
+    if job.is_empty() {
+        return Err("job_name is empty".into());
+    }
+    let interval = c.scrape_interval.map(|d| d.0).unwrap_or(defaults.interval);
+    if interval.is_zero() {
+        return Err(format!("scrape_interval of job {job:?} must be positive"));
+    }
+    let timeout = match c.scrape_timeout {
+        Some(t) => t.0,
+        None => defaults.timeout.min(interval),
+    };
+    if timeout > interval {
+        return Err(format!(
+            "scrape timeout greater than scrape interval for scrape config with job name {job:?} ({} > {})",
+            format_duration(timeout),
+            format_duration(interval)
+        ));
+    }
+    c.scrape_interval = Some(PromDuration(interval));
+    c.scrape_timeout = Some(PromDuration(timeout));
+    if c.scheme != "http" && c.scheme != "https" {
+        return Err(format!("invalid scheme {:?} in job {job:?} (http or https)", c.scheme));
+    }
+    if !c.metrics_path.starts_with('/') {
+        return Err(format!(
+            "metrics_path {:?} of job {job:?} must start with /",
+            c.metrics_path
+        ));
+    }
+    for sc in &c.static_configs {
+        for name in sc.labels.keys() {
+            if !is_valid_label_name(name) {
+                return Err(format!("invalid label name {name:?} in static_configs of job {job:?}"));
+            }
+        }
+    }
+    for f in &c.file_sd_configs {
+        for pattern in &f.files {
+            let ext_ok = [".json", ".yml", ".yaml"].iter().any(|e| pattern.ends_with(e));
+            if !ext_ok {
+                return Err(format!(
+                    "file_sd file {pattern:?} of job {job:?} must end in .json, .yml or .yaml"
+                ));
+            }
+            glob::Pattern::new(pattern)
+                .map_err(|e| format!("invalid file_sd pattern {pattern:?} of job {job:?}: {e}"))?;
+        }
+    }
+    if let Some(b) = &c.basic_auth
+        && b.password.is_some()
+        && b.password_file.is_some()
     {
-        let job = c.job_name.clone();
-        if job.is_empty() {
-            return Err("job_name is empty".into());
-        }
-        let interval = c.scrape_interval.map(|d| d.0).unwrap_or(defaults.interval);
-        if interval.is_zero() {
-            return Err(format!("scrape_interval of job {job:?} must be positive"));
-        }
-        let timeout = match c.scrape_timeout {
-            Some(t) => t.0,
-            None => defaults.timeout.min(interval),
-        };
-        if timeout > interval {
+        {
             return Err(format!(
-                "scrape timeout greater than scrape interval for scrape config with job name {job:?} ({} > {})",
-                format_duration(timeout),
-                format_duration(interval)
+                "at most one of basic_auth password & password_file must be configured (job {job:?})"
             ));
         }
-        c.scrape_interval = Some(PromDuration(interval));
-        c.scrape_timeout = Some(PromDuration(timeout));
-        if c.scheme != "http" && c.scheme != "https" {
-            return Err(format!("invalid scheme {:?} in job {job:?} (http or https)", c.scheme));
+    }
+    if let Some(a) = &c.authorization
+        && a.credentials.is_some()
+        && a.credentials_file.is_some()
+    {
+        {
+            return Err(format!(
+                "at most one of authorization credentials & credentials_file must be configured (job {job:?})"
+            ));
         }
-        if !c.metrics_path.starts_with('/') {
-            return Err(format!("metrics_path {:?} of job {job:?} must start with /", c.metrics_path));
-        }
-        for sc in &c.static_configs {
-            for name in sc.labels.keys() {
-                if !is_valid_label_name(name) {
-                    return Err(format!("invalid label name {name:?} in static_configs of job {job:?}"));
-                }
-            }
-        }
-        for f in &c.file_sd_configs {
-            for pattern in &f.files {
-                let ext_ok = [".json", ".yml", ".yaml"].iter().any(|e| pattern.ends_with(e));
-                if !ext_ok {
-                    return Err(format!("file_sd file {pattern:?} of job {job:?} must end in .json, .yml or .yaml"));
-                }
-                glob::Pattern::new(pattern).map_err(|e| format!("invalid file_sd pattern {pattern:?} of job {job:?}: {e}"))?;
-            }
-        }
-        if let Some(b) = &c.basic_auth {
-            if b.password.is_some() && b.password_file.is_some() {
-                return Err(format!("at most one of basic_auth password & password_file must be configured (job {job:?})"));
-            }
-        }
-        if let Some(a) = &c.authorization {
-            if a.credentials.is_some() && a.credentials_file.is_some() {
-                return Err(format!("at most one of authorization credentials & credentials_file must be configured (job {job:?})"));
-            }
-        }
-        if c.basic_auth.is_some() && c.authorization.is_some() {
-            return Err(format!("at most one of basic_auth & authorization must be configured (job {job:?})"));
-        }
-        if c.tls_config.cert_file.is_some() != c.tls_config.key_file.is_some() {
-            return Err(format!("tls_config of job {job:?} needs both cert_file and key_file"));
-        }
+    }
+    if c.basic_auth.is_some() && c.authorization.is_some() {
+        return Err(format!(
+            "at most one of basic_auth & authorization must be configured (job {job:?})"
+        ));
+    }
+    if c.tls_config.cert_file.is_some() != c.tls_config.key_file.is_some() {
+        return Err(format!("tls_config of job {job:?} needs both cert_file and key_file"));
     }
     Ok(())
 }
@@ -294,13 +315,18 @@ mod tests {
     use super::*;
 
     fn defaults() -> ScrapeDefaults {
-        ScrapeDefaults { interval: Duration::from_secs(15), timeout: Duration::from_secs(10) }
+        ScrapeDefaults {
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(10),
+        }
     }
 
     #[test]
     fn defaults_and_timeout_capped_at_interval() {
-        let mut c: Vec<ScrapeConfig> =
-            serde_yaml::from_str("- job_name: a\n  scrape_interval: 5s\n  static_configs: [{targets: [x:1]}]\n- job_name: b").unwrap();
+        let mut c: Vec<ScrapeConfig> = serde_yaml::from_str(
+            "- job_name: a\n  scrape_interval: 5s\n  static_configs: [{targets: [x:1]}]\n- job_name: b",
+        )
+        .unwrap();
         resolve_scrape_configs(&mut c, defaults()).unwrap();
         assert_eq!(c[0].timeout(), Duration::from_secs(5));
         assert_eq!(c[1].interval(), Duration::from_secs(15));
@@ -311,9 +337,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_job() {
-        let mut c: Vec<ScrapeConfig> = serde_yaml::from_str("- job_name: a\n  scrape_interval: 5s\n  scrape_timeout: 10s").unwrap();
+        let mut c: Vec<ScrapeConfig> =
+            serde_yaml::from_str("- job_name: a\n  scrape_interval: 5s\n  scrape_timeout: 10s").unwrap();
         let e = resolve_scrape_configs(&mut c, defaults()).unwrap_err().message;
-        assert!(e.contains("scrape timeout greater than scrape interval") && e.contains("\"a\""), "{e}");
+        assert!(
+            e.contains("scrape timeout greater than scrape interval") && e.contains("\"a\""),
+            "{e}"
+        );
         let mut c: Vec<ScrapeConfig> = serde_yaml::from_str("- job_name: a\n- job_name: a").unwrap();
         let e = resolve_scrape_configs(&mut c, defaults()).unwrap_err();
         assert!(e.message.contains("multiple"));

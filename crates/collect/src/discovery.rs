@@ -69,17 +69,19 @@ pub fn read_file_groups(path: &Path) -> Result<Vec<TargetGroup>, String> {
                 .targets
                 .iter()
                 .map(|addr| {
-                    let pairs = g
-                        .labels
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .chain([("__address__".to_owned(), addr.clone()), ("__meta_filepath".to_owned(), filepath.clone())]);
+                    let pairs = g.labels.iter().map(|(k, v)| (k.clone(), v.clone())).chain([
+                        ("__address__".to_owned(), addr.clone()),
+                        ("__meta_filepath".to_owned(), filepath.clone()),
+                    ]);
                     let labels = Labels::from_pairs(pairs).map_err(|e| format!("{}: {e}", path.display()))?;
                     labels.validate().map_err(|e| format!("{}: {e}", path.display()))?;
                     Ok(labels)
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            Ok(TargetGroup { source: format!("file:{filepath}:{i}"), targets })
+            Ok(TargetGroup {
+                source: format!("file:{filepath}:{i}"),
+                targets,
+            })
         })
         .collect()
 }
@@ -94,11 +96,18 @@ pub(crate) struct FileWatcher {
 
 impl FileWatcher {
     pub fn new(config: FileSdConfig) -> Self {
-        Self { config, seen: BTreeMap::new(), last_full_read: None }
+        Self {
+            config,
+            seen: BTreeMap::new(),
+            last_full_read: None,
+        }
     }
 
     fn refresh_interval(&self) -> Duration {
-        self.config.refresh_interval.map(|d| d.0).unwrap_or(Duration::from_secs(300))
+        self.config
+            .refresh_interval
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(300))
     }
 
     /// New groups when any file appeared, changed or vanished, or the refresh interval
@@ -114,7 +123,9 @@ impl FileWatcher {
                 }
             }
         }
-        let due = self.last_full_read.is_none_or(|t| t.elapsed() >= self.refresh_interval());
+        let due = self
+            .last_full_read
+            .is_none_or(|t| t.elapsed() >= self.refresh_interval());
         if current == self.seen && !due {
             return None;
         }
@@ -141,10 +152,17 @@ mod tests {
     fn reads_json_and_yaml_and_notices_changes() {
         let dir = tempfile::tempdir().unwrap();
         let json = dir.path().join("a.json");
-        std::fs::write(&json, r#"[{"targets": ["h1:9100", "h2:9100"], "labels": {"env": "prod"}}]"#).unwrap();
+        std::fs::write(
+            &json,
+            r#"[{"targets": ["h1:9100", "h2:9100"], "labels": {"env": "prod"}}]"#,
+        )
+        .unwrap();
         let yaml = dir.path().join("b.yml");
         std::fs::write(&yaml, "- targets: [h3:9100]\n").unwrap();
-        let cfg = FileSdConfig { files: vec![format!("{}/*.json", dir.path().display()), yaml.display().to_string()], refresh_interval: None };
+        let cfg = FileSdConfig {
+            files: vec![format!("{}/*.json", dir.path().display()), yaml.display().to_string()],
+            refresh_interval: None,
+        };
         let mut w = FileWatcher::new(cfg);
         let mut prev = BTreeMap::new();
         let groups = w.poll(&mut prev).unwrap();

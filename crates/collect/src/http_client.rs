@@ -29,7 +29,9 @@ fn rustls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
     let mut roots = RootCertStore::empty();
     match &tls.ca_file {
         Some(ca) => {
-            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("reading ca_file {}: {e}", ca.display()))? {
+            for cert in
+                CertificateDer::pem_file_iter(ca).map_err(|e| format!("reading ca_file {}: {e}", ca.display()))?
+            {
                 let cert = cert.map_err(|e| format!("reading ca_file {}: {e}", ca.display()))?;
                 roots.add(cert).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
             }
@@ -63,8 +65,11 @@ fn rustls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
             let certs = CertificateDer::pem_file_iter(cert)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| format!("reading cert_file {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("reading key_file {}: {e}", key.display()))?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| format!("client certificate: {e}"))?
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("reading key_file {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("client certificate: {e}"))?
         }
         _ => builder.with_no_client_auth(),
     };
@@ -88,12 +93,23 @@ impl ServerCertVerifier for FixedServerName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.inner.verify_tls12_signature(m, c, d)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.inner.verify_tls13_signature(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -116,10 +132,20 @@ impl ServerCertVerifier for NoVerification {
     ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         Ok(HandshakeSignatureValid::assertion())
     }
-    fn verify_tls13_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         Ok(HandshakeSignatureValid::assertion())
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -135,7 +161,9 @@ pub(crate) fn authorize(
     auth: Option<&Authorization>,
 ) -> Result<RequestBuilder, String> {
     let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p).map(|s| s.trim().to_owned()).map_err(|e| format!("reading {}: {e}", p.display()))
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| format!("reading {}: {e}", p.display()))
     };
     if let Some(b) = basic {
         let password = match &b.password_file {

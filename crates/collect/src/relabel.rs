@@ -75,7 +75,10 @@ impl<'de> Deserialize<'de> for RelabelRegex {
 impl RelabelRegex {
     fn new(source: &str) -> Result<Self, String> {
         anchored_regex(source)
-            .map(|regex| Self { source: source.to_owned(), regex })
+            .map(|regex| Self {
+                source: source.to_owned(),
+                regex,
+            })
             .map_err(|e| e.to_string())
     }
 }
@@ -138,33 +141,59 @@ impl TryFrom<RawRelabelConfig> for RelabelConfig {
     fn try_from(raw: RawRelabelConfig) -> Result<Self, String> {
         let action = raw.action;
         let name = action.name();
-        let defaults_changed = raw.separator.is_some() || raw.replacement.is_some() || raw.regex.is_some() || raw.modulus != 0;
+        let defaults_changed =
+            raw.separator.is_some() || raw.replacement.is_some() || raw.regex.is_some() || raw.modulus != 0;
         if action == Action::HashMod && raw.modulus == 0 {
             return Err("relabel configuration for hashmod requires non-zero modulus".into());
         }
         if matches!(
             action,
-            Action::Replace | Action::HashMod | Action::Lowercase | Action::Uppercase | Action::KeepEqual | Action::DropEqual
+            Action::Replace
+                | Action::HashMod
+                | Action::Lowercase
+                | Action::Uppercase
+                | Action::KeepEqual
+                | Action::DropEqual
         ) && raw.target_label.is_empty()
         {
-            return Err(format!("relabel configuration for {name} action requires 'target_label' value"));
+            return Err(format!(
+                "relabel configuration for {name} action requires 'target_label' value"
+            ));
         }
-        if matches!(action, Action::Replace | Action::Lowercase | Action::Uppercase) && !valid_target_template(&raw.target_label) {
-            return Err(format!("{:?} is invalid 'target_label' for {name} action", raw.target_label));
+        if matches!(action, Action::Replace | Action::Lowercase | Action::Uppercase)
+            && !valid_target_template(&raw.target_label)
+        {
+            return Err(format!(
+                "{:?} is invalid 'target_label' for {name} action",
+                raw.target_label
+            ));
         }
-        if matches!(action, Action::Lowercase | Action::Uppercase | Action::KeepEqual | Action::DropEqual)
-            && raw.replacement.as_deref().is_some_and(|r| r != DEFAULT_REPLACEMENT)
+        if matches!(
+            action,
+            Action::Lowercase | Action::Uppercase | Action::KeepEqual | Action::DropEqual
+        ) && raw.replacement.as_deref().is_some_and(|r| r != DEFAULT_REPLACEMENT)
         {
             return Err(format!("'replacement' can not be set for {name} action"));
         }
-        if matches!(action, Action::HashMod | Action::KeepEqual | Action::DropEqual) && !is_valid_label_name(&raw.target_label) {
-            return Err(format!("{:?} is invalid 'target_label' for {name} action", raw.target_label));
+        if matches!(action, Action::HashMod | Action::KeepEqual | Action::DropEqual)
+            && !is_valid_label_name(&raw.target_label)
+        {
+            return Err(format!(
+                "{:?} is invalid 'target_label' for {name} action",
+                raw.target_label
+            ));
         }
-        if matches!(action, Action::KeepEqual | Action::DropEqual) && (raw.regex.is_some() || raw.modulus != 0 || raw.separator.is_some()) {
-            return Err(format!("{name} action requires only 'source_labels' and `target_label`, and no other fields"));
+        if matches!(action, Action::KeepEqual | Action::DropEqual)
+            && (raw.regex.is_some() || raw.modulus != 0 || raw.separator.is_some())
+        {
+            return Err(format!(
+                "{name} action requires only 'source_labels' and `target_label`, and no other fields"
+            ));
         }
         if matches!(action, Action::LabelDrop | Action::LabelKeep)
-            && (!raw.source_labels.is_empty() || !raw.target_label.is_empty() || defaults_changed && raw.regex.is_none())
+            && (!raw.source_labels.is_empty()
+                || !raw.target_label.is_empty()
+                || defaults_changed && raw.regex.is_none())
         {
             return Err(format!("{name} action requires only 'regex', and no other fields"));
         }
@@ -300,7 +329,10 @@ mod tests {
   replacement: "$2-$1"
 "#,
         );
-        assert_eq!(process(&l(&[("a", "foo"), ("b", "bar")]), &c), Some(l(&[("a", "foo"), ("b", "bar"), ("foo_x", "bar-foo")])));
+        assert_eq!(
+            process(&l(&[("a", "foo"), ("b", "bar")]), &c),
+            Some(l(&[("a", "foo"), ("b", "bar"), ("foo_x", "bar-foo")]))
+        );
         // No match: unchanged.
         let c = cfgs("- {source_labels: [a], regex: 'x+', target_label: t}");
         assert_eq!(process(&l(&[("a", "y")]), &c), Some(l(&[("a", "y")])));
@@ -315,7 +347,10 @@ mod tests {
         assert!(process(&l(&[("a", "x")]), &keep).is_some());
         assert!(process(&l(&[("a", "xx")]), &keep).is_none(), "anchored");
         let drop = cfgs("- {source_labels: [missing], regex: '', action: drop}");
-        assert!(process(&l(&[("a", "x")]), &drop).is_none(), "absent label is empty string");
+        assert!(
+            process(&l(&[("a", "x")]), &drop).is_none(),
+            "absent label is empty string"
+        );
         let ke = cfgs("- {source_labels: [a], target_label: b, action: keepequal}");
         assert!(process(&l(&[("a", "1"), ("b", "1")]), &ke).is_some());
         assert!(process(&l(&[("a", "1"), ("b", "2")]), &ke).is_none());
@@ -341,10 +376,15 @@ mod tests {
         assert_eq!(out.get("zone"), Some("z1"));
         assert_eq!(out.get("__meta_zone"), Some("z1"));
         let c = cfgs("- {regex: '__meta_.*', action: labeldrop}");
-        assert_eq!(process(&l(&[("__meta_zone", "z1"), ("a", "1")]), &c), Some(l(&[("a", "1")])));
+        assert_eq!(
+            process(&l(&[("__meta_zone", "z1"), ("a", "1")]), &c),
+            Some(l(&[("a", "1")]))
+        );
         let c = cfgs("- {regex: 'a', action: labelkeep}");
         assert_eq!(process(&l(&[("b", "z1"), ("a", "1")]), &c), Some(l(&[("a", "1")])));
-        let c = cfgs("- {source_labels: [a], target_label: up, action: uppercase}\n- {source_labels: [a], target_label: low, action: lowercase}");
+        let c = cfgs(
+            "- {source_labels: [a], target_label: up, action: uppercase}\n- {source_labels: [a], target_label: low, action: lowercase}",
+        );
         let out = process(&l(&[("a", "MiX")]), &c).unwrap();
         assert_eq!((out.get("up"), out.get("low")), (Some("MIX"), Some("mix")));
     }

@@ -107,11 +107,19 @@ pub enum DecodeError {
 /// the length snappy announces in its header, so a small bomb cannot allocate much.
 pub fn decode(body: &[u8], max_compressed: usize, max_decompressed: usize) -> Result<AppendRequest, DecodeError> {
     if body.len() > max_compressed {
-        return Err(DecodeError::TooLarge { what: "compressed body", size: body.len(), limit: max_compressed });
+        return Err(DecodeError::TooLarge {
+            what: "compressed body",
+            size: body.len(),
+            limit: max_compressed,
+        });
     }
     let len = snap::raw::decompress_len(body).map_err(|e| DecodeError::Malformed(format!("snappy: {e}")))?;
     if len > max_decompressed {
-        return Err(DecodeError::TooLarge { what: "decompressed body", size: len, limit: max_decompressed });
+        return Err(DecodeError::TooLarge {
+            what: "decompressed body",
+            size: len,
+            limit: max_decompressed,
+        });
     }
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
@@ -144,14 +152,23 @@ fn to_append(wr: WriteRequest) -> Result<AppendRequest, DecodeError> {
             7 => MetricType::StateSet,
             _ => MetricType::Unknown,
         };
-        out.metadata.push((m.metric_family_name, MetricMetadata { metric_type, help: m.help, unit: m.unit }));
+        out.metadata.push((
+            m.metric_family_name,
+            MetricMetadata {
+                metric_type,
+                help: m.help,
+                unit: m.unit,
+            },
+        ));
     }
     Ok(out)
 }
 
 /// Encodes a request as a remote_write client does (for tests and benchmarks).
 pub fn encode(wr: &WriteRequest) -> Vec<u8> {
-    snap::raw::Encoder::new().compress_vec(&wr.encode_to_vec()).expect("snappy compresses any input")
+    snap::raw::Encoder::new()
+        .compress_vec(&wr.encode_to_vec())
+        .expect("snappy compresses any input")
 }
 
 #[cfg(test)]
@@ -162,13 +179,33 @@ mod tests {
         WriteRequest {
             timeseries: vec![TimeSeries {
                 labels: vec![
-                    LabelProto { name: "__name__".into(), value: "m".into() },
-                    LabelProto { name: "job".into(), value: "j".into() },
+                    LabelProto {
+                        name: "__name__".into(),
+                        value: "m".into(),
+                    },
+                    LabelProto {
+                        name: "job".into(),
+                        value: "j".into(),
+                    },
                 ],
-                samples: vec![SampleProto { value: 2.0, timestamp: 2000 }, SampleProto { value: 1.0, timestamp: 1000 }],
+                samples: vec![
+                    SampleProto {
+                        value: 2.0,
+                        timestamp: 2000,
+                    },
+                    SampleProto {
+                        value: 1.0,
+                        timestamp: 1000,
+                    },
+                ],
                 exemplars: vec![],
             }],
-            metadata: vec![MetricMetadataProto { r#type: 1, metric_family_name: "m".into(), help: "h".into(), unit: String::new() }],
+            metadata: vec![MetricMetadataProto {
+                r#type: 1,
+                metric_family_name: "m".into(),
+                help: "h".into(),
+                unit: String::new(),
+            }],
         }
     }
 
@@ -176,20 +213,46 @@ mod tests {
     fn round_trip() {
         let a = decode(&encode(&req()), 1 << 20, 1 << 20).unwrap();
         assert_eq!(a.series[0].labels.get("job"), Some("j"));
-        assert_eq!(a.series[0].samples, vec![Sample::new(1000, 1.0), Sample::new(2000, 2.0)]);
+        assert_eq!(
+            a.series[0].samples,
+            vec![Sample::new(1000, 1.0), Sample::new(2000, 2.0)]
+        );
         assert_eq!(a.metadata[0].1.metric_type, MetricType::Counter);
     }
 
     #[test]
     fn limits_and_garbage() {
         let body = encode(&req());
-        assert!(matches!(decode(&body, 5, 1 << 20), Err(DecodeError::TooLarge { what: "compressed body", .. })));
-        assert!(matches!(decode(&body, 1 << 20, 5), Err(DecodeError::TooLarge { what: "decompressed body", .. })));
-        assert!(matches!(decode(b"not snappy at all", 1 << 20, 1 << 20), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode(&body, 5, 1 << 20),
+            Err(DecodeError::TooLarge {
+                what: "compressed body",
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode(&body, 1 << 20, 5),
+            Err(DecodeError::TooLarge {
+                what: "decompressed body",
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode(b"not snappy at all", 1 << 20, 1 << 20),
+            Err(DecodeError::Malformed(_))
+        ));
         let not_proto = snap::raw::Encoder::new().compress_vec(&[0xff; 10]).unwrap();
-        assert!(matches!(decode(&not_proto, 1 << 20, 1 << 20), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode(&not_proto, 1 << 20, 1 << 20),
+            Err(DecodeError::Malformed(_))
+        ));
         let mut dup = req();
-        dup.timeseries[0].labels.push(LabelProto { name: "job".into(), value: "k".into() });
-        assert!(matches!(decode(&encode(&dup), 1 << 20, 1 << 20), Err(DecodeError::Malformed(m)) if m.contains("duplicate")));
+        dup.timeseries[0].labels.push(LabelProto {
+            name: "job".into(),
+            value: "k".into(),
+        });
+        assert!(
+            matches!(decode(&encode(&dup), 1 << 20, 1 << 20), Err(DecodeError::Malformed(m)) if m.contains("duplicate"))
+        );
     }
 }

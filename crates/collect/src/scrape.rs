@@ -115,8 +115,6 @@ struct TargetHealth {
 /// A target after relabeling.
 struct Target {
     discovered: Labels,
-    /// Final labels including `__` ones (`__address__`, `__scheme__`, `__param_*`, ...).
-    labels: Labels,
     /// Final labels without `__` ones: what series get.
     public: Labels,
     url: String,
@@ -168,9 +166,21 @@ impl ScrapeManager {
     pub fn new(store: MetricsStore, registry: &mut Registry) -> Self {
         let metrics = ScrapeMetrics::default();
         let r = registry.sub_registry_with_prefix("sextant_scrape");
-        r.register("scrapes", "Scrapes by job and result (success, failure)", metrics.scrapes.clone());
-        r.register("samples_scraped", "Samples appended from scrapes, by job", metrics.samples.clone());
-        Self { store, metrics, pools: Arc::default() }
+        r.register(
+            "scrapes",
+            "Scrapes by job and result (success, failure)",
+            metrics.scrapes.clone(),
+        );
+        r.register(
+            "samples_scraped",
+            "Samples appended from scrapes, by job",
+            metrics.samples.clone(),
+        );
+        Self {
+            store,
+            metrics,
+            pools: Arc::default(),
+        }
     }
 
     /// Applies a new set of jobs: unchanged jobs keep running, changed ones restart,
@@ -191,7 +201,10 @@ impl ScrapeManager {
             }
         }
         for (fingerprint, config, client) in prepared {
-            if pools.get(&config.job_name).is_some_and(|p| p.fingerprint == fingerprint) {
+            if pools
+                .get(&config.job_name)
+                .is_some_and(|p| p.fingerprint == fingerprint)
+            {
                 continue;
             }
             if let Some(old) = pools.remove(&config.job_name) {
@@ -241,14 +254,21 @@ impl ScrapeManager {
                 .collect();
             active.sort_by(|a, b| a.url.cmp(&b.url));
             snap.active.extend(active);
-            snap.dropped.extend(state.dropped.iter().map(|l| (job.clone(), l.clone())));
+            snap.dropped
+                .extend(state.dropped.iter().map(|l| (job.clone(), l.clone())));
         }
         snap
     }
 }
 
 impl Pool {
-    fn start(fingerprint: String, config: ScrapeConfig, client: reqwest::Client, store: MetricsStore, metrics: ScrapeMetrics) -> Self {
+    fn start(
+        fingerprint: String,
+        config: ScrapeConfig,
+        client: reqwest::Client,
+        store: MetricsStore,
+        metrics: ScrapeMetrics,
+    ) -> Self {
         let shared = Arc::new(PoolShared {
             config,
             client,
@@ -269,13 +289,23 @@ impl Pool {
                 loop {
                     if let Some(groups) = watcher.poll(&mut per_file) {
                         let targets = groups.into_iter().flat_map(|g| g.targets).collect();
-                        sync_group(&shared, TargetGroup { source: format!("file_sd/{i}"), targets });
+                        sync_group(
+                            &shared,
+                            TargetGroup {
+                                source: format!("file_sd/{i}"),
+                                targets,
+                            },
+                        );
                     }
                     tokio::time::sleep(FILE_SD_POLL).await;
                 }
             }));
         }
-        Self { fingerprint, shared, discovery }
+        Self {
+            fingerprint,
+            shared,
+            discovery,
+        }
     }
 
     async fn stop(self, staleness: bool) {
@@ -312,9 +342,16 @@ fn sync_group(shared: &Arc<PoolShared>, group: TargetGroup) {
         }
     }
     let limit = shared.config.target_limit;
-    shared.over_target_limit.store(limit > 0 && desired.len() > limit, Ordering::Relaxed);
+    shared
+        .over_target_limit
+        .store(limit > 0 && desired.len() > limit, Ordering::Relaxed);
     state.dropped = dropped;
-    let stale: Vec<u64> = state.active.keys().filter(|h| !desired.contains_key(h)).copied().collect();
+    let stale: Vec<u64> = state
+        .active
+        .keys()
+        .filter(|h| !desired.contains_key(h))
+        .copied()
+        .collect();
     for h in stale {
         if let Some(a) = state.active.remove(&h) {
             let _ = a.stop.send(true);
@@ -381,24 +418,30 @@ fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> Result<Populated, String
         b.set("instance", &addr);
     }
     let labels = b.build();
-    let interval = parse_duration(labels.get("__scrape_interval__").unwrap_or("")).map_err(|e| format!("error parsing interval: {e}"))?;
-    let timeout = parse_duration(labels.get("__scrape_timeout__").unwrap_or("")).map_err(|e| format!("error parsing timeout: {e}"))?;
+    let interval = parse_duration(labels.get("__scrape_interval__").unwrap_or(""))
+        .map_err(|e| format!("error parsing interval: {e}"))?;
+    let timeout = parse_duration(labels.get("__scrape_timeout__").unwrap_or(""))
+        .map_err(|e| format!("error parsing timeout: {e}"))?;
     if interval.is_zero() {
         return Err("scrape interval cannot be 0".into());
     }
     if timeout > interval {
-        return Err(format!("scrape timeout cannot be greater than scrape interval ({timeout:?} > {interval:?})"));
+        return Err(format!(
+            "scrape timeout cannot be greater than scrape interval ({timeout:?} > {interval:?})"
+        ));
     }
     let url = target_url(&labels, cfg)?;
     let public = Labels::from_pairs(
-        labels.iter().filter(|l| !l.name.starts_with("__")).map(|l| (l.name.clone(), l.value.clone())),
+        labels
+            .iter()
+            .filter(|l| !l.name.starts_with("__"))
+            .map(|l| (l.name.clone(), l.value.clone())),
     )
     .map_err(|e| e.to_string())?;
     Ok(Populated::Target(Target {
         hash: labels.stable_hash() ^ hash_str(&url),
         discovered: pre,
         public,
-        labels,
         url,
         interval,
         timeout,
@@ -441,16 +484,20 @@ fn target_url(labels: &Labels, cfg: &ScrapeConfig) -> Result<String, String> {
     let scheme = labels.get("__scheme__").unwrap_or("http");
     let addr = labels.get("__address__").unwrap_or("");
     let path = labels.get("__metrics_path__").unwrap_or("/metrics");
-    let mut url = reqwest::Url::parse(&format!("{scheme}://{addr}{path}")).map_err(|e| format!("invalid target URL: {e}"))?;
+    // Built by hand: URL libraries drop a default port, and Prometheus shows it.
+    let mut url = format!("{scheme}://{addr}{path}");
     if !params.is_empty() {
-        let mut q = url.query_pairs_mut();
+        let mut q = form_urlencoded::Serializer::new(String::new());
         for (k, vs) in &params {
             for v in vs {
                 q.append_pair(k, v);
             }
         }
+        url.push('?');
+        url.push_str(&q.finish());
     }
-    Ok(url.to_string())
+    reqwest::Url::parse(&url).map_err(|e| format!("invalid target URL {url:?}: {e}"))?;
+    Ok(url)
 }
 
 /// Series seen in the previous scrape (without explicit timestamps).
@@ -482,7 +529,10 @@ async fn run_target(shared: Arc<PoolShared>, target: Arc<Target>, mut stop: ones
     let mut req = AppendRequest::default();
     let report_names = REPORT_NAMES.iter().map(|n| with_name(&target.public, n));
     for labels in state.previous.drain().chain(report_names) {
-        req.series.push(SeriesSamples { labels, samples: vec![Sample::new(t, stale_nan())] });
+        req.series.push(SeriesSamples {
+            labels,
+            samples: vec![Sample::new(t, stale_nan())],
+        });
     }
     if let Err(e) = shared.store.append(req).await {
         tracing::warn!(error = %e, url = %target.url, "could not write end-of-run staleness markers");
@@ -522,13 +572,18 @@ async fn scrape_once(shared: &PoolShared, target: &Target, state: &mut LoopState
         fetch(shared, target).await
     };
     let duration = t0.elapsed();
-    let processed = fetched.map_err(|e| (e, 0)).and_then(|(body, ct)| process_body(&body, &ct, target, cfg, start_ms));
+    let processed = fetched
+        .map_err(|e| (e, 0))
+        .and_then(|(body, ct)| process_body(&body, &ct, target, cfg, start_ms));
     let mut req = AppendRequest::default();
     let (scraped, post, added, error) = match processed {
         Ok(batch) => {
             let added = batch.tracked.iter().filter(|l| !state.previous.contains(*l)).count();
             for gone in state.previous.difference(&batch.tracked) {
-                req.series.push(SeriesSamples { labels: gone.clone(), samples: vec![Sample::new(start_ms, stale_nan())] });
+                req.series.push(SeriesSamples {
+                    labels: gone.clone(),
+                    samples: vec![Sample::new(start_ms, stale_nan())],
+                });
             }
             state.previous = batch.tracked;
             req.series.extend(batch.series);
@@ -537,7 +592,10 @@ async fn scrape_once(shared: &PoolShared, target: &Target, state: &mut LoopState
         }
         Err((e, scraped)) => {
             for gone in state.previous.drain() {
-                req.series.push(SeriesSamples { labels: gone, samples: vec![Sample::new(start_ms, stale_nan())] });
+                req.series.push(SeriesSamples {
+                    labels: gone,
+                    samples: vec![Sample::new(start_ms, stale_nan())],
+                });
             }
             (scraped, 0, 0, Some(e))
         }
@@ -545,16 +603,32 @@ async fn scrape_once(shared: &PoolShared, target: &Target, state: &mut LoopState
     let up = if error.is_none() { 1.0 } else { 0.0 };
     let report = [up, duration.as_secs_f64(), scraped as f64, post as f64, added as f64];
     for (name, v) in REPORT_NAMES.iter().zip(report) {
-        req.series.push(SeriesSamples { labels: with_name(&target.public, name), samples: vec![Sample::new(start_ms, v)] });
+        req.series.push(SeriesSamples {
+            labels: with_name(&target.public, name),
+            samples: vec![Sample::new(start_ms, v)],
+        });
     }
     match shared.store.append(req).await {
         Ok(outcome) => {
-            shared.metrics.samples.get_or_create(&JobLabels { job: cfg.job_name.clone() }).inc_by(outcome.accepted);
+            shared
+                .metrics
+                .samples
+                .get_or_create(&JobLabels {
+                    job: cfg.job_name.clone(),
+                })
+                .inc_by(outcome.accepted);
         }
         Err(e) => tracing::warn!(error = %e, url = %target.url, "storing scrape failed"),
     }
     let result = if error.is_none() { "success" } else { "failure" };
-    shared.metrics.scrapes.get_or_create(&ScrapeResultLabels { job: cfg.job_name.clone(), result }).inc();
+    shared
+        .metrics
+        .scrapes
+        .get_or_create(&ScrapeResultLabels {
+            job: cfg.job_name.clone(),
+            result,
+        })
+        .inc();
     let mut h = target.health.lock().expect("poisoned");
     h.health = if error.is_none() { Health::Up } else { Health::Down };
     h.last_error = error.unwrap_or_default();
@@ -568,7 +642,10 @@ async fn fetch(shared: &PoolShared, target: &Target) -> Result<(Vec<u8>, String)
         .client
         .get(&target.url)
         .header(reqwest::header::ACCEPT, SCRAPE_ACCEPT_HEADER)
-        .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", target.timeout.as_secs_f64()))
+        .header(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            format!("{}", target.timeout.as_secs_f64()),
+        )
         .timeout(target.timeout);
     let req = authorize(req, cfg.basic_auth.as_ref(), cfg.authorization.as_ref())?;
     let mut resp = req.send().await.map_err(describe_reqwest_error)?;
@@ -609,8 +686,15 @@ fn describe_reqwest_error(e: reqwest::Error) -> String {
 
 /// Parses a body and applies label merging, metric relabeling and limits. On error,
 /// also returns how many samples were parsed.
-fn process_body(body: &[u8], content_type: &str, target: &Target, cfg: &ScrapeConfig, start_ms: i64) -> Result<ScrapeBatch, (String, usize)> {
-    let exposition = sextant_expfmt::parse(body, Format::from_content_type(content_type)).map_err(|e| (e.to_string(), 0))?;
+fn process_body(
+    body: &[u8],
+    content_type: &str,
+    target: &Target,
+    cfg: &ScrapeConfig,
+    start_ms: i64,
+) -> Result<ScrapeBatch, (String, usize)> {
+    let exposition =
+        sextant_expfmt::parse(body, Format::from_content_type(content_type)).map_err(|e| (e.to_string(), 0))?;
     let scraped = exposition.samples.len();
     let target_labels: Vec<&Label> = target.public.iter().collect();
     let mut index: HashMap<Labels, usize> = HashMap::new();
@@ -628,7 +712,11 @@ fn process_body(body: &[u8], content_type: &str, target: &Target, cfg: &ScrapeCo
         check_label_limits(&labels, cfg).map_err(|e| (e, scraped))?;
         post += 1;
         let explicit = cfg.honor_timestamps && s.timestamp_ms.is_some();
-        let t = if explicit { s.timestamp_ms.unwrap_or(start_ms) } else { start_ms };
+        let t = if explicit {
+            s.timestamp_ms.unwrap_or(start_ms)
+        } else {
+            start_ms
+        };
         if !explicit {
             tracked.insert(labels.clone());
         }
@@ -636,27 +724,49 @@ fn process_body(body: &[u8], content_type: &str, target: &Target, cfg: &ScrapeCo
             Some(i) => series[*i].samples.push(Sample::new(t, s.value)),
             None => {
                 index.insert(labels.clone(), series.len());
-                series.push(SeriesSamples { labels, samples: vec![Sample::new(t, s.value)] });
+                series.push(SeriesSamples {
+                    labels,
+                    samples: vec![Sample::new(t, s.value)],
+                });
             }
         }
     }
     if cfg.sample_limit > 0 && post > cfg.sample_limit {
-        return Err((format!("sample limit exceeded (limit: {}, samples: {post})", cfg.sample_limit), scraped));
+        return Err((
+            format!("sample limit exceeded (limit: {}, samples: {post})", cfg.sample_limit),
+            scraped,
+        ));
     }
-    Ok(ScrapeBatch { series, metadata: exposition.metadata, scraped, post_relabel: post, tracked })
+    Ok(ScrapeBatch {
+        series,
+        metadata: exposition.metadata,
+        scraped,
+        post_relabel: post,
+        tracked,
+    })
 }
 
 fn check_label_limits(labels: &Labels, cfg: &ScrapeConfig) -> Result<(), String> {
     let name = labels.metric_name().unwrap_or("");
     if cfg.label_limit > 0 && labels.len() > cfg.label_limit {
-        return Err(format!("label_limit exceeded (metric: {name}, number of labels: {}, limit: {})", labels.len(), cfg.label_limit));
+        return Err(format!(
+            "label_limit exceeded (metric: {name}, number of labels: {}, limit: {})",
+            labels.len(),
+            cfg.label_limit
+        ));
     }
     for l in labels.iter() {
         if cfg.label_name_length_limit > 0 && l.name.len() > cfg.label_name_length_limit {
-            return Err(format!("label_name_length_limit exceeded (metric: {name}, label name: {}, limit: {})", l.name, cfg.label_name_length_limit));
+            return Err(format!(
+                "label_name_length_limit exceeded (metric: {name}, label name: {}, limit: {})",
+                l.name, cfg.label_name_length_limit
+            ));
         }
         if cfg.label_value_length_limit > 0 && l.value.len() > cfg.label_value_length_limit {
-            return Err(format!("label_value_length_limit exceeded (metric: {name}, label name: {}, value: {:?}, limit: {})", l.name, l.value, cfg.label_value_length_limit));
+            return Err(format!(
+                "label_value_length_limit exceeded (metric: {name}, label name: {}, value: {:?}, limit: {})",
+                l.name, l.value, cfg.label_value_length_limit
+            ));
         }
     }
     Ok(())
@@ -714,7 +824,10 @@ mod tests {
         let mut c: Vec<ScrapeConfig> = serde_yaml::from_str(yaml).unwrap();
         crate::config::resolve_scrape_configs(
             &mut c,
-            crate::config::ScrapeDefaults { interval: Duration::from_secs(15), timeout: Duration::from_secs(10) },
+            crate::config::ScrapeDefaults {
+                interval: Duration::from_secs(15),
+                timeout: Duration::from_secs(10),
+            },
         )
         .unwrap();
         c.remove(0)
@@ -723,16 +836,26 @@ mod tests {
     #[test]
     fn populate_like_prometheus() {
         let c = cfg("- job_name: node\n  params: {module: [a, b]}\n");
-        let Populated::Target(t) = populate(&l(&[("__address__", "host")]), &c).unwrap() else { panic!() };
+        let Populated::Target(t) = populate(&l(&[("__address__", "host")]), &c).unwrap() else {
+            panic!()
+        };
         assert_eq!(t.public, l(&[("instance", "host:80"), ("job", "node")]));
         assert_eq!(t.url, "http://host:80/metrics?module=a&module=b");
-        let c = cfg("- job_name: j\n  scheme: https\n  relabel_configs: [{source_labels: [__meta_x], target_label: x}, {target_label: __param_module, replacement: c}]");
-        let Populated::Target(t) = populate(&l(&[("__address__", "[::1]"), ("__meta_x", "1")]), &c).unwrap() else { panic!() };
+        let c = cfg(
+            "- job_name: j\n  scheme: https\n  relabel_configs: [{source_labels: [__meta_x], target_label: x}, {target_label: __param_module, replacement: c}]",
+        );
+        let Populated::Target(t) = populate(&l(&[("__address__", "[::1]"), ("__meta_x", "1")]), &c).unwrap() else {
+            panic!()
+        };
         assert_eq!(t.url, "https://[::1]:443/metrics?module=c");
         assert_eq!(t.public.get("x"), Some("1"));
         assert_eq!(t.public.get("instance"), Some("[::1]:443"));
-        let c = cfg("- job_name: j\n  relabel_configs: [{source_labels: [__address__], regex: 'drop.*', action: drop}]");
-        assert!(matches!(populate(&l(&[("__address__", "drop-me:1")]), &c).unwrap(), Populated::Dropped(_)));
+        let c =
+            cfg("- job_name: j\n  relabel_configs: [{source_labels: [__address__], regex: 'drop.*', action: drop}]");
+        assert!(matches!(
+            populate(&l(&[("__address__", "drop-me:1")]), &c).unwrap(),
+            Populated::Dropped(_)
+        ));
     }
 
     fn target(c: &ScrapeConfig) -> Target {
@@ -755,7 +878,11 @@ mod tests {
         // Like Prometheus, the limits apply to __name__ too.
         let c = cfg("- job_name: j\n  label_value_length_limit: 6");
         let err = process_body(BODY, "text/plain", &target(&c), &c, 5).err().unwrap();
-        assert!(err.0.contains("label_value_length_limit exceeded (metric: a_total, label name: __name__"), "{err:?}");
+        assert!(
+            err.0
+                .contains("label_value_length_limit exceeded (metric: a_total, label name: __name__"),
+            "{err:?}"
+        );
         let c = cfg("- job_name: j\n  label_value_length_limit: 7");
         assert!(process_body(BODY, "text/plain", &target(&c), &c, 5).is_ok());
         let c = cfg("- job_name: j\n  label_name_length_limit: 3");
@@ -767,11 +894,21 @@ mod tests {
     fn timestamps_and_staleness_tracking() {
         let c = cfg("- job_name: j");
         let b = process_body(BODY, "text/plain", &target(&c), &c, 5).unwrap();
-        let a = b.series.iter().find(|s| s.labels.metric_name() == Some("a_total")).unwrap();
+        let a = b
+            .series
+            .iter()
+            .find(|s| s.labels.metric_name() == Some("a_total"))
+            .unwrap();
         assert_eq!(a.samples[0].t_ms, 1_700_000_000_000, "honor_timestamps by default");
-        assert_eq!(b.tracked.len(), 2, "series with explicit timestamps are exempt from staleness");
+        assert_eq!(
+            b.tracked.len(),
+            2,
+            "series with explicit timestamps are exempt from staleness"
+        );
         assert_eq!((b.scraped, b.post_relabel), (3, 3));
-        let c = cfg("- job_name: j\n  honor_timestamps: false\n  metric_relabel_configs: [{source_labels: [__name__], regex: b, action: drop}]");
+        let c = cfg(
+            "- job_name: j\n  honor_timestamps: false\n  metric_relabel_configs: [{source_labels: [__name__], regex: b, action: drop}]",
+        );
         let b = process_body(BODY, "text/plain", &target(&c), &c, 5).unwrap();
         assert!(b.series.iter().all(|s| s.samples[0].t_ms == 5));
         assert_eq!((b.scraped, b.post_relabel), (3, 2));

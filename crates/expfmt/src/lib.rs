@@ -24,8 +24,7 @@ pub const SCRAPE_ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Content type of OpenMetrics text.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Which exposition format a body is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

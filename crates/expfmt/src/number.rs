@@ -67,10 +67,23 @@ mod tests {
 
     #[test]
     fn om_numbers() {
-        for ok in ["1", "-1", "1.5e3", "0001.2e-1", ".5", "5.", "+Inf", "-inf", "NaN", "Infinity"] {
+        for ok in [
+            "1",
+            "-1",
+            "1.5e3",
+            "0001.2e-1",
+            ".5",
+            "5.",
+            "+Inf",
+            "-inf",
+            "NaN",
+            "Infinity",
+        ] {
             assert!(parse_om_float(ok).is_some(), "{ok}");
         }
-        for bad in ["", "a", "1_2", "0x1", "0x1p-3", "0b1", "0o1", "1e", "-NaN", "1.1.1", " 1", "."] {
+        for bad in [
+            "", "a", "1_2", "0x1", "0x1p-3", "0b1", "0o1", "1e", "-NaN", "1.1.1", " 1", ".",
+        ] {
             assert!(parse_om_float(bad).is_none(), "{bad}");
         }
     }

@@ -134,9 +134,7 @@ impl Parser {
                     return Err(err(&format!("second # UNIT for {name}")));
                 }
                 if !value.is_empty() && !name.ends_with(&format!("_{value}")) {
-                    return Err(err(&format!(
-                        "unit {value:?} is not a suffix of metric name {name:?}"
-                    )));
+                    return Err(err(&format!("unit {value:?} is not a suffix of metric name {name:?}")));
                 }
                 fam.meta.unit = value.to_owned();
             }
@@ -171,11 +169,17 @@ impl Parser {
             && !fam.meta.unit.is_empty()
             && matches!(fam.meta.metric_type, MetricType::Info | MetricType::StateSet)
         {
-            return Err(Error::new(lineno, format!("{} of type {} cannot have a unit", fam.name, fam.meta.metric_type)));
+            return Err(Error::new(
+                lineno,
+                format!("{} of type {} cannot have a unit", fam.name, fam.meta.metric_type),
+            ));
         }
         for n in fam.sample_names() {
             if !self.reserved_sample_names.insert(n.clone()) {
-                return Err(Error::new(lineno, format!("sample name {n} clashes with another family")));
+                return Err(Error::new(
+                    lineno,
+                    format!("sample name {n} clashes with another family"),
+                ));
             }
         }
         if matches!(fam.meta.metric_type, MetricType::Histogram | MetricType::GaugeHistogram) {
@@ -201,7 +205,7 @@ impl Parser {
         let mut rest = &line[name_len..];
         let mut pairs = Vec::new();
         if rest.starts_with('{') {
-            rest = parse_labels(rest, &mut pairs).map_err(|m| err(m))?;
+            rest = parse_labels(rest, &mut pairs).map_err(&err)?;
         }
         let rest = rest
             .strip_prefix(' ')
@@ -212,11 +216,11 @@ impl Parser {
         let mut exemplar = None;
         if !rest.is_empty() && !rest.starts_with(" # ") {
             let (ts_tok, r) = split_token(&rest[1..]);
-            timestamp_ms = Some(parse_timestamp(ts_tok).map_err(|m| err(m))?);
+            timestamp_ms = Some(parse_timestamp(ts_tok).map_err(&err)?);
             rest = r;
         }
         if let Some(ex) = rest.strip_prefix(" # ") {
-            exemplar = Some(parse_exemplar(ex).map_err(|m| err(m))?);
+            exemplar = Some(parse_exemplar(ex).map_err(&err)?);
         } else if !rest.is_empty() {
             return Err(err(format!("unexpected text {rest:?}")));
         }
@@ -231,7 +235,12 @@ impl Parser {
         let suffix = fam.suffix(name).unwrap_or("").to_owned();
         let typ = fam.meta.metric_type;
 
-        let find = |n: &str| pairs.iter().find(|(k, _): &&(String, String)| k == n).map(|(_, v)| v.as_str());
+        let find = |n: &str| {
+            pairs
+                .iter()
+                .find(|(k, _): &&(String, String)| k == n)
+                .map(|(_, v)| v.as_str())
+        };
         let counter_like = |what: &str| -> Result<()> {
             if value.is_nan() || value < 0.0 {
                 return Err(err(format!("{what} {name} must not be NaN or negative")));
@@ -299,16 +308,16 @@ impl Parser {
                 return Err(err("timestamps went backwards".into()));
             }
         } else if fam.seen_groups.contains(&group) {
-            return Err(err(format!("samples of {name} with the same labels are not contiguous")));
+            return Err(err(format!(
+                "samples of {name} with the same labels are not contiguous"
+            )));
         }
         fam.seen_groups.insert(group);
         fam.group = Some(group);
         fam.group_ts = timestamp_ms;
 
-        let labels = Labels::from_pairs(
-            std::iter::once(("__name__".to_owned(), name.to_owned())).chain(pairs),
-        )
-        .map_err(|e| err(e.to_string()))?;
+        let labels = Labels::from_pairs(std::iter::once(("__name__".to_owned(), name.to_owned())).chain(pairs))
+            .map_err(|e| err(e.to_string()))?;
         self.out.samples.push(ParsedSample {
             labels,
             value,
@@ -440,7 +449,9 @@ fn parse_exemplar(s: &str) -> std::result::Result<Exemplar, String> {
     if labels.char_len() > EXEMPLAR_MAX_CHARS {
         return Err(format!("exemplar labels longer than {EXEMPLAR_MAX_CHARS} characters"));
     }
-    let rest = rest.strip_prefix(' ').ok_or("expected a space before the exemplar value")?;
+    let rest = rest
+        .strip_prefix(' ')
+        .ok_or("expected a space before the exemplar value")?;
     let (value_tok, rest) = split_token(rest);
     let value = parse_om_float(value_tok).ok_or_else(|| format!("invalid exemplar value {value_tok:?}"))?;
     let timestamp_ms = match rest.strip_prefix(' ') {
@@ -479,7 +490,9 @@ fn parse_labels<'a>(s: &'a str, out: &mut Vec<(String, String)>) -> std::result:
         if !is_valid_label_name(name) {
             return Err(format!("invalid label name at {rest:?}"));
         }
-        rest = rest[n..].strip_prefix("=\"").ok_or_else(|| format!("expected =\" after label {name}"))?;
+        rest = rest[n..]
+            .strip_prefix("=\"")
+            .ok_or_else(|| format!("expected =\" after label {name}"))?;
         let (value, r) = read_quoted(rest).ok_or_else(|| format!("unterminated value of label {name}"))?;
         if out.iter().any(|(k, _)| k == name) {
             return Err(format!("duplicate label {name}"));

@@ -87,9 +87,13 @@ fn sample_line(line: &str) -> std::result::Result<ParsedSample, String> {
                 return Err(format!("invalid label name at {rest:?}"));
             }
             rest = rest[k..].trim_start_matches([' ', '\t']);
-            rest = rest.strip_prefix('=').ok_or_else(|| format!("expected = after label {lname}"))?;
+            rest = rest
+                .strip_prefix('=')
+                .ok_or_else(|| format!("expected = after label {lname}"))?;
             rest = rest.trim_start_matches([' ', '\t']);
-            rest = rest.strip_prefix('"').ok_or_else(|| format!("expected \" after {lname}="))?;
+            rest = rest
+                .strip_prefix('"')
+                .ok_or_else(|| format!("expected \" after {lname}="))?;
             let (value, r) = read_quoted(rest).ok_or_else(|| format!("unterminated value of label {lname}"))?;
             pairs.push((lname.to_owned(), value));
             rest = r.trim_start_matches([' ', '\t']);
@@ -104,10 +108,7 @@ fn sample_line(line: &str) -> std::result::Result<ParsedSample, String> {
     let value = parse_text_float(value_tok).ok_or_else(|| format!("invalid value {value_tok:?}"))?;
     let timestamp_ms = match rest {
         "" => None,
-        ts => Some(
-            ts.parse::<i64>()
-                .map_err(|_| format!("invalid timestamp {ts:?}"))?,
-        ),
+        ts => Some(ts.parse::<i64>().map_err(|_| format!("invalid timestamp {ts:?}"))?),
     };
     let labels = Labels::from_pairs(pairs).map_err(|e| e.to_string())?;
     Ok(ParsedSample {

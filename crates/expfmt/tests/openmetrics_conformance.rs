@@ -23,8 +23,7 @@ fn openmetrics_parser_suite() {
     cases.sort();
     let mut failures = Vec::new();
     for case in &cases {
-        let meta: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(case.join("test.json")).unwrap()).unwrap();
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(case.join("test.json")).unwrap()).unwrap();
         assert_eq!(meta["type"], "text");
         let should_parse = meta["shouldParse"].as_bool().unwrap();
         let input = std::fs::read(case.join("metrics")).unwrap();

@@ -27,9 +27,7 @@ impl Labels {
 
     /// Builds a label set from pairs, sorting them, dropping empty values and
     /// rejecting duplicate names. Names are not validated (see [`Labels::validate`]).
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (N, V)>,
-    ) -> Result<Self> {
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<Self> {
         let mut v: Vec<Label> = pairs
             .into_iter()
             .map(|(n, v)| Label {
@@ -89,9 +87,7 @@ impl Labels {
 
     /// A builder starting from this set, for edits such as relabeling.
     pub fn to_builder(&self) -> LabelsBuilder {
-        LabelsBuilder {
-            labels: self.0.clone(),
-        }
+        LabelsBuilder { labels: self.0.clone() }
     }
 
     /// Stable 64-bit hash of the label set (FNV-1a over names and values with
@@ -172,10 +168,7 @@ impl LabelsBuilder {
 
     /// The current value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|l| l.name == name)
-            .map(|l| l.value.as_str())
+        self.labels.iter().find(|l| l.name == name).map(|l| l.value.as_str())
     }
 
     /// Sets `name` to `value`; an empty value deletes it.

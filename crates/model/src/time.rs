@@ -89,10 +89,10 @@ pub fn format_duration(d: Duration) -> String {
 /// Parses an API timestamp: float seconds (`1700000000.123`) or RFC 3339
 /// (`2023-11-14T22:13:20.123Z`, offsets allowed), returning epoch milliseconds.
 pub fn parse_api_time(s: &str) -> Result<i64> {
-    if let Ok(f) = s.parse::<f64>() {
-        if f.is_finite() {
-            return Ok((f * 1000.0).round() as i64);
-        }
+    if let Ok(f) = s.parse::<f64>()
+        && f.is_finite()
+    {
+        return Ok((f * 1000.0).round() as i64);
     }
     parse_rfc3339(s).ok_or_else(|| Error::InvalidTimestamp(s.to_owned()))
 }
@@ -199,14 +199,8 @@ mod tests {
     #[test]
     fn api_times() {
         assert_eq!(parse_api_time("1700000000.5").unwrap(), 1_700_000_000_500);
-        assert_eq!(
-            parse_api_time("2023-11-14T22:13:20.123Z").unwrap(),
-            1_700_000_000_123
-        );
-        assert_eq!(
-            parse_api_time("2023-11-14T23:13:20+01:00").unwrap(),
-            1_700_000_000_000
-        );
+        assert_eq!(parse_api_time("2023-11-14T22:13:20.123Z").unwrap(), 1_700_000_000_123);
+        assert_eq!(parse_api_time("2023-11-14T23:13:20+01:00").unwrap(), 1_700_000_000_000);
         assert!(parse_api_time("yesterday").is_err());
         assert_eq!(format_rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }

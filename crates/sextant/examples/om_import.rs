@@ -32,20 +32,41 @@ fn main() {
             })
             .push(Sample::new(t, s.value));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let total = rt.block_on(async {
         let mut opts = StoreOptions::new(dir);
         opts.retention = None;
         let store = MetricsStore::open(opts, &mut Registry::default()).expect("open");
         let mut total = 0;
         for chunk in order.chunks(SERIES_PER_APPEND) {
-            let series = chunk.iter().map(|l| SeriesSamples { labels: l.clone(), samples: by_series[l].clone() }).collect();
-            total += store.append(AppendRequest { series, metadata: vec![] }).await.expect("append").accepted;
+            let series = chunk
+                .iter()
+                .map(|l| SeriesSamples {
+                    labels: l.clone(),
+                    samples: by_series[l].clone(),
+                })
+                .collect();
+            total += store
+                .append(AppendRequest {
+                    series,
+                    metadata: vec![],
+                })
+                .await
+                .expect("append")
+                .accepted;
         }
         store.close().await.expect("close");
         total
     });
-    let bytes: u64 = std::fs::read_dir(dir).unwrap().flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
+    let bytes: u64 = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
     println!("samples: {total}");
     println!("bytes: {bytes}");
     println!("bytes per sample: {:.2}", bytes as f64 / total as f64);

@@ -18,7 +18,11 @@ use tokio::sync::Semaphore;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let flag = |name: &str, default: &str| -> String {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
     };
     let url = flag("--url", "http://127.0.0.1:9470/api/v1/write");
     let rate: f64 = flag("--rate", "100000").parse().expect("--rate");
@@ -27,16 +31,31 @@ fn main() {
     let seconds: f64 = flag("--seconds", "10").parse().expect("--seconds");
     let concurrency: usize = flag("--concurrency", "16").parse().expect("--concurrency");
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
         let labels: Vec<Vec<LabelProto>> = (0..series)
             .map(|i| {
-                [("__name__", format!("rw_bench_metric_{}", i % 100)), ("instance", format!("host-{}", i / 100)), ("job", "bench".into()), ("series", i.to_string())]
-                    .into_iter()
-                    .map(|(k, v)| LabelProto { name: k.into(), value: v })
-                    .collect()
+                [
+                    ("__name__", format!("rw_bench_metric_{}", i % 100)),
+                    ("instance", format!("host-{}", i / 100)),
+                    ("job", "bench".into()),
+                    ("series", i.to_string()),
+                ]
+                .into_iter()
+                .map(|(k, v)| LabelProto {
+                    name: k.into(),
+                    value: v,
+                })
+                .collect()
             })
             .collect();
         let requests = ((rate * seconds) / batch as f64).ceil() as usize;
@@ -57,9 +76,19 @@ fn main() {
                 next_series = (next_series + 1) % series;
                 let t = now_ms.max(last_ts[i] + 1);
                 last_ts[i] = t;
-                ts.push(TimeSeries { labels: labels[i].clone(), samples: vec![SampleProto { value: (k as f64).sin() * 100.0, timestamp: t }], exemplars: vec![] });
+                ts.push(TimeSeries {
+                    labels: labels[i].clone(),
+                    samples: vec![SampleProto {
+                        value: (k as f64).sin() * 100.0,
+                        timestamp: t,
+                    }],
+                    exemplars: vec![],
+                });
             }
-            let body = encode(&WriteRequest { timeseries: ts, metadata: vec![] });
+            let body = encode(&WriteRequest {
+                timeseries: ts,
+                metadata: vec![],
+            });
             let permit = sem.clone().acquire_owned().await.unwrap();
             let (http, url) = (http.clone(), url.clone());
             tasks.push(tokio::spawn(async move {
@@ -88,8 +117,15 @@ fn main() {
         }
         let elapsed = start.elapsed().as_secs_f64();
         lat.sort();
-        let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+        };
         let achieved = (lat.len() * batch) as f64 / elapsed;
-        println!("rate={rate:.0} achieved={achieved:.0} p50_ms={:.1} p99_ms={:.1} errors={errors}", pct(0.5), pct(0.99));
+        println!(
+            "rate={rate:.0} achieved={achieved:.0} p50_ms={:.1} p99_ms={:.1} errors={errors}",
+            pct(0.5),
+            pct(0.99)
+        );
     });
 }

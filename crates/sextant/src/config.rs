@@ -42,7 +42,10 @@ pub struct GlobalConfig {
 
 impl Default for GlobalConfig {
     fn default() -> Self {
-        Self { scrape_interval: one_minute(), scrape_timeout: ten_seconds() }
+        Self {
+            scrape_interval: one_minute(),
+            scrape_timeout: ten_seconds(),
+        }
     }
 }
 
@@ -89,13 +92,23 @@ pub fn embedded_defaults(listen: &str) -> String {
 /// Parses and validates a config document; `name` is used in error messages.
 pub fn parse(text: &str, name: &str) -> Result<Config, String> {
     let mut config: Config = serde_yaml::from_str(text).map_err(|e| match e.location() {
-        Some(loc) => format!("{name}:{}:{}: {}", loc.line(), loc.column(), strip_location(&e.to_string())),
+        Some(loc) => format!(
+            "{name}:{}:{}: {}",
+            loc.line(),
+            loc.column(),
+            strip_location(&e.to_string())
+        ),
         None => format!("{name}: {e}"),
     })?;
-    let defaults = ScrapeDefaults { interval: config.global.scrape_interval.0, timeout: config.global.scrape_timeout.0 };
+    let defaults = ScrapeDefaults {
+        interval: config.global.scrape_interval.0,
+        timeout: config.global.scrape_timeout.0,
+    };
     if defaults.timeout > defaults.interval {
         let line = line_of(text, "scrape_timeout", 0).unwrap_or(1);
-        return Err(format!("{name}:{line}: global scrape timeout greater than scrape interval"));
+        return Err(format!(
+            "{name}:{line}: global scrape timeout greater than scrape interval"
+        ));
     }
     resolve_scrape_configs(&mut config.scrape_configs, defaults).map_err(|e| {
         let line = line_of(text, "job_name", e.index).unwrap_or(1);
@@ -121,7 +134,11 @@ fn strip_location(msg: &str) -> String {
 /// 1-based line of the `nth` line containing `key:`.
 fn line_of(text: &str, key: &str, nth: usize) -> Option<usize> {
     let needle = format!("{key}:");
-    text.lines().enumerate().filter(|(_, l)| l.contains(&needle)).nth(nth).map(|(i, _)| i + 1)
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(&needle))
+        .nth(nth)
+        .map(|(i, _)| i + 1)
 }
 
 #[cfg(test)]
@@ -145,15 +162,26 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let e = parse("global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: a\n    bogus: 1\n", "x.yml").unwrap_err();
+        let e = parse(
+            "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: a\n    bogus: 1\n",
+            "x.yml",
+        )
+        .unwrap_err();
         assert!(e.starts_with("x.yml:5:"), "{e}");
         assert!(e.contains("unknown field `bogus`"), "{e}");
-        let e = parse("scrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_interval: 5s\n    scrape_timeout: 6s\n", "x.yml").unwrap_err();
+        let e = parse(
+            "scrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_interval: 5s\n    scrape_timeout: 6s\n",
+            "x.yml",
+        )
+        .unwrap_err();
         assert!(e.starts_with("x.yml:3:"), "{e}");
         let e = parse("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n", "x.yml").unwrap_err();
         assert!(e.starts_with("x.yml:4:") && e.contains("modulus"), "{e}");
         let e = parse("rule_files: [a.yml]\n", "x.yml").unwrap_err();
-        assert!(e.starts_with("x.yml:1:") && e.contains("unknown field `rule_files`"), "{e}");
+        assert!(
+            e.starts_with("x.yml:1:") && e.contains("unknown field `rule_files`"),
+            "{e}"
+        );
         let e = parse("global:\n  scrape_interval: fast\n", "x.yml").unwrap_err();
         assert!(e.starts_with("x.yml:2:") && e.contains("invalid duration"), "{e}");
     }

@@ -48,14 +48,19 @@ fn main() -> ExitCode {
     init_tracing(&cli.log_level);
     match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Check { what: CheckCommand::Config { files } } => check_config(&files),
+        Command::Check {
+            what: CheckCommand::Config { files },
+        } => check_config(&files),
     }
 }
 
 fn init_tracing(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[allow(clippy::print_stdout)] // command output

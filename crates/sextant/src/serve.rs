@@ -77,13 +77,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| cfg.storage.path.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let listen = args.listen.clone().or_else(|| cfg.server.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
-    let addr: SocketAddr = listen.parse().with_context(|| format!("invalid listen address {listen:?}"))?;
+    let listen = args
+        .listen
+        .clone()
+        .or_else(|| cfg.server.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("invalid listen address {listen:?}"))?;
 
     let mut registry = Registry::default();
     let build_info = Family::<BuildLabels, Gauge>::default();
-    build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
-    registry.register("sextant_build_info", "A metric with a constant '1' value labeled by version", build_info);
+    build_info
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+    registry.register(
+        "sextant_build_info",
+        "A metric with a constant '1' value labeled by version",
+        build_info,
+    );
     let mut store_opts = StoreOptions::new(&data_dir);
     store_opts.retention = match cfg.storage.retention {
         Some(r) if r.0.is_zero() => None,
@@ -94,8 +108,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
     let scrape = ScrapeManager::new(store.clone(), &mut registry);
 
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
-    scrape.apply(cfg.scrape_configs.clone()).await.map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    scrape
+        .apply(cfg.scrape_configs.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
 
     let reload: Option<ReloadFn> = args.config.clone().map(|path| {
         let scrape = scrape.clone();
@@ -123,7 +142,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         remote_write_max_decompressed_bytes: cfg
             .server
             .remote_write_max_decompressed_bytes
-            .map_or(ApiLimits::default().remote_write_max_decompressed_bytes, |b| b.0 as usize),
+            .map_or(ApiLimits::default().remote_write_max_decompressed_bytes, |b| {
+                b.0 as usize
+            }),
     };
     let api_metrics = ApiMetrics::new(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
@@ -150,7 +171,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
     let sighup = tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
         while hup.recv().await.is_some() {
             match &reload {
                 Some(r) => {
@@ -165,7 +188,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     ready.store(true, Ordering::Relaxed);
     tracing::info!(%addr, data_dir = %data_dir.display(), "Sextant is ready");
-    axum::serve(listener, sextant_api::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, sextant_api::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
 
     tracing::info!("shutting down: stopping scrapes, flushing the store");
     ready.store(false, Ordering::Relaxed);

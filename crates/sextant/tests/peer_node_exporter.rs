@@ -16,7 +16,17 @@ use sextant_expfmt::{Exposition, Format, parse};
 use sextant_model::{Labels, MetricMetadata};
 use support::{Peer, Sextant, client, free_port, peer_binary, wait_for};
 
-const COLLECTORS: [&str; 9] = ["cpu", "meminfo", "loadavg", "filesystem", "diskstats", "netdev", "pressure", "stat", "uname"];
+const COLLECTORS: [&str; 9] = [
+    "cpu",
+    "meminfo",
+    "loadavg",
+    "filesystem",
+    "diskstats",
+    "netdev",
+    "pressure",
+    "stat",
+    "uname",
+];
 
 fn slack(name: &str) -> f64 {
     match name {
@@ -42,7 +52,12 @@ fn index(e: &Exposition) -> (BTreeMap<Labels, f64>, BTreeMap<String, MetricMetad
         })
         .map(|s| (s.labels.clone(), s.value))
         .collect();
-    let meta = e.metadata.iter().filter(|(n, _)| n.starts_with("node_") && !n.starts_with("node_scrape") && n != "node_exporter_build_info").cloned().collect();
+    let meta = e
+        .metadata
+        .iter()
+        .filter(|(n, _)| n.starts_with("node_") && !n.starts_with("node_scrape") && n != "node_exporter_build_info")
+        .cloned()
+        .collect();
     (series, meta)
 }
 
@@ -52,7 +67,8 @@ async fn same_names_labels_and_values_as_node_exporter() {
     let sx = Sextant::start(&dir.path().join("data"), Some("storage:\n  retention: 0s\n")).await;
     let port = free_port();
     let mut cmd = Command::new(peer_binary("prometheus-node-exporter", "prometheus-node-exporter"));
-    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}")).arg("--collector.disable-defaults");
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--collector.disable-defaults");
     for c in COLLECTORS {
         cmd.arg(format!("--collector.{c}"));
     }
@@ -71,9 +87,20 @@ async fn same_names_labels_and_values_as_node_exporter() {
     let (ne, ne_meta) = index(&parse(&ne_body, Format::PrometheusText).unwrap());
     let (ours, our_meta) = index(&parse(&ours_body, Format::PrometheusText).unwrap());
 
-    let missing: Vec<String> = ne.keys().filter(|k| !ours.contains_key(*k)).map(|k| k.to_string()).collect();
-    let extra: Vec<String> = ours.keys().filter(|k| !ne.contains_key(*k)).map(|k| k.to_string()).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "series node_exporter has and we lack: {missing:#?}\nseries we have and it lacks: {extra:#?}");
+    let missing: Vec<String> = ne
+        .keys()
+        .filter(|k| !ours.contains_key(*k))
+        .map(|k| k.to_string())
+        .collect();
+    let extra: Vec<String> = ours
+        .keys()
+        .filter(|k| !ne.contains_key(*k))
+        .map(|k| k.to_string())
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "series node_exporter has and we lack: {missing:#?}\nseries we have and it lacks: {extra:#?}"
+    );
     for (name, m) in &ne_meta {
         assert_eq!(our_meta.get(name), Some(m), "metadata of {name}");
     }
@@ -87,5 +114,9 @@ async fn same_names_labels_and_values_as_node_exporter() {
         }
     }
     assert!(off.is_empty(), "values outside tolerance:\n{}", off.join("\n"));
-    eprintln!("node collector vs node_exporter 1.5: {} series, {} families, all within tolerance", ne.len(), ne_meta.len());
+    eprintln!(
+        "node collector vs node_exporter 1.5: {} series, {} families, all within tolerance",
+        ne.len(),
+        ne_meta.len()
+    );
 }

@@ -37,7 +37,10 @@ remote_write:
         Command::new(peer_binary("prometheus", "prometheus"))
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("prom-data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prom-data").display()
+            ))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -46,13 +49,17 @@ remote_write:
 
     // Prometheus' own series arrive in Sextant with the labels Prometheus gave them.
     let url = sx.url("/api/v1/series?match[]=prometheus_build_info");
-    let s = wait_for("prometheus_build_info via remote_write", Duration::from_secs(60), || {
-        let url = url.clone();
-        async move {
-            let v = get_json(&url).await;
-            (!v["data"].as_array()?.is_empty()).then_some(v)
-        }
-    })
+    let s = wait_for(
+        "prometheus_build_info via remote_write",
+        Duration::from_secs(60),
+        || {
+            let url = url.clone();
+            async move {
+                let v = get_json(&url).await;
+                (!v["data"].as_array()?.is_empty()).then_some(v)
+            }
+        },
+    )
     .await;
     assert_eq!(s["data"][0]["job"], "prometheus");
     assert_eq!(s["data"][0]["instance"], format!("127.0.0.1:{prom_port}"));
@@ -75,10 +82,16 @@ remote_write:
     })
     .await;
     let failed = get_json(&q("sum(prometheus_remote_storage_samples_failed_total)")).await;
-    assert_eq!(failed["data"]["result"][0]["value"][1], "0", "sent {sent}, failures: {failed}");
+    assert_eq!(
+        failed["data"]["result"][0]["value"][1], "0",
+        "sent {sent}, failures: {failed}"
+    );
 
     // Same series in both: every series Prometheus holds for the job reaches Sextant.
-    let prom_series = get_json(&format!("http://127.0.0.1:{prom_port}/api/v1/series?match[]=%7Bjob%3D%22prometheus%22%7D")).await;
+    let prom_series = get_json(&format!(
+        "http://127.0.0.1:{prom_port}/api/v1/series?match[]=%7Bjob%3D%22prometheus%22%7D"
+    ))
+    .await;
     let ours = sx.url("/api/v1/series?match[]=%7Bjob%3D%22prometheus%22%7D");
     let want = prom_series["data"].as_array().unwrap().len();
     wait_for("all series present", Duration::from_secs(30), || {

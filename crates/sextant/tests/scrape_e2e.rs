@@ -24,7 +24,10 @@ struct TargetState {
 const OM_BODY: &str = "# TYPE test_requests counter\n# HELP test_requests Requests served.\ntest_requests_total{path=\"/a\",job=\"inner\"} 5\ntest_requests_total{path=\"/b\",job=\"inner\"} 7\n# TYPE test_dropped gauge\ntest_dropped 1\n# TYPE test_gone gauge\ntest_gone 3\n# EOF\n";
 
 async fn start_target() -> (u16, TargetState) {
-    let state = TargetState { body: Arc::new(Mutex::new(OM_BODY.into())), status: Arc::new(Mutex::new(200)) };
+    let state = TargetState {
+        body: Arc::new(Mutex::new(OM_BODY.into())),
+        status: Arc::new(Mutex::new(200)),
+    };
     let s = state.clone();
     let app = Router::new().route(
         "/metrics",
@@ -33,7 +36,14 @@ async fn start_target() -> (u16, TargetState) {
             async move {
                 let status = axum::http::StatusCode::from_u16(*s.status.lock().unwrap()).unwrap();
                 let body = s.body.lock().unwrap().clone();
-                (status, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+                (
+                    status,
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    body,
+                )
             }
         }),
     );
@@ -97,9 +107,18 @@ async fn scrape_relabel_staleness_and_shutdown() {
     assert_eq!(active["scrapeUrl"], format!("http://127.0.0.1:{target_port}/metrics"));
     assert_eq!(active["lastError"], "");
     assert_eq!(active["scrapeInterval"], "1s");
-    assert_eq!(active["discoveredLabels"]["__address__"], format!("127.0.0.1:{target_port}"));
-    assert_eq!(t["data"]["droppedTargets"][0]["discoveredLabels"]["__address__"], "drop-me:1");
-    assert_eq!(get_json(&sx.url("/api/v1/targets?state=dropped")).await["data"]["activeTargets"], serde_json::json!([]));
+    assert_eq!(
+        active["discoveredLabels"]["__address__"],
+        format!("127.0.0.1:{target_port}")
+    );
+    assert_eq!(
+        t["data"]["droppedTargets"][0]["discoveredLabels"]["__address__"],
+        "drop-me:1"
+    );
+    assert_eq!(
+        get_json(&sx.url("/api/v1/targets?state=dropped")).await["data"]["activeTargets"],
+        serde_json::json!([])
+    );
 
     // Series carry target labels; the scraped `job` clashes and becomes exported_job.
     let series = get_json(&sx.url("/api/v1/series?match[]=test_requests_total")).await;
@@ -112,14 +131,24 @@ async fn scrape_relabel_staleness_and_shutdown() {
     assert_eq!(dropped["data"], serde_json::json!([]), "metric_relabel_configs drop");
     let up = get_json(&sx.url("/api/v1/series?match[]=up")).await;
     assert_eq!(up["data"][0]["job"], "app");
-    for name in ["scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"] {
+    for name in [
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+        "scrape_series_added",
+    ] {
         let s = get_json(&sx.url(&format!("/api/v1/series?match[]={name}"))).await;
         assert_eq!(s["data"].as_array().unwrap().len(), 1, "{name}: {s}");
     }
     let values = get_json(&sx.url("/api/v1/label/path/values")).await;
     assert_eq!(values["data"], serde_json::json!(["/a", "/b"]));
     let labels = get_json(&sx.url("/api/v1/labels?match[]=test_requests_total")).await;
-    assert!(labels["data"].as_array().unwrap().contains(&serde_json::json!("exported_job")));
+    assert!(
+        labels["data"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("exported_job"))
+    );
     let meta = get_json(&sx.url("/api/v1/metadata?metric=test_requests")).await;
     assert_eq!(meta["data"]["test_requests"][0]["type"], "counter");
     assert_eq!(meta["data"]["test_requests"][0]["help"], "Requests served.");
@@ -141,19 +170,39 @@ async fn scrape_relabel_staleness_and_shutdown() {
         }
     })
     .await;
-    assert_eq!(down["lastError"], "server returned HTTP status 500 Internal Server Error");
+    assert_eq!(
+        down["lastError"],
+        "server returned HTTP status 500 Internal Server Error"
+    );
 
     let status = sx.terminate();
     assert!(status.success(), "clean shutdown exits 0: {status:?}");
 
     // Everything acknowledged is on disk after the clean shutdown.
-    let store = MetricsStore::open(StoreOptions { retention: None, ..StoreOptions::new(&data) }, &mut Registry::default()).unwrap();
+    let store = MetricsStore::open(
+        StoreOptions {
+            retention: None,
+            ..StoreOptions::new(&data)
+        },
+        &mut Registry::default(),
+    )
+    .unwrap();
     let eq = |n: &str, v: &str| Matcher::new(MatchOp::Equal, n, v).unwrap();
     let gone = store.select(&[eq("__name__", "test_gone")], 0, i64::MAX).await.unwrap();
     let last = gone[0].samples.last().unwrap();
-    assert!(is_stale_nan(last.v), "disappeared series ends with a staleness marker: {:?}", gone[0].samples);
-    let reqs = store.select(&[eq("__name__", "test_requests_total"), eq("path", "/a")], 0, i64::MAX).await.unwrap();
-    assert!(is_stale_nan(reqs[0].samples.last().unwrap().v), "a failed scrape marks its series stale");
+    assert!(
+        is_stale_nan(last.v),
+        "disappeared series ends with a staleness marker: {:?}",
+        gone[0].samples
+    );
+    let reqs = store
+        .select(&[eq("__name__", "test_requests_total"), eq("path", "/a")], 0, i64::MAX)
+        .await
+        .unwrap();
+    assert!(
+        is_stale_nan(reqs[0].samples.last().unwrap().v),
+        "a failed scrape marks its series stale"
+    );
     let up = store.select(&[eq("__name__", "up")], 0, i64::MAX).await.unwrap();
     let vals: Vec<f64> = up[0].samples.iter().map(|s| s.v).collect();
     assert!(vals.contains(&1.0) && vals.last() == Some(&0.0), "{vals:?}");
@@ -198,8 +247,15 @@ async fn bad_config_names_file_and_line_and_exits_nonzero() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:3:", cfg.display())) && err.contains("scrape_intervall"), "{err}");
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_sextant")).args(["check", "config"]).arg(&cfg).output().unwrap();
+    assert!(
+        err.contains(&format!("{}:3:", cfg.display())) && err.contains("scrape_intervall"),
+        "{err}"
+    );
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["check", "config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!check.status.success());
 }
 
@@ -215,8 +271,15 @@ async fn reload_keeps_old_config_when_new_is_invalid() {
     assert_eq!(r.status(), 500);
     assert!(r.text().await.unwrap().contains("bogus"));
     let t = get_json(&sx.url("/api/v1/targets")).await;
-    assert_eq!(t["data"]["activeTargets"][0]["scrapePool"], "app", "old config still in force");
-    std::fs::write(&cfg_path, config(target_port).replace("job_name: app", "job_name: renamed")).unwrap();
+    assert_eq!(
+        t["data"]["activeTargets"][0]["scrapePool"], "app",
+        "old config still in force"
+    );
+    std::fs::write(
+        &cfg_path,
+        config(target_port).replace("job_name: app", "job_name: renamed"),
+    )
+    .unwrap();
     assert_eq!(http.post(sx.url("/-/reload")).send().await.unwrap().status(), 200);
     let t = get_json(&sx.url("/api/v1/targets")).await;
     assert_eq!(t["data"]["activeTargets"][0]["scrapePool"], "renamed");
@@ -236,7 +299,10 @@ async fn start_auth_target() -> u16 {
     let app = Router::new().route(
         "/metrics",
         get(|headers: axum::http::HeaderMap| async move {
-            let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let auth = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             // "user:s3cret" in base64, and a bearer token.
             if auth == "Basic dXNlcjpzM2NyZXQ=" || auth == "Bearer tok-123" {
                 (axum::http::StatusCode::OK, "authed_metric 1\n")
@@ -257,7 +323,11 @@ async fn file_sd_and_credentials() {
     let auth_port = start_auth_target().await;
     let dir = tempfile::tempdir().unwrap();
     let sd = dir.path().join("targets.json");
-    std::fs::write(&sd, format!(r#"[{{"targets": ["127.0.0.1:{target_port}"], "labels": {{"zone": "z1"}}}}]"#)).unwrap();
+    std::fs::write(
+        &sd,
+        format!(r#"[{{"targets": ["127.0.0.1:{target_port}"], "labels": {{"zone": "z1"}}}}]"#),
+    )
+    .unwrap();
     let secret = dir.path().join("password");
     std::fs::write(&secret, "s3cret\n").unwrap();
     let config = format!(
@@ -294,10 +364,16 @@ storage: {{retention: 0s}}
     let by_job = |job: &str| targets.iter().find(|t| t["scrapePool"] == job).unwrap().clone();
     assert_eq!(by_job("files")["health"], "up");
     assert_eq!(by_job("files")["labels"]["zone"], "z1");
-    assert_eq!(by_job("files")["discoveredLabels"]["__meta_filepath"], sd.display().to_string());
+    assert_eq!(
+        by_job("files")["discoveredLabels"]["__meta_filepath"],
+        sd.display().to_string()
+    );
     assert_eq!(by_job("basic")["health"], "up", "{:?}", by_job("basic"));
     assert_eq!(by_job("bearer")["health"], "up", "{:?}", by_job("bearer"));
-    assert_eq!(by_job("nocreds")["lastError"], "server returned HTTP status 401 Unauthorized");
+    assert_eq!(
+        by_job("nocreds")["lastError"],
+        "server returned HTTP status 401 Unauthorized"
+    );
 
     // The file changes: its target goes away without a reload.
     std::fs::write(&sd, "[]").unwrap();
@@ -311,14 +387,37 @@ storage: {{retention: 0s}}
     })
     .await;
     assert!(sx.terminate().success());
-    let store = MetricsStore::open(StoreOptions { retention: None, ..StoreOptions::new(&data) }, &mut Registry::default()).unwrap();
+    let store = MetricsStore::open(
+        StoreOptions {
+            retention: None,
+            ..StoreOptions::new(&data)
+        },
+        &mut Registry::default(),
+    )
+    .unwrap();
     let eq = |n: &str, v: &str| Matcher::new(MatchOp::Equal, n, v).unwrap();
-    let up = store.select(&[eq("__name__", "up"), eq("job", "files")], 0, i64::MAX).await.unwrap();
-    assert!(is_stale_nan(up[0].samples.last().unwrap().v), "a removed target's series end with staleness markers");
-    let reqs = store.select(&[eq("__name__", "test_requests_total"), eq("job", "files")], 0, i64::MAX).await.unwrap();
+    let up = store
+        .select(&[eq("__name__", "up"), eq("job", "files")], 0, i64::MAX)
+        .await
+        .unwrap();
+    assert!(
+        is_stale_nan(up[0].samples.last().unwrap().v),
+        "a removed target's series end with staleness markers"
+    );
+    let reqs = store
+        .select(
+            &[eq("__name__", "test_requests_total"), eq("job", "files")],
+            0,
+            i64::MAX,
+        )
+        .await
+        .unwrap();
     assert!(reqs.iter().all(|s| is_stale_nan(s.samples.last().unwrap().v)));
     // Shutdown writes no markers: the other jobs' series end with real values.
-    let basic = store.select(&[eq("__name__", "up"), eq("job", "basic")], 0, i64::MAX).await.unwrap();
+    let basic = store
+        .select(&[eq("__name__", "up"), eq("job", "basic")], 0, i64::MAX)
+        .await
+        .unwrap();
     assert_eq!(basic[0].samples.last().unwrap().v, 1.0);
     store.close().await.unwrap();
 }

@@ -10,16 +10,74 @@ use std::time::Duration;
 use support::{Peer, Sextant, free_port, get_json, wait_for};
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl CLI");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl CLI");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A CA and a server certificate valid only for the DNS name `metrics.internal`.
 fn make_certs(dir: &Path) {
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Test CA"]);
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=metrics.internal"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Test CA",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=metrics.internal",
+        ],
+    );
     std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:metrics.internal\n").unwrap();
-    openssl(dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
 }
 
 const SERVER: &str = r#"
@@ -56,6 +114,10 @@ async fn tls_config_is_honoured() {
             .spawn()
             .unwrap(),
     );
+    support::wait_for("the HTTPS server to listen", Duration::from_secs(20), || async move {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+    })
+    .await;
     let ca = dir.path().join("ca.pem").display().to_string();
     let config = format!(
         r#"
@@ -92,12 +154,18 @@ storage: {{retention: 0s}}
     .await;
     let health = |job: &str| {
         let t = ts.iter().find(|t| t["scrapePool"] == job).unwrap();
-        (t["health"].as_str().unwrap().to_owned(), t["lastError"].as_str().unwrap().to_owned())
+        (
+            t["health"].as_str().unwrap().to_owned(),
+            t["lastError"].as_str().unwrap().to_owned(),
+        )
     };
     assert_eq!(health("ca_and_name").0, "up", "{:?}", health("ca_and_name"));
     assert_eq!(health("skip_verify").0, "up", "{:?}", health("skip_verify"));
     let (h, e) = health("ca_without_name");
-    assert!(h == "down" && e.contains("certificate"), "the cert is not valid for 127.0.0.1: {e}");
+    assert!(
+        h == "down" && e.contains("certificate"),
+        "the cert is not valid for 127.0.0.1: {e}"
+    );
     let (h, e) = health("system_roots");
     assert!(h == "down" && e.contains("certificate"), "unknown CA: {e}");
 }

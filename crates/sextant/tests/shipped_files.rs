@@ -19,8 +19,18 @@ fn alert_rules_pass_promtool() {
         .filter(|p| p.extension().is_some_and(|e| e == "yml"))
         .collect();
     assert!(!rules.is_empty());
-    let out = Command::new(promtool).arg("check").arg("rules").args(&rules).output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(promtool)
+        .arg("check")
+        .arg("rules")
+        .args(&rules)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

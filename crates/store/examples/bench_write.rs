@@ -21,9 +21,17 @@ const ROUND: usize = 100;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let flag = |name: &str, default: &str| -> String {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
     };
-    let file = args.get(1).filter(|a| !a.starts_with("--")).cloned().expect("usage: bench_write FILE [--metrics N] [--scrapes M] [--out DIR]");
+    let file = args
+        .get(1)
+        .filter(|a| !a.starts_with("--"))
+        .cloned()
+        .expect("usage: bench_write FILE [--metrics N] [--scrapes M] [--out DIR]");
     let metrics: usize = flag("--metrics", "10000").parse().expect("--metrics");
     let scrapes: usize = flag("--scrapes", "3000").parse().expect("--scrapes");
     let out = flag("--out", "benchout-sextant");
@@ -39,7 +47,10 @@ fn main() {
         })
         .collect();
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let started = Instant::now();
     let total = rt.block_on(async move {
         let mut opts = StoreOptions::new(&out);
@@ -61,9 +72,18 @@ fn main() {
                         let v = 123_456_789.0 + 1000.0 * (base + i + 1) as f64;
                         let series = shard
                             .iter()
-                            .map(|l| SeriesSamples { labels: l.clone(), samples: vec![Sample::new(t, v)] })
+                            .map(|l| SeriesSamples {
+                                labels: l.clone(),
+                                samples: vec![Sample::new(t, v)],
+                            })
                             .collect();
-                        let o = store.append(AppendRequest { series, metadata: vec![] }).await.expect("append");
+                        let o = store
+                            .append(AppendRequest {
+                                series,
+                                metadata: vec![],
+                            })
+                            .await
+                            .expect("append");
                         appended += o.accepted;
                     }
                     appended

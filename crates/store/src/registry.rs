@@ -144,7 +144,10 @@ mod tests {
             r.select(&[m(MatchOp::Equal, "__name__", "up"), m(MatchOp::NotEqual, "job", "a")]),
             vec![1, 3]
         );
-        assert_eq!(r.select(&[m(MatchOp::Equal, "__name__", "up"), m(MatchOp::Equal, "job", "")]), vec![3]);
+        assert_eq!(
+            r.select(&[m(MatchOp::Equal, "__name__", "up"), m(MatchOp::Equal, "job", "")]),
+            vec![3]
+        );
         assert_eq!(r.select(&[m(MatchOp::Regex, "job", "a|b")]), vec![0, 1, 2]);
         assert_eq!(r.select(&[m(MatchOp::Regex, "nope", ".+")]), Vec::<u64>::new());
     }

@@ -74,17 +74,30 @@ pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<BTreeSe
         let (id, json) = row?;
         let pairs: std::collections::BTreeMap<String, String> =
             serde_json::from_str(&json).map_err(|e| Error::CommitFailed(format!("corrupt series row {id}: {e}")))?;
-        let labels = Labels::from_pairs(pairs).map_err(|e| Error::CommitFailed(format!("corrupt series row {id}: {e}")))?;
+        let labels =
+            Labels::from_pairs(pairs).map_err(|e| Error::CommitFailed(format!("corrupt series row {id}: {e}")))?;
         registry.insert(id as SeriesId, Arc::new(labels));
     }
     let mut stmt = conn.prepare("SELECT metric, type, help, unit FROM metadata ORDER BY seq")?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
     })?;
     for row in rows {
         let (metric, typ, help, unit) = row?;
         let metric_type = typ.parse().unwrap_or_default();
-        registry.metadata.insert(metric, MetricMetadata { metric_type, help, unit });
+        registry.metadata.insert(
+            metric,
+            MetricMetadata {
+                metric_type,
+                help,
+                unit,
+            },
+        );
     }
     let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'samples_%'")?;
     let blocks: BTreeSet<i64> = stmt
@@ -98,7 +111,12 @@ pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<BTreeSe
         );
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, f64>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, f64>(3)?,
+            ))
         })?;
         for row in rows {
             let (id, min_t, max_t, v) = row?;
@@ -262,7 +280,10 @@ impl Writer {
                         ("too_old", outcome.too_old),
                     ] {
                         if n > 0 {
-                            self.metrics.samples_rejected.get_or_create(&RejectReason { reason }).inc_by(n);
+                            self.metrics
+                                .samples_rejected
+                                .get_or_create(&RejectReason { reason })
+                                .inc_by(n);
                         }
                     }
                     self.metrics.append_seconds.observe(p.arrived.elapsed().as_secs_f64());
@@ -408,7 +429,8 @@ impl Writer {
             .filter(|b| (b + 1) * BLOCK_MS <= cutoff_ms)
             .collect();
         for b in &expired {
-            self.conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", table_name(*b)))?;
+            self.conn
+                .execute_batch(&format!("DROP TABLE IF EXISTS {}", table_name(*b)))?;
             self.blocks.write().expect("poisoned").remove(b);
         }
         if !expired.is_empty() {

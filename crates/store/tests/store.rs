@@ -57,7 +57,10 @@ async fn append_select_and_reopen() {
     let x = store.select(&[eq("__name__", "x")], 0, i64::MAX).await.unwrap();
     assert_eq!(x[0].samples.len(), 2);
     assert_eq!(store.label_values("job", &[], 0, i64::MAX), vec!["a", "b"]);
-    assert_eq!(store.label_names(&[vec![eq("__name__", "x")]], 0, i64::MAX), vec!["__name__", "job"]);
+    assert_eq!(
+        store.label_names(&[vec![eq("__name__", "x")]], 0, i64::MAX),
+        vec!["__name__", "job"]
+    );
     // start/end filter: only x has samples after 20s.
     assert_eq!(store.series(&[], 20_000, i64::MAX).len(), 1);
     store.close().await.unwrap();
@@ -65,11 +68,20 @@ async fn append_select_and_reopen() {
 
     let store = open(dir.path());
     assert_eq!(store.series_count(), 3);
-    let got = store.select(&[eq("__name__", "up"), eq("job", "a")], 0, 20_000).await.unwrap();
+    let got = store
+        .select(&[eq("__name__", "up"), eq("job", "a")], 0, 20_000)
+        .await
+        .unwrap();
     assert_eq!(got[0].samples.len(), 2);
     assert_eq!(store.metadata(Some("up"), None)["up"][0].help, "target up");
     // Registry state survived: the newest sample is known, so an older one is refused.
-    let out = store.append(AppendRequest { series: vec![series("up", "a", &[(15_000, 3.0)])], ..Default::default() }).await.unwrap();
+    let out = store
+        .append(AppendRequest {
+            series: vec![series("up", "a", &[(15_000, 3.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(out.out_of_order, 1);
     store.close().await.unwrap();
 }
@@ -78,17 +90,26 @@ async fn append_select_and_reopen() {
 async fn duplicate_and_out_of_order_rule() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let first = AppendRequest { series: vec![series("m", "a", &[(1000, 1.0), (2000, 2.0)])], ..Default::default() };
+    let first = AppendRequest {
+        series: vec![series("m", "a", &[(1000, 1.0), (2000, 2.0)])],
+        ..Default::default()
+    };
     store.append(first.clone()).await.unwrap();
     // A retry of the same request is harmless.
     let retry = store.append(first).await.unwrap();
     assert_eq!((retry.accepted, retry.duplicates), (0, 1), "{retry:?}");
     assert_eq!(retry.out_of_order, 1, "the older sample of the retry is out of order");
     let mixed = store
-        .append(AppendRequest { series: vec![series("m", "a", &[(2000, 9.0), (500, 1.0), (3000, 3.0)])], ..Default::default() })
+        .append(AppendRequest {
+            series: vec![series("m", "a", &[(2000, 9.0), (500, 1.0), (3000, 3.0)])],
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!((mixed.accepted, mixed.duplicate_conflicts, mixed.out_of_order), (1, 1, 1));
+    assert_eq!(
+        (mixed.accepted, mixed.duplicate_conflicts, mixed.out_of_order),
+        (1, 1, 1)
+    );
     let got = store.select(&[eq("__name__", "m")], 0, 10_000).await.unwrap();
     let values: Vec<f64> = got[0].samples.iter().map(|s| s.v).collect();
     assert_eq!(values, vec![1.0, 2.0, 3.0]);
@@ -99,9 +120,15 @@ async fn duplicate_and_out_of_order_rule() {
 async fn invalid_series_rejects_the_whole_request() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let bad = SeriesSamples { labels: Labels::from_pairs([("job", "x")]).unwrap(), samples: vec![Sample::new(1, 1.0)] };
+    let bad = SeriesSamples {
+        labels: Labels::from_pairs([("job", "x")]).unwrap(),
+        samples: vec![Sample::new(1, 1.0)],
+    };
     let err = store
-        .append(AppendRequest { series: vec![series("ok", "a", &[(1, 1.0)]), bad], ..Default::default() })
+        .append(AppendRequest {
+            series: vec![series("ok", "a", &[(1, 1.0)]), bad],
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadInput);
@@ -117,7 +144,10 @@ async fn retention_drops_old_blocks_and_refuses_old_samples() {
     let store = MetricsStore::open(opts, &mut Registry::default()).unwrap();
     let now = now_ms();
     let out = store
-        .append(AppendRequest { series: vec![series("r", "a", &[(now - 2 * 3600_000, 1.0), (now, 2.0)])], ..Default::default() })
+        .append(AppendRequest {
+            series: vec![series("r", "a", &[(now - 2 * 3_600_000, 1.0), (now, 2.0)])],
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!((out.accepted, out.too_old), (1, 1));
@@ -125,15 +155,32 @@ async fn retention_drops_old_blocks_and_refuses_old_samples() {
 
     // Write old data with retention off, then reopen with retention on and enforce it.
     let store = open(dir.path());
-    let old = now - 10 * 3600_000;
-    store.append(AppendRequest { series: vec![series("old", "a", &[(old, 1.0)])], ..Default::default() }).await.unwrap();
+    let old = now - 10 * 3_600_000;
+    store
+        .append(AppendRequest {
+            series: vec![series("old", "a", &[(old, 1.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     store.close().await.unwrap();
     let mut opts = StoreOptions::new(dir.path());
     opts.retention = Some(Duration::from_secs(3600));
     let store = MetricsStore::open(opts, &mut Registry::default()).unwrap();
     assert!(store.enforce_retention().await.unwrap() >= 1);
-    assert!(store.select(&[eq("__name__", "old")], 0, i64::MAX).await.unwrap().is_empty());
-    assert_eq!(store.select(&[eq("__name__", "r")], 0, i64::MAX).await.unwrap()[0].samples.len(), 1);
+    assert!(
+        store
+            .select(&[eq("__name__", "old")], 0, i64::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.select(&[eq("__name__", "r")], 0, i64::MAX).await.unwrap()[0]
+            .samples
+            .len(),
+        1
+    );
     store.close().await.unwrap();
 }
 
@@ -147,7 +194,10 @@ async fn concurrent_appends_are_group_committed() {
         tasks.push(tokio::spawn(async move {
             let samples: Vec<(i64, f64)> = (0..100).map(|t| (t * 1000, t as f64)).collect();
             store
-                .append(AppendRequest { series: vec![series("c", &format!("j{i}"), &samples)], ..Default::default() })
+                .append(AppendRequest {
+                    series: vec![series("c", &format!("j{i}"), &samples)],
+                    ..Default::default()
+                })
                 .await
                 .unwrap()
         }));
@@ -160,7 +210,14 @@ async fn concurrent_appends_are_group_committed() {
     assert!(got.iter().all(|s| s.samples.len() == 100));
     store.close().await.unwrap();
     assert_eq!(
-        store.append(AppendRequest { series: vec![series("c", "z", &[(1, 1.0)])], ..Default::default() }).await.unwrap_err().kind(),
+        store
+            .append(AppendRequest {
+                series: vec![series("c", "z", &[(1, 1.0)])],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::Unavailable
     );
 }

@@ -16,7 +16,10 @@ pub fn free_port() -> u16 {
 /// An HTTP client for tests.
 pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 /// Polls `f` until it returns `Some`, failing the test after `timeout`.
@@ -30,7 +33,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -52,7 +58,11 @@ impl Sextant {
         let parent = data_dir.parent().unwrap().to_owned();
         let stderr_path = parent.join(format!("sextant-{port}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sextant"));
-        cmd.arg("serve").arg("--listen").arg(&listen).arg("--data-dir").arg(data_dir);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(&listen)
+            .arg("--data-dir")
+            .arg(data_dir);
         if let Some(c) = config {
             let path = parent.join(format!("sextant-{port}.yml"));
             std::fs::write(&path, c.replace("{{LISTEN}}", &listen)).unwrap();
@@ -63,12 +73,24 @@ impl Sextant {
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()
             .expect("start sextant");
-        let s = Sextant { child: Some(child), port, data_dir: data_dir.to_owned(), stderr_path };
+        let s = Sextant {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_owned(),
+            stderr_path,
+        };
         let http = client();
         let url = s.url("/-/ready");
         wait_for("sextant to become ready", Duration::from_secs(60), || {
             let (http, url) = (http.clone(), url.clone());
-            async move { http.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
         })
         .await;
         s
@@ -92,7 +114,11 @@ impl Sextant {
     /// SIGTERM and wait for the exit status.
     pub fn terminate(mut self) -> ExitStatus {
         let mut c = self.child.take().unwrap();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
         let start = Instant::now();
         loop {
             if let Some(status) = c.try_wait().unwrap() {
@@ -100,7 +126,10 @@ impl Sextant {
             }
             if start.elapsed() > Duration::from_secs(60) {
                 c.kill().unwrap();
-                panic!("sextant did not exit within 60s of SIGTERM; log:\n{}", std::fs::read_to_string(&self.stderr_path).unwrap_or_default());
+                panic!(
+                    "sextant did not exit within 60s of SIGTERM; log:\n{}",
+                    std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -133,13 +162,21 @@ impl Drop for Peer {
 /// Path of a Debian-packaged peer binary; fails with the install hint if missing.
 pub fn peer_binary(name: &str, package: &str) -> PathBuf {
     let p = PathBuf::from("/usr/bin").join(name);
-    assert!(p.exists(), "{} is missing: install the Debian package {package} (scripts/test does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: install the Debian package {package} (scripts/test does)",
+        p.display()
+    );
     p
 }
 
 /// `GET` returning JSON.
 pub async fn get_json(url: &str) -> serde_json::Value {
-    let r = client().get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let r = client()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = r.status();
     let text = r.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url} ({status}): {e}: {text}"))
