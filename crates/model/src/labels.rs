@@ -104,6 +104,19 @@ impl Labels {
         h.finish()
     }
 
+    /// Fast 64-bit hash (xxh3) for in-memory indexes on the ingest path. Not for
+    /// persisting: use [`Labels::stable_hash`] for anything that must stay stable.
+    pub fn hash64(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+        for l in &self.0 {
+            h.update(l.name.as_bytes());
+            h.update(&[0xff]);
+            h.update(l.value.as_bytes());
+            h.update(&[0xff]);
+        }
+        h.digest()
+    }
+
     /// Total characters (not bytes) in names and values, as OpenMetrics counts an
     /// exemplar's label set against its 128-character limit.
     pub fn char_len(&self) -> usize {

@@ -2,6 +2,7 @@
 //! resolve matchers, each series' time bounds and newest sample, and metric metadata.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use sextant_model::{Labels, Matcher, MetricMetadata, Sample};
@@ -16,9 +17,28 @@ pub(crate) struct SeriesEntry {
     pub last: Option<Sample>,
 }
 
+/// The keys are already xxh3 hashes; hashing them again would only cost time.
+#[derive(Default)]
+pub(crate) struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys are hashed")
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+pub(crate) type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+
 #[derive(Default)]
 pub(crate) struct Registry {
-    by_labels: HashMap<Arc<Labels>, SeriesId>,
+    /// `Labels::hash64` → ids with that hash (almost always one).
+    by_hash: HashIndex<Vec<SeriesId>>,
     series: Vec<SeriesEntry>,
     /// label name → label value → ids (ascending, since ids only grow).
     postings: HashMap<String, HashMap<String, Vec<SeriesId>>>,
@@ -30,8 +50,13 @@ impl Registry {
         self.series.len()
     }
 
-    pub fn id_of(&self, labels: &Labels) -> Option<SeriesId> {
-        self.by_labels.get(labels).copied()
+    /// The id of `labels`, whose `hash64()` is `hash`.
+    pub fn id_of(&self, labels: &Labels, hash: u64) -> Option<SeriesId> {
+        self.by_hash
+            .get(&hash)?
+            .iter()
+            .copied()
+            .find(|id| *self.series[*id as usize].labels == *labels)
     }
 
     pub fn entry(&self, id: SeriesId) -> &SeriesEntry {
@@ -50,7 +75,7 @@ impl Registry {
                 .or_default()
                 .push(id);
         }
-        self.by_labels.insert(labels.clone(), id);
+        self.by_hash.entry(labels.hash64()).or_default().push(id);
         self.series.push(SeriesEntry {
             labels,
             first_t: i64::MAX,

@@ -56,7 +56,24 @@ pub struct AppendRequest {
     pub metadata: Vec<(String, MetricMetadata)>,
 }
 
-impl AppendRequest {
+/// A series of an append after its registry lookup, done on the caller's task so the
+/// writer thread does as little as possible.
+pub(crate) struct ResolvedSeries {
+    /// The id if the series already existed at lookup time.
+    pub id: Option<crate::SeriesId>,
+    /// `labels.hash64()`.
+    pub hash: u64,
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+/// An [`AppendRequest`] whose series were looked up and, where new, validated.
+pub(crate) struct ResolvedAppend {
+    pub series: Vec<ResolvedSeries>,
+    pub metadata: Vec<(String, MetricMetadata)>,
+}
+
+impl ResolvedAppend {
     pub(crate) fn sample_count(&self) -> usize {
         self.series.iter().map(|s| s.samples.len()).sum()
     }
@@ -159,7 +176,7 @@ impl MetricsStore {
     /// Appends, waiting for room in the write queue, and resolves once the samples are
     /// durable. Use for producers that should slow down under load (scrapes).
     pub async fn append(&self, req: AppendRequest) -> Result<AppendOutcome> {
-        validate(&req)?;
+        let req = self.resolve(req)?;
         let (reply, rx) = oneshot::channel();
         let cmd = self.append_command(req, reply);
         self.inner.tx.send(cmd).await.map_err(|_| Error::Closed)?;
@@ -169,7 +186,7 @@ impl MetricsStore {
     /// Appends, failing at once with [`Error::Overloaded`] when the write queue is full,
     /// and resolves once the samples are durable. Use for clients that retry (remote_write).
     pub async fn try_append(&self, req: AppendRequest) -> Result<AppendOutcome> {
-        validate(&req)?;
+        let req = self.resolve(req)?;
         let (reply, rx) = oneshot::channel();
         let cmd = self.append_command(req, reply);
         self.inner.tx.try_send(cmd).map_err(|e| match e {
@@ -179,7 +196,31 @@ impl MetricsStore {
         rx.await.map_err(|_| Error::Closed)?
     }
 
-    fn append_command(&self, req: AppendRequest, reply: oneshot::Sender<Result<AppendOutcome>>) -> Command {
+    /// Looks every series up in the registry and validates the ones it does not know,
+    /// rejecting the whole request before anything is written if one is invalid.
+    fn resolve(&self, req: AppendRequest) -> Result<ResolvedAppend> {
+        let reg = self.read_registry();
+        let mut series = Vec::with_capacity(req.series.len());
+        for s in req.series {
+            let hash = s.labels.hash64();
+            let id = reg.id_of(&s.labels, hash);
+            if id.is_none() {
+                validate(&s.labels)?;
+            }
+            series.push(ResolvedSeries {
+                id,
+                hash,
+                labels: s.labels,
+                samples: s.samples,
+            });
+        }
+        Ok(ResolvedAppend {
+            series,
+            metadata: req.metadata,
+        })
+    }
+
+    fn append_command(&self, req: ResolvedAppend, reply: oneshot::Sender<Result<AppendOutcome>>) -> Command {
         let cutoff_ms = self
             .inner
             .retention
@@ -357,17 +398,14 @@ impl MetricsStore {
     }
 }
 
-/// Rejects series the store cannot hold, before anything of the request is written.
-fn validate(req: &AppendRequest) -> Result<()> {
-    for s in &req.series {
-        let invalid = |reason: String| Error::InvalidSeries {
-            series: s.labels.to_string(),
-            reason,
-        };
-        if s.labels.metric_name().is_none() {
-            return Err(invalid("missing metric name".into()));
-        }
-        s.labels.validate().map_err(|e| invalid(e.to_string()))?;
+/// Rejects a series the store cannot hold.
+fn validate(labels: &Labels) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidSeries {
+        series: labels.to_string(),
+        reason,
+    };
+    if labels.metric_name().is_none() {
+        return Err(invalid("missing metric name".into()));
     }
-    Ok(())
+    labels.validate().map_err(|e| invalid(e.to_string()))
 }

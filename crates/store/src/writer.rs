@@ -10,8 +10,8 @@ use sextant_model::{Labels, MetricMetadata, Sample};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{RejectReason, StoreMetrics};
-use crate::registry::{Registry, SeriesId};
-use crate::store::{AppendOutcome, AppendRequest};
+use crate::registry::{HashIndex, Registry, SeriesId};
+use crate::store::{AppendOutcome, ResolvedAppend};
 use crate::{Error, Result};
 
 /// Samples are partitioned into tables of this span, so retention drops whole tables.
@@ -22,7 +22,7 @@ const GROUP_MAX_SAMPLES: usize = 500_000;
 
 pub(crate) enum Command {
     Append {
-        req: AppendRequest,
+        req: ResolvedAppend,
         cutoff_ms: i64,
         arrived: Instant,
         reply: oneshot::Sender<Result<AppendOutcome>>,
@@ -162,7 +162,8 @@ pub(crate) fn read_samples(
 #[derive(Default)]
 struct Staged {
     new_series: Vec<(SeriesId, Arc<Labels>)>,
-    new_ids: HashMap<Arc<Labels>, SeriesId>,
+    /// `hash64` → series created in this group.
+    new_ids: HashIndex<Vec<(SeriesId, Arc<Labels>)>>,
     /// id → (oldest sample time written, newest sample written).
     bounds: HashMap<SeriesId, (i64, Sample)>,
     new_blocks: HashSet<i64>,
@@ -178,7 +179,7 @@ pub(crate) struct Writer {
 }
 
 struct PendingAppend {
-    req: AppendRequest,
+    req: ResolvedAppend,
     cutoff_ms: i64,
     arrived: Instant,
     reply: oneshot::Sender<Result<AppendOutcome>>,
@@ -317,7 +318,15 @@ impl Writer {
         for p in group {
             let mut out = AppendOutcome::default();
             for s in &p.req.series {
-                let id = match reg.id_of(&s.labels).or_else(|| staged.new_ids.get(&s.labels).copied()) {
+                let known = s.id.or_else(|| reg.id_of(&s.labels, s.hash)).or_else(|| {
+                    staged
+                        .new_ids
+                        .get(&s.hash)?
+                        .iter()
+                        .find(|(_, l)| **l == s.labels)
+                        .map(|(id, _)| *id)
+                });
+                let id = match known {
                     Some(id) => id,
                     None => {
                         let id = next_id;
@@ -325,7 +334,7 @@ impl Writer {
                         let labels = Arc::new(s.labels.clone());
                         let json = serde_json::to_string(&*labels).expect("labels serialize");
                         series_app.append_row(params![id as i64, json])?;
-                        staged.new_ids.insert(labels.clone(), id);
+                        staged.new_ids.entry(s.hash).or_default().push((id, labels.clone()));
                         staged.new_series.push((id, labels));
                         out.new_series += 1;
                         id
