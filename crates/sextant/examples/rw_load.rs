@@ -6,13 +6,15 @@
 //! `cargo run --example rw_load -p sextant -- --url URL --rate SAMPLES_PER_S
 //!   [--series 10000] [--batch 2000] [--seconds 10] [--concurrency 16]`
 //!
+//! Series are split over `--concurrency` shards that each send sequentially, as
+//! Prometheus' remote_write shards do.
+//!
 //! Prints one line: `rate=… achieved=… p50_ms=… p99_ms=… errors=…`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sextant_collect::remote_write::{LabelProto, SampleProto, TimeSeries, WriteRequest, encode};
-use tokio::sync::Semaphore;
 
 #[allow(clippy::print_stdout)]
 fn main() {
@@ -58,61 +60,64 @@ fn main() {
                 .collect()
             })
             .collect();
+        // Like a remote_write sender's shards: each shard owns a fixed subset of the
+        // series and sends its requests one after another, so samples of one series are
+        // never in flight twice and always arrive in order.
         let requests = ((rate * seconds) / batch as f64).ceil() as usize;
         let interval = Duration::from_secs_f64(batch as f64 / rate);
-        let sem = Arc::new(Semaphore::new(concurrency));
         let start = Instant::now();
         let epoch_ms = sextant_model::time::now_ms();
-        let mut next_series = 0usize;
-        let mut tasks = Vec::with_capacity(requests);
-        let mut last_ts = vec![0i64; series];
-        for k in 0..requests {
-            let due = start + interval * k as u32;
-            tokio::time::sleep_until(due.into()).await;
-            let now_ms = epoch_ms + start.elapsed().as_millis() as i64;
-            let mut ts = Vec::with_capacity(batch);
-            for _ in 0..batch {
-                let i = next_series;
-                next_series = (next_series + 1) % series;
-                let t = now_ms.max(last_ts[i] + 1);
-                last_ts[i] = t;
-                ts.push(TimeSeries {
-                    labels: labels[i].clone(),
-                    samples: vec![SampleProto {
-                        value: (k as f64).sin() * 100.0,
-                        timestamp: t,
-                    }],
-                    exemplars: vec![],
-                });
-            }
-            let body = encode(&WriteRequest {
-                timeseries: ts,
-                metadata: vec![],
-            });
-            let permit = sem.clone().acquire_owned().await.unwrap();
-            let (http, url) = (http.clone(), url.clone());
-            tasks.push(tokio::spawn(async move {
-                let r = http
-                    .post(&url)
-                    .header("Content-Encoding", "snappy")
-                    .header("Content-Type", "application/x-protobuf")
-                    .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                    .body(body)
-                    .send()
-                    .await;
-                drop(permit);
-                let ok = matches!(&r, Ok(resp) if resp.status().is_success());
-                (due.elapsed(), ok)
+        let labels = Arc::new(labels);
+        let mut shards = Vec::new();
+        for shard in 0..concurrency {
+            let (http, url, labels) = (http.clone(), url.clone(), labels.clone());
+            shards.push(tokio::spawn(async move {
+                let mine: Vec<usize> = (shard..series).step_by(concurrency).collect();
+                let mut next = 0usize;
+                let mut last_ts = vec![0i64; mine.len()];
+                let mut results = Vec::new();
+                let mut k = shard;
+                while k < requests {
+                    let due = start + interval * k as u32;
+                    tokio::time::sleep_until(due.into()).await;
+                    let now_ms = epoch_ms + start.elapsed().as_millis() as i64;
+                    let mut ts = Vec::with_capacity(batch);
+                    for _ in 0..batch {
+                        let j = next;
+                        next = (next + 1) % mine.len();
+                        let t = now_ms.max(last_ts[j] + 1);
+                        last_ts[j] = t;
+                        ts.push(TimeSeries {
+                            labels: labels[mine[j]].clone(),
+                            samples: vec![SampleProto { value: (k as f64).sin() * 100.0, timestamp: t }],
+                            exemplars: vec![],
+                        });
+                    }
+                    let body = encode(&WriteRequest { timeseries: ts, metadata: vec![] });
+                    let r = http
+                        .post(&url)
+                        .header("Content-Encoding", "snappy")
+                        .header("Content-Type", "application/x-protobuf")
+                        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                        .body(body)
+                        .send()
+                        .await;
+                    let ok = matches!(&r, Ok(resp) if resp.status().is_success());
+                    results.push((due.elapsed(), ok));
+                    k += concurrency;
+                }
+                results
             }));
         }
-        let mut lat = Vec::with_capacity(tasks.len());
+        let mut lat = Vec::with_capacity(requests);
         let mut errors = 0;
-        for t in tasks {
-            let (d, ok) = t.await.unwrap();
-            if ok {
-                lat.push(d);
-            } else {
-                errors += 1;
+        for s in shards {
+            for (d, ok) in s.await.unwrap() {
+                if ok {
+                    lat.push(d);
+                } else {
+                    errors += 1;
+                }
             }
         }
         let elapsed = start.elapsed().as_secs_f64();
