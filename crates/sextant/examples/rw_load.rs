@@ -89,11 +89,17 @@ fn main() {
                         last_ts[j] = t;
                         ts.push(TimeSeries {
                             labels: labels[mine[j]].clone(),
-                            samples: vec![SampleProto { value: (k as f64).sin() * 100.0, timestamp: t }],
+                            samples: vec![SampleProto {
+                                value: (k as f64).sin() * 100.0,
+                                timestamp: t,
+                            }],
                             exemplars: vec![],
                         });
                     }
-                    let body = encode(&WriteRequest { timeseries: ts, metadata: vec![] });
+                    let body = encode(&WriteRequest {
+                        timeseries: ts,
+                        metadata: vec![],
+                    });
                     let r = http
                         .post(&url)
                         .header("Content-Encoding", "snappy")

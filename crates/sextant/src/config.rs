@@ -64,6 +64,9 @@ pub struct StorageConfig {
     pub path: Option<PathBuf>,
     /// How long samples are kept; default 15d. `0s` keeps them forever.
     pub retention: Option<PromDuration>,
+    /// Append requests that may wait for the writer; beyond this remote_write answers
+    /// 503 with Retry-After (and scrapes wait). Default 256.
+    pub max_pending_appends: Option<usize>,
 }
 
 /// `server` section.

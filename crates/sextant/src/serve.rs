@@ -104,6 +104,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(r) => Some(r.0),
         None => store_opts.retention,
     };
+    if let Some(n) = cfg.storage.max_pending_appends {
+        store_opts.max_queued_requests = n;
+    }
     let store = MetricsStore::open(store_opts, &mut registry)
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
     let scrape = ScrapeManager::new(store.clone(), &mut registry);

@@ -256,3 +256,98 @@ async fn acknowledged_writes_survive_kill_9() {
 fn value(w: usize, r: usize, s: usize, k: usize) -> f64 {
     (w * 1_000_000 + r * 10_000 + s * 10 + k) as f64 + 0.25
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overload_answers_503_with_retry_after_and_drops_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sx = Sextant::start(&data, Some("storage:\n  retention: 0s\n  max_pending_appends: 1\n")).await;
+    let url = sx.url("/api/v1/write");
+    let mut tasks = Vec::new();
+    for w in 0..48 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let ts: Vec<TimeSeries> = (0..2000)
+                .map(|s| {
+                    series(
+                        "flood",
+                        &[("w", &w.to_string()), ("s", &s.to_string())],
+                        &[(1000, w as f64), (2000, s as f64)],
+                    )
+                })
+                .collect();
+            let r = client()
+                .post(&url)
+                .body(encode(&WriteRequest {
+                    timeseries: ts,
+                    metadata: vec![],
+                }))
+                .send()
+                .await
+                .unwrap();
+            let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            (w, r.status().as_u16(), retry, r.text().await.unwrap())
+        }));
+    }
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        let (w, code, retry, text) = t.await.unwrap();
+        match code {
+            204 => accepted.push(w),
+            503 => {
+                assert_eq!(retry.as_deref(), Some("1"), "503 carries Retry-After");
+                assert!(text.contains("write queue is full"), "{text}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {text}"),
+        }
+    }
+    assert!(refused > 0, "a queue of one must overflow under 48 concurrent writers");
+    assert!(!accepted.is_empty());
+    let metrics = client()
+        .get(sx.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "sextant_remote_write_rejected_requests_total{{reason=\"overloaded\"}} {refused}"
+        )),
+        "{metrics}"
+    );
+    assert!(sx.terminate().success());
+
+    // Every acknowledged request is stored in full; refused ones left nothing behind.
+    let store = MetricsStore::open(
+        StoreOptions {
+            retention: None,
+            ..StoreOptions::new(&data)
+        },
+        &mut Registry::default(),
+    )
+    .unwrap();
+    let got = store
+        .select(
+            &[Matcher::new(MatchOp::Equal, "__name__", "flood").unwrap()],
+            0,
+            i64::MAX,
+        )
+        .await
+        .unwrap();
+    let mut per_writer: BTreeMap<usize, usize> = BTreeMap::new();
+    for s in &got {
+        assert_eq!(s.samples.len(), 2);
+        *per_writer
+            .entry(s.labels.get("w").unwrap().parse().unwrap())
+            .or_default() += 1;
+    }
+    let mut want: Vec<usize> = accepted.clone();
+    want.sort();
+    assert_eq!(per_writer.keys().copied().collect::<Vec<_>>(), want);
+    assert!(per_writer.values().all(|n| *n == 2000));
+    store.close().await.unwrap();
+}
