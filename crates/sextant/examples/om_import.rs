@@ -1,5 +1,5 @@
 //! Imports an OpenMetrics file with explicit timestamps into a fresh Sextant data
-//! directory, closes it (checkpoint), and prints samples, on-disk bytes and bytes per
+//! directory, compacts it, closes it (checkpoint), and prints samples, on-disk bytes and bytes per
 //! sample. The counterpart of `promtool tsdb create-blocks-from openmetrics`.
 //!
 //! `cargo run --example om_import -p sextant -- FILE DATA_DIR`
@@ -58,6 +58,9 @@ fn main() {
                 .expect("append")
                 .accepted;
         }
+        // The data is old, so every block is closed: compact them all, as `serve` does
+        // with blocks that ended over an hour ago.
+        store.compact_before(i64::MAX).await.expect("compact");
         store.close().await.expect("close");
         total
     });

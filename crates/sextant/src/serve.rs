@@ -20,7 +20,8 @@ use crate::config::{self, Config};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
 const DEFAULT_DATA_DIR: &str = "sextant-data";
-const RETENTION_CHECK_EVERY: Duration = Duration::from_secs(300);
+/// How often retention and compaction of closed blocks run.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
@@ -169,7 +170,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 if let Err(e) = store.enforce_retention().await {
                     tracing::warn!(error = %e, "retention failed");
                 }
-                tokio::time::sleep(RETENTION_CHECK_EVERY).await;
+                if let Err(e) = store.compact().await {
+                    tracing::warn!(error = %e, "compaction failed; the block stays in its raw layout");
+                }
+                tokio::time::sleep(MAINTENANCE_EVERY).await;
             }
         }
     });

@@ -7,7 +7,11 @@ use crate::{Error, Result};
 
 /// The on-disk format this binary writes. Bump it when the layout changes, and teach
 /// [`check_or_init`] to open (or migrate) the older versions.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: raw `samples_<block>` tables only.
+/// - 2: adds compacted `chunks_<block>` / `chunk_series_<block>` tables. A version-1
+///   directory is valid version 2 as it stands, so it is upgraded by rewriting `FORMAT`.
+pub const FORMAT_VERSION: u32 = 2;
 
 const FILE: &str = "FORMAT";
 
@@ -26,6 +30,11 @@ pub(crate) fn check_or_init(dir: &Path) -> Result<()> {
                     context: format!("reading {}", path.display()),
                     source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unrecognised content {s:?}")),
                 })?;
+            if found == 1 {
+                tracing::info!(dir = %dir.display(), "upgrading data directory from format 1 to 2");
+                return std::fs::write(&path, format!("sextant-data {FORMAT_VERSION}\n"))
+                    .map_err(io(format!("writing {}", path.display())));
+            }
             if found != FORMAT_VERSION {
                 return Err(Error::IncompatibleFormat {
                     path: dir.display().to_string(),
@@ -58,5 +67,11 @@ mod tests {
         std::fs::write(dir.path().join(FILE), "sextant-data 99\n").unwrap();
         let err = check_or_init(dir.path()).unwrap_err();
         assert!(err.to_string().contains("format version 99"), "{err}");
+        std::fs::write(dir.path().join(FILE), "sextant-data 1\n").unwrap();
+        check_or_init(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(FILE)).unwrap(),
+            "sextant-data 2\n"
+        );
     }
 }

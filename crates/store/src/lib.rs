@@ -6,10 +6,12 @@
 //! and are committed together (group commit), and an append is acknowledged only after
 //! its transaction committed, so an acknowledged sample survives `kill -9`. Readers use
 //! their own connections. Samples live in one table per two-hour block, so retention is
-//! dropping tables.
+//! dropping tables; closed blocks are compacted into a delta-encoded layout
+//! (see `compact.rs`).
 //!
 //! The store knows nothing of PromQL, scraping or HTTP.
 
+mod compact;
 mod error;
 mod format;
 mod metrics;

@@ -10,8 +10,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::StoreMetrics;
 use crate::registry::Registry;
-use crate::writer::{self, Command, Writer};
+use crate::writer::{self, Blocks, Command, Writer};
 use crate::{Error, Result, format};
+
+/// A block is compacted once it ended this long ago.
+const COMPACT_GRACE_MS: i64 = 3600 * 1000;
 
 /// How the store is set up.
 #[derive(Debug, Clone)]
@@ -126,7 +129,7 @@ pub struct MetricsStore {
 
 struct Inner {
     registry: Arc<RwLock<Registry>>,
-    blocks: Arc<RwLock<BTreeSet<i64>>>,
+    blocks: Arc<RwLock<Blocks>>,
     tx: mpsc::Sender<Command>,
     readers: Mutex<Vec<Connection>>,
     reader_template: Mutex<Connection>,
@@ -249,6 +252,25 @@ impl MetricsStore {
         rx.await.map_err(|_| Error::Closed)?
     }
 
+    /// Compacts closed blocks (those that ended more than an hour ago) into the compact
+    /// layout; returns how many. Samples may still arrive for a compacted block (a new
+    /// series backfilled, say); they are merged at the next compaction.
+    pub async fn compact(&self) -> Result<usize> {
+        self.compact_before(sextant_model::time::now_ms() - COMPACT_GRACE_MS)
+            .await
+    }
+
+    /// Compacts every block that ended before `before_ms` (for imports of old data).
+    pub async fn compact_before(&self, before_ms: i64) -> Result<usize> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Compact { before_ms, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
     /// Commits what is queued, checkpoints the database and stops the writer. Appends
     /// after this fail with [`Error::Closed`].
     pub async fn close(&self) -> Result<()> {
@@ -352,25 +374,29 @@ impl MetricsStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let blocks: Vec<i64> = self
-            .inner
-            .blocks
-            .read()
-            .expect("poisoned")
-            .iter()
-            .copied()
-            .filter(|b| writer::block_overlaps(*b, start, end))
-            .collect();
-        let store = self.clone();
-        let ids_for_query = ids.clone();
-        let rows = tokio::task::spawn_blocking(move || {
-            let conn = store.reader()?;
-            let rows = writer::read_samples(&conn, &blocks, &ids_for_query, start, end);
-            store.inner.readers.lock().expect("poisoned").push(conn);
-            rows
-        })
-        .await
-        .map_err(|e| Error::CommitFailed(format!("reader task failed: {e}")))??;
+        // A compaction may drop a raw table between our snapshot of the block list and
+        // the query; then the snapshot is stale and one retry with a fresh one suffices.
+        let mut attempt = 0;
+        let rows = loop {
+            let blocks = self.inner.blocks.read().expect("poisoned").clone();
+            let store = self.clone();
+            let ids_for_query = ids.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let conn = store.reader()?;
+                let rows = writer::read_samples(&conn, &blocks, &ids_for_query, start, end);
+                store.inner.readers.lock().expect("poisoned").push(conn);
+                rows
+            })
+            .await
+            .map_err(|e| Error::CommitFailed(format!("reader task failed: {e}")))?;
+            match result {
+                Err(e) if attempt < 2 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, "retrying a read after a concurrent compaction");
+                }
+                other => break other?,
+            }
+        };
         let mut by_id: BTreeMap<u64, Vec<Sample>> = ids.iter().map(|id| (*id, Vec::new())).collect();
         for (id, s) in rows {
             if let Some(v) = by_id.get_mut(&id) {
@@ -378,6 +404,9 @@ impl MetricsStore {
             }
         }
         let index: BTreeMap<u64, Arc<Labels>> = ids.into_iter().zip(labels).collect();
+        for samples in by_id.values_mut() {
+            samples.sort_by_key(|s| s.t_ms);
+        }
         let mut out: Vec<SeriesData> = by_id
             .into_iter()
             .filter(|(_, s)| !s.is_empty())

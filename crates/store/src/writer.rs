@@ -9,6 +9,7 @@ use duckdb::{Appender, Connection, params};
 use sextant_model::{Labels, MetricMetadata, Sample};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::compact::{chunk_series_table, chunks_table, compact_block, read_compacted};
 use crate::metrics::{RejectReason, StoreMetrics};
 use crate::registry::{HashIndex, Registry, SeriesId};
 use crate::store::{AppendOutcome, ResolvedAppend};
@@ -20,6 +21,21 @@ pub(crate) const BLOCK_MS: i64 = 2 * 3600 * 1000;
 /// Stop adding requests to a commit group past this many samples, bounding latency.
 const GROUP_MAX_SAMPLES: usize = 500_000;
 
+/// Which tables exist per two-hour block.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Blocks {
+    /// Blocks with a raw `samples_<b>` table.
+    pub raw: BTreeSet<i64>,
+    /// Blocks with compacted `chunks_<b>` / `chunk_series_<b>` tables.
+    pub compacted: BTreeSet<i64>,
+}
+
+impl Blocks {
+    fn all(&self) -> BTreeSet<i64> {
+        self.raw.union(&self.compacted).copied().collect()
+    }
+}
+
 pub(crate) enum Command {
     Append {
         req: ResolvedAppend,
@@ -29,6 +45,10 @@ pub(crate) enum Command {
     },
     Retention {
         cutoff_ms: i64,
+        reply: oneshot::Sender<Result<usize>>,
+    },
+    Compact {
+        before_ms: i64,
         reply: oneshot::Sender<Result<usize>>,
     },
     Shutdown {
@@ -44,8 +64,8 @@ pub(crate) fn table_name(block: i64) -> String {
     }
 }
 
-fn block_of_table(name: &str) -> Option<i64> {
-    let rest = name.strip_prefix("samples_")?;
+fn block_of_table(name: &str, prefix: &str) -> Option<i64> {
+    let rest = name.strip_prefix(prefix)?;
     match rest.strip_prefix('n') {
         Some(neg) => neg.parse::<i64>().ok().map(|v| -v),
         None => rest.parse().ok(),
@@ -67,7 +87,7 @@ pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
 }
 
 /// Loads series, metadata and per-series bounds into `registry`; returns the blocks.
-pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<BTreeSet<i64>> {
+pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<Blocks> {
     let mut stmt = conn.prepare("SELECT id, labels FROM series ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
     for row in rows {
@@ -99,16 +119,30 @@ pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<BTreeSe
             },
         );
     }
-    let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'samples_%'")?;
-    let blocks: BTreeSet<i64> = stmt
+    let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables()")?;
+    let names: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))?
-        .filter_map(|n| n.ok().and_then(|n| block_of_table(&n)))
-        .collect();
-    for b in &blocks {
-        let sql = format!(
-            "SELECT series_id, min(t), max(t), arg_max(v, t) FROM {} GROUP BY series_id",
-            table_name(*b)
-        );
+        .collect::<duckdb::Result<_>>()?;
+    let blocks = Blocks {
+        raw: names.iter().filter_map(|n| block_of_table(n, "samples_")).collect(),
+        compacted: names.iter().filter_map(|n| block_of_table(n, "chunks_")).collect(),
+    };
+    let bounds_sql = blocks
+        .raw
+        .iter()
+        .map(|b| {
+            format!(
+                "SELECT series_id, min(t), max(t), arg_max(v, t) FROM {} GROUP BY series_id",
+                table_name(*b)
+            )
+        })
+        .chain(blocks.compacted.iter().map(|b| {
+            format!(
+                "SELECT series_id, first_t, last_t, last_v FROM {}",
+                chunk_series_table(*b)
+            )
+        }));
+    for sql in bounds_sql {
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -131,15 +165,28 @@ pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<BTreeSe
 /// Reads `(series id, sample)` rows for `ids` in `[start, end]` from `blocks`.
 pub(crate) fn read_samples(
     conn: &Connection,
-    blocks: &[i64],
+    blocks: &Blocks,
     ids: &[u64],
     start: i64,
     end: i64,
 ) -> Result<Vec<(u64, Sample)>> {
-    if blocks.is_empty() || ids.is_empty() {
+    if ids.is_empty() {
         return Ok(Vec::new());
     }
     let id_list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let mut out = Vec::new();
+    for b in blocks.compacted.iter().filter(|b| block_overlaps(**b, start, end)) {
+        out.extend(read_compacted(conn, *b, Some(&id_list), start, end)?);
+    }
+    let blocks: Vec<i64> = blocks
+        .raw
+        .iter()
+        .copied()
+        .filter(|b| block_overlaps(*b, start, end))
+        .collect();
+    if blocks.is_empty() {
+        return Ok(out);
+    }
     let sql = blocks
         .iter()
         .map(|b| {
@@ -155,7 +202,10 @@ pub(crate) fn read_samples(
     let rows = stmt.query_map([], |r| {
         Ok((r.get::<_, i64>(0)? as u64, Sample::new(r.get(1)?, r.get(2)?)))
     })?;
-    Ok(rows.collect::<duckdb::Result<Vec<_>>>()?)
+    for row in rows {
+        out.push(row?);
+    }
+    Ok(out)
 }
 
 /// Registry changes of one commit group, applied only after the commit succeeded.
@@ -173,7 +223,7 @@ struct Staged {
 pub(crate) struct Writer {
     conn: Connection,
     registry: Arc<RwLock<Registry>>,
-    blocks: Arc<RwLock<BTreeSet<i64>>>,
+    blocks: Arc<RwLock<Blocks>>,
     metrics: StoreMetrics,
     metadata_seq: i64,
 }
@@ -189,7 +239,7 @@ impl Writer {
     pub fn new(
         conn: Connection,
         registry: Arc<RwLock<Registry>>,
-        blocks: Arc<RwLock<BTreeSet<i64>>>,
+        blocks: Arc<RwLock<Blocks>>,
         metrics: StoreMetrics,
     ) -> Self {
         let metadata_seq = conn
@@ -239,6 +289,9 @@ impl Writer {
                 match cmd {
                     Command::Retention { cutoff_ms, reply } => {
                         let _ = reply.send(self.drop_blocks_before(cutoff_ms));
+                    }
+                    Command::Compact { before_ms, reply } => {
+                        let _ = reply.send(self.compact_before(before_ms));
                     }
                     Command::Shutdown { reply } => {
                         self.checkpoint();
@@ -308,7 +361,7 @@ impl Writer {
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let conn = &self.conn;
         let reg = self.registry.read().expect("registry lock poisoned");
-        let known_blocks = self.blocks.read().expect("poisoned").clone();
+        let known_blocks = self.blocks.read().expect("poisoned").raw.clone();
         let mut staged = Staged::default();
         let mut next_id = reg.len() as SeriesId;
         let mut series_app = conn.appender("series")?;
@@ -424,7 +477,7 @@ impl Writer {
         self.metrics.active_series.set(reg.len() as i64);
         drop(reg);
         if !staged.new_blocks.is_empty() {
-            self.blocks.write().expect("poisoned").extend(staged.new_blocks);
+            self.blocks.write().expect("poisoned").raw.extend(staged.new_blocks);
         }
     }
 
@@ -433,18 +486,58 @@ impl Writer {
             .blocks
             .read()
             .expect("poisoned")
-            .iter()
-            .copied()
+            .all()
+            .into_iter()
             .filter(|b| (b + 1) * BLOCK_MS <= cutoff_ms)
             .collect();
         for b in &expired {
-            self.conn
-                .execute_batch(&format!("DROP TABLE IF EXISTS {}", table_name(*b)))?;
-            self.blocks.write().expect("poisoned").remove(b);
+            self.conn.execute_batch(&format!(
+                "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
+                table_name(*b),
+                chunks_table(*b),
+                chunk_series_table(*b)
+            ))?;
+            let mut blocks = self.blocks.write().expect("poisoned");
+            blocks.raw.remove(b);
+            blocks.compacted.remove(b);
         }
         if !expired.is_empty() {
             tracing::info!(blocks = expired.len(), cutoff_ms, "retention dropped expired blocks");
         }
         Ok(expired.len())
+    }
+
+    /// Compacts every block with raw samples that ended before `before_ms`.
+    fn compact_before(&self, before_ms: i64) -> Result<usize> {
+        let (todo, compacted) = {
+            let b = self.blocks.read().expect("poisoned");
+            let todo: Vec<i64> = b
+                .raw
+                .iter()
+                .copied()
+                .filter(|b| (b + 1) * BLOCK_MS <= before_ms)
+                .collect();
+            (todo, b.compacted.clone())
+        };
+        for b in &todo {
+            let started = std::time::Instant::now();
+            self.conn.execute_batch("BEGIN TRANSACTION")?;
+            let result = compact_block(&self.conn, *b, Some(&table_name(*b)), compacted.contains(b))
+                .and_then(|()| Ok(self.conn.execute_batch("COMMIT")?));
+            if let Err(e) = result {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+            let mut blocks = self.blocks.write().expect("poisoned");
+            blocks.raw.remove(b);
+            blocks.compacted.insert(*b);
+            drop(blocks);
+            tracing::info!(
+                block = b,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "compacted block"
+            );
+        }
+        Ok(todo.len())
     }
 }
