@@ -1,6 +1,7 @@
 //! Imports an OpenMetrics file with explicit timestamps into a fresh Sextant data
-//! directory, compacts it, closes it (checkpoint), and prints samples, on-disk bytes and bytes per
-//! sample. The counterpart of `promtool tsdb create-blocks-from openmetrics`.
+//! directory, compacts it, closes it (checkpoint), and prints samples, the files' bytes,
+//! the bytes the database has in use (blocks freed by the dropped raw tables stay in
+//! the file for reuse), and bytes per sample for both. The counterpart of `promtool tsdb create-blocks-from openmetrics`.
 //!
 //! `cargo run --example om_import -p sextant -- FILE DATA_DIR`
 
@@ -36,7 +37,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let total = rt.block_on(async {
+    let (total, used) = rt.block_on(async {
         let mut opts = StoreOptions::new(dir);
         opts.retention = None;
         let store = MetricsStore::open(opts, &mut Registry::default()).expect("open");
@@ -61,8 +62,9 @@ fn main() {
         // The data is old, so every block is closed: compact them all, as `serve` does
         // with blocks that ended over an hour ago.
         store.compact_before(i64::MAX).await.expect("compact");
+        let (_, used) = store.disk_usage().await.expect("disk usage");
         store.close().await.expect("close");
-        total
+        (total, used)
     });
     let bytes: u64 = std::fs::read_dir(dir)
         .unwrap()
@@ -72,5 +74,10 @@ fn main() {
         .sum();
     println!("samples: {total}");
     println!("bytes: {bytes}");
-    println!("bytes per sample: {:.2}", bytes as f64 / total as f64);
+    println!("used bytes: {used}");
+    println!(
+        "bytes per sample: {:.2} (file), {:.2} (used)",
+        bytes as f64 / total as f64,
+        used as f64 / total as f64
+    );
 }

@@ -8,11 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use prometheus_client::registry::Registry;
 use sextant_collect::remote_write::{LabelProto, SampleProto, TimeSeries, WriteRequest, encode};
-use sextant_model::{MatchOp, Matcher};
-use sextant_store::{MetricsStore, StoreOptions};
-use support::{Sextant, client, get_json};
+use support::{Sextant, client, eq, get_json, open_store};
 
 const NO_SCRAPES: &str = "storage:\n  retention: 0s\nserver:\n  remote_write_max_compressed_bytes: 64KiB\n";
 
@@ -204,22 +201,8 @@ async fn acknowledged_writes_survive_kill_9() {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= WRITERS * REQUESTS / 2);
 
-    let store = MetricsStore::open(
-        StoreOptions {
-            retention: None,
-            ..StoreOptions::new(&data)
-        },
-        &mut Registry::default(),
-    )
-    .unwrap();
-    let got = store
-        .select(
-            &[Matcher::new(MatchOp::Equal, "__name__", "durable").unwrap()],
-            0,
-            i64::MAX,
-        )
-        .await
-        .unwrap();
+    let store = open_store(&data);
+    let got = store.select(&[eq("__name__", "durable")], 0, i64::MAX).await.unwrap();
     let mut stored: BTreeMap<(usize, usize), BTreeMap<i64, f64>> = BTreeMap::new();
     for s in got {
         let w: usize = s.labels.get("writer").unwrap().parse().unwrap();
@@ -322,22 +305,8 @@ async fn overload_answers_503_with_retry_after_and_drops_nothing_acknowledged() 
     assert!(sx.terminate().success());
 
     // Every acknowledged request is stored in full; refused ones left nothing behind.
-    let store = MetricsStore::open(
-        StoreOptions {
-            retention: None,
-            ..StoreOptions::new(&data)
-        },
-        &mut Registry::default(),
-    )
-    .unwrap();
-    let got = store
-        .select(
-            &[Matcher::new(MatchOp::Equal, "__name__", "flood").unwrap()],
-            0,
-            i64::MAX,
-        )
-        .await
-        .unwrap();
+    let store = open_store(&data);
+    let got = store.select(&[eq("__name__", "flood")], 0, i64::MAX).await.unwrap();
     let mut per_writer: BTreeMap<usize, usize> = BTreeMap::new();
     for s in &got {
         assert_eq!(s.samples.len(), 2);

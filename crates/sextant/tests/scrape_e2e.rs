@@ -10,10 +10,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
-use prometheus_client::registry::Registry;
-use sextant_model::{MatchOp, Matcher, is_stale_nan};
-use sextant_store::{MetricsStore, StoreOptions};
-use support::{Sextant, get_json, wait_for};
+use sextant_model::is_stale_nan;
+use support::{Sextant, eq, get_json, open_store, wait_for};
 
 #[derive(Clone)]
 struct TargetState {
@@ -89,16 +87,12 @@ async fn scrape_relabel_staleness_and_shutdown() {
     let sx = Sextant::start(&data, Some(&config(target_port))).await;
 
     // The target comes up with relabeled labels; the dropped one is listed as dropped.
-    let targets_url = sx.url("/api/v1/targets");
-    let t = wait_for("target to be up", Duration::from_secs(20), || {
-        let url = targets_url.clone();
-        async move {
-            let v = get_json(&url).await;
+    let t = sx
+        .wait_targets("target to be up", Duration::from_secs(20), |v| {
             let t = v["data"]["activeTargets"][0].clone();
-            (t["health"] == "up").then_some(v)
-        }
-    })
-    .await;
+            (t["health"] == "up").then(|| v.clone())
+        })
+        .await;
     let active = &t["data"]["activeTargets"][0];
     assert_eq!(active["labels"]["job"], "app");
     assert_eq!(active["labels"]["instance"], format!("127.0.0.1:{target_port}"));
@@ -161,15 +155,12 @@ async fn scrape_relabel_staleness_and_shutdown() {
     *target.body.lock().unwrap() = OM_BODY.replace("# TYPE test_gone gauge\ntest_gone 3\n", "");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     *target.status.lock().unwrap() = 500;
-    let down = wait_for("target to be down", Duration::from_secs(10), || {
-        let url = targets_url.clone();
-        async move {
-            let v = get_json(&url).await;
+    let down = sx
+        .wait_targets("target to be down", Duration::from_secs(10), |v| {
             let t = v["data"]["activeTargets"][0].clone();
             (t["health"] == "down").then_some(t)
-        }
-    })
-    .await;
+        })
+        .await;
     assert_eq!(
         down["lastError"],
         "server returned HTTP status 500 Internal Server Error"
@@ -179,15 +170,7 @@ async fn scrape_relabel_staleness_and_shutdown() {
     assert!(status.success(), "clean shutdown exits 0: {status:?}");
 
     // Everything acknowledged is on disk after the clean shutdown.
-    let store = MetricsStore::open(
-        StoreOptions {
-            retention: None,
-            ..StoreOptions::new(&data)
-        },
-        &mut Registry::default(),
-    )
-    .unwrap();
-    let eq = |n: &str, v: &str| Matcher::new(MatchOp::Equal, n, v).unwrap();
+    let store = open_store(&data);
     let gone = store.select(&[eq("__name__", "test_gone")], 0, i64::MAX).await.unwrap();
     let last = gone[0].samples.last().unwrap();
     assert!(
@@ -213,15 +196,10 @@ async fn scrape_relabel_staleness_and_shutdown() {
 async fn embedded_defaults_scrape_self_and_node() {
     let dir = tempfile::tempdir().unwrap();
     let sx = Sextant::start(&dir.path().join("data"), None).await;
-    let url = sx.url("/api/v1/targets");
     // Both default jobs are scraped within one 15s interval (their phases are spread).
-    wait_for("both default targets up", Duration::from_secs(40), || {
-        let url = url.clone();
-        async move {
-            let v = get_json(&url).await;
-            let ts = v["data"]["activeTargets"].as_array()?.clone();
-            (ts.len() == 2 && ts.iter().all(|t| t["health"] == "up")).then_some(())
-        }
+    sx.wait_targets("both default targets up", Duration::from_secs(40), |v| {
+        let ts = v["data"]["activeTargets"].as_array()?.clone();
+        (ts.len() == 2 && ts.iter().all(|t| t["health"] == "up")).then_some(())
     })
     .await;
     let node = get_json(&sx.url("/api/v1/series?match[]=node_cpu_seconds_total")).await;
@@ -351,16 +329,12 @@ storage: {{retention: 0s}}
     );
     let data = dir.path().join("data");
     let sx = Sextant::start(&data, Some(&config)).await;
-    let url = sx.url("/api/v1/targets");
-    let targets = wait_for("all four targets scraped", Duration::from_secs(20), || {
-        let url = url.clone();
-        async move {
-            let v = get_json(&url).await;
+    let targets = sx
+        .wait_targets("all four targets scraped", Duration::from_secs(20), |v| {
             let ts = v["data"]["activeTargets"].as_array()?.clone();
             (ts.len() == 4 && ts.iter().all(|t| t["health"] != "unknown")).then_some(ts)
-        }
-    })
-    .await;
+        })
+        .await;
     let by_job = |job: &str| targets.iter().find(|t| t["scrapePool"] == job).unwrap().clone();
     assert_eq!(by_job("files")["health"], "up");
     assert_eq!(by_job("files")["labels"]["zone"], "z1");
@@ -377,25 +351,13 @@ storage: {{retention: 0s}}
 
     // The file changes: its target goes away without a reload.
     std::fs::write(&sd, "[]").unwrap();
-    wait_for("file_sd target removed", Duration::from_secs(15), || {
-        let url = url.clone();
-        async move {
-            let v = get_json(&url).await;
-            let ts = v["data"]["activeTargets"].as_array()?.clone();
-            (!ts.iter().any(|t| t["scrapePool"] == "files")).then_some(())
-        }
+    sx.wait_targets("file_sd target removed", Duration::from_secs(15), |v| {
+        let ts = v["data"]["activeTargets"].as_array()?.clone();
+        (!ts.iter().any(|t| t["scrapePool"] == "files")).then_some(())
     })
     .await;
     assert!(sx.terminate().success());
-    let store = MetricsStore::open(
-        StoreOptions {
-            retention: None,
-            ..StoreOptions::new(&data)
-        },
-        &mut Registry::default(),
-    )
-    .unwrap();
-    let eq = |n: &str, v: &str| Matcher::new(MatchOp::Equal, n, v).unwrap();
+    let store = open_store(&data);
     let up = store
         .select(&[eq("__name__", "up"), eq("job", "files")], 0, i64::MAX)
         .await

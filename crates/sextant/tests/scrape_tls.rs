@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Peer, Sextant, free_port, get_json, wait_for};
+use support::{Peer, Sextant, free_port};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -142,16 +142,12 @@ storage: {{retention: 0s}}
 "#
     );
     let sx = Sextant::start(&dir.path().join("data"), Some(&config)).await;
-    let url = sx.url("/api/v1/targets");
-    let ts = wait_for("TLS targets scraped", Duration::from_secs(20), || {
-        let url = url.clone();
-        async move {
-            let v = get_json(&url).await;
+    let ts = sx
+        .wait_targets("TLS targets scraped", Duration::from_secs(20), |v| {
             let ts = v["data"]["activeTargets"].as_array()?.clone();
             (ts.len() == 4 && ts.iter().all(|t| t["health"] != "unknown")).then_some(ts)
-        }
-    })
-    .await;
+        })
+        .await;
     let health = |job: &str| {
         let t = ts.iter().find(|t| t["scrapePool"] == job).unwrap();
         (

@@ -285,6 +285,26 @@ impl MetricsStore {
         Ok(())
     }
 
+    /// `(file_bytes, used_bytes)` of the database: the file's size, and the part in use.
+    /// Blocks freed by dropped raw tables stay in the file and are reused by later
+    /// writes, so `used_bytes` is what the data occupies.
+    pub async fn disk_usage(&self) -> Result<(u64, u64)> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = store.reader()?;
+            let r = conn.query_row(
+                "SELECT block_size::BIGINT, total_blocks::BIGINT, used_blocks::BIGINT FROM pragma_database_size()",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+            );
+            store.inner.readers.lock().expect("poisoned").push(conn);
+            let (block, total, used) = r?;
+            Ok(((block * total) as u64, (block * used) as u64))
+        })
+        .await
+        .map_err(|e| Error::CommitFailed(format!("reader task failed: {e}")))?
+    }
+
     /// Number of series known.
     pub fn series_count(&self) -> usize {
         self.read_registry().len()

@@ -9,7 +9,7 @@ use duckdb::{Appender, Connection, params};
 use sextant_model::{Labels, MetricMetadata, Sample};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::compact::{chunk_series_table, chunks_table, compact_block, read_compacted};
+use crate::compact::{compact_block, read_compacted};
 use crate::metrics::{RejectReason, StoreMetrics};
 use crate::registry::{HashIndex, Registry, SeriesId};
 use crate::store::{AppendOutcome, ResolvedAppend};
@@ -26,7 +26,7 @@ const GROUP_MAX_SAMPLES: usize = 500_000;
 pub(crate) struct Blocks {
     /// Blocks with a raw `samples_<b>` table.
     pub raw: BTreeSet<i64>,
-    /// Blocks with compacted `chunks_<b>` / `chunk_series_<b>` tables.
+    /// Blocks with rows in the compacted `chunks` / `chunk_series` tables.
     pub compacted: BTreeSet<i64>,
 }
 
@@ -83,7 +83,7 @@ pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
          CREATE TABLE IF NOT EXISTS metadata (seq BIGINT NOT NULL, metric VARCHAR NOT NULL,
              type VARCHAR NOT NULL, help VARCHAR NOT NULL, unit VARCHAR NOT NULL);",
     )?;
-    Ok(())
+    crate::compact::create_schema(conn)
 }
 
 /// Loads series, metadata and per-series bounds into `registry`; returns the blocks.
@@ -123,9 +123,13 @@ pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<Blocks>
     let names: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<duckdb::Result<_>>()?;
+    let mut stmt = conn.prepare("SELECT DISTINCT block FROM chunk_series")?;
+    let compacted = stmt
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .collect::<duckdb::Result<_>>()?;
     let blocks = Blocks {
         raw: names.iter().filter_map(|n| block_of_table(n, "samples_")).collect(),
-        compacted: names.iter().filter_map(|n| block_of_table(n, "chunks_")).collect(),
+        compacted,
     };
     let bounds_sql = blocks
         .raw
@@ -136,12 +140,9 @@ pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<Blocks>
                 table_name(*b)
             )
         })
-        .chain(blocks.compacted.iter().map(|b| {
-            format!(
-                "SELECT series_id, first_t, last_t, last_v FROM {}",
-                chunk_series_table(*b)
-            )
-        }));
+        .chain(std::iter::once(
+            "SELECT series_id, first_t, last_t, last_v FROM chunk_series".to_owned(),
+        ));
     for sql in bounds_sql {
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map([], |r| {
@@ -492,10 +493,8 @@ impl Writer {
             .collect();
         for b in &expired {
             self.conn.execute_batch(&format!(
-                "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
-                table_name(*b),
-                chunks_table(*b),
-                chunk_series_table(*b)
+                "DROP TABLE IF EXISTS {}; DELETE FROM chunks WHERE block = {b}; DELETE FROM chunk_series WHERE block = {b};",
+                table_name(*b)
             ))?;
             let mut blocks = self.blocks.write().expect("poisoned");
             blocks.raw.remove(b);

@@ -181,3 +181,35 @@ pub async fn get_json(url: &str) -> serde_json::Value {
     let text = r.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url} ({status}): {e}: {text}"))
 }
+
+/// Opens the data directory a stopped Sextant left behind, to check what it stored.
+pub fn open_store(data: &Path) -> sextant_store::MetricsStore {
+    let opts = sextant_store::StoreOptions {
+        retention: None,
+        ..sextant_store::StoreOptions::new(data)
+    };
+    sextant_store::MetricsStore::open(opts, &mut prometheus_client::registry::Registry::default()).unwrap()
+}
+
+/// An equality matcher.
+pub fn eq(name: &str, value: &str) -> sextant_model::Matcher {
+    sextant_model::Matcher::new(sextant_model::MatchOp::Equal, name, value).unwrap()
+}
+
+impl Sextant {
+    /// Polls `/api/v1/targets` until `ready` accepts its JSON, failing after `timeout`.
+    pub async fn wait_targets<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn(&serde_json::Value) -> Option<T>,
+    ) -> T {
+        let url = self.url("/api/v1/targets");
+        let ready = &ready;
+        wait_for(what, timeout, || {
+            let url = url.clone();
+            async move { ready(&get_json(&url).await) }
+        })
+        .await
+    }
+}
