@@ -244,6 +244,19 @@ fn awkward_values() -> Vec<f64> {
         7.0,
         7.0,
         0.1,
+        502.94,
+        502.95,
+        502.97,
+        0.3,
+        0.1 + 0.2, // not a short decimal in binary: stays a double
+        114.90767,
+        114.907671,
+        1e-7,
+        -12.5,
+        -12.25,
+        2.0,
+        1.23456789,
+        4_503_599_627_370_496.5,
     ]
 }
 
@@ -368,4 +381,44 @@ async fn compaction_round_trips_bit_for_bit() {
         .unwrap();
     assert_eq!(out.out_of_order, 1, "the newest sample is known after restart");
     store.close().await.unwrap();
+}
+
+mod compaction_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            (-1_000_000i64..1_000_000, 0u32..8).prop_map(|(n, k)| n as f64 / 10f64.powi(k as i32)),
+            any::<i32>().prop_map(f64::from),
+            any::<f64>(),
+            any::<u64>().prop_map(f64::from_bits),
+            Just(sextant_model::stale_nan()),
+            Just(-0.0),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Whatever the values and gaps, compaction returns the same bits.
+        #[test]
+        fn compaction_is_lossless(values in proptest::collection::vec(value(), 1..300), gaps in proptest::collection::vec(1i64..40_000, 300)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let store = open(dir.path());
+                let mut t = 1_600_000_000_000i64;
+                let samples: Vec<Sample> = values.iter().zip(&gaps).map(|(v, g)| { t += g; Sample::new(t, *v) }).collect();
+                store.append(AppendRequest { series: vec![SeriesSamples { labels: labels("p", "x"), samples: samples.clone() }], metadata: vec![] }).await.unwrap();
+                store.compact_before(i64::MAX).await.unwrap();
+                let got = store.select(&[eq("__name__", "p")], 0, i64::MAX).await.unwrap();
+                let got: Vec<(i64, u64)> = got[0].samples.iter().map(|s| (s.t_ms, s.v.to_bits())).collect();
+                let want: Vec<(i64, u64)> = samples.iter().map(|s| (s.t_ms, s.v.to_bits())).collect();
+                store.close().await.unwrap();
+                prop_assert_eq!(got, want);
+                Ok(())
+            })?;
+        }
+    }
 }
