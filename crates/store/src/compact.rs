@@ -5,14 +5,9 @@
 //! per series and block in `chunk_series(block, series_id, first_t, last_t, last_v)`:
 //! - `dt` is the gap to the series' previous sample (0 for its first, whose time is
 //!   `first_t`), so timestamps cost almost nothing: scrape intervals are near-constant.
-//! - a value with at most six decimals (`round(v·10^k)/10^k == v` exactly, the smallest
-//!   such `k` kept in `sc`) whose predecessor has the same scale is stored as the
-//!   integer difference `dv` of the scaled values: counters grow by small integers,
-//!   CPU seconds by hundredths. Any other value is kept as a double in `vf` (with `sc`
-//!   when it has one, so its successor can be a delta). Exactly one of `dv` and `vf` is
-//!   set per row. Decoding divides the same integer by the same power of ten in IEEE
-//!   arithmetic, so it reproduces the original bits; NaN, ±Inf and -0.0 never get a
-//!   scale and stay doubles.
+//! - an integral value whose predecessor is also integral is stored as the integer
+//!   difference `dv` (counters mostly grow by small integers); any other value is kept
+//!   as a double in `vf`. Exactly one of `dv` and `vf` is set per row.
 //!
 //! All blocks share one table, appended in (block, series, time) order, so DuckDB's row
 //! groups stay full and its column compression (bit-packing, ALP) works on long runs; a
@@ -26,26 +21,15 @@ use sextant_model::Sample;
 
 use crate::Result;
 
-/// Largest number of decimals a value may have to be stored as a scaled integer.
-const MAX_SCALE: i32 = 6;
-
-/// SQL for the smallest `k` in 0..=6 with `round(v·10^k)/10^k = v` exactly and the
-/// scaled value exactly representable; NULL when there is none (or for -0.0, NaN, Inf).
-fn scale_sql() -> String {
-    let arms: String = (0..=MAX_SCALE)
-        .map(|k| {
-            let p = 10f64.powi(k);
-            format!(" WHEN abs(v * {p:.1}) < 9.0e15 AND round(v * {p:.1}) / {p:.1} = v THEN {k}")
-        })
-        .collect();
-    format!("CASE WHEN isnan(v) OR isinf(v) OR (v = 0 AND signbit(v)) THEN NULL{arms} END")
-}
+/// A value is stored as an integer delta when it is integral, exactly representable,
+/// not -0.0, and so was its predecessor.
+const IS_INT: &str = "(v = round(v) AND abs(v) < 9.0e15 AND NOT (v = 0 AND signbit(v)))";
 
 /// Creates the shared compacted tables.
 pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS chunks (block BIGINT NOT NULL, series_id BIGINT NOT NULL,
-             dt INTEGER NOT NULL, sc TINYINT, dv BIGINT, vf DOUBLE);
+             dt INTEGER NOT NULL, dv BIGINT, vf DOUBLE);
          CREATE TABLE IF NOT EXISTS chunk_series (block BIGINT NOT NULL, series_id BIGINT NOT NULL,
              first_t BIGINT NOT NULL, last_t BIGINT NOT NULL, last_v DOUBLE NOT NULL);",
     )?;
@@ -77,22 +61,17 @@ pub(crate) fn compact_block(conn: &Connection, block: i64, raw: Option<&str>, co
         }
         app.flush()?;
     }
-    let scale = scale_sql();
     conn.execute_batch(&format!(
         "DELETE FROM chunks WHERE block = {block};
          DELETE FROM chunk_series WHERE block = {block};
          INSERT INTO chunks
-           SELECT {block}, series_id, dt, sc::TINYINT,
-                  CASE WHEN delta THEN (round(v * pow(10, sc)) - coalesce(round(prev * pow(10, sc)), 0))::BIGINT END,
-                  CASE WHEN NOT delta THEN v END
-           FROM (
-             SELECT series_id, t, v, sc,
-                    (t - coalesce(lag(t) OVER w, t))::INTEGER AS dt,
-                    lag(v) OVER w AS prev,
-                    sc IS NOT NULL AND (lag(t) OVER w IS NULL OR coalesce(lag(sc) OVER w = sc, false)) AS delta
-             FROM (SELECT series_id, t, v, {scale} AS sc FROM compact_in)
-             WINDOW w AS (PARTITION BY series_id ORDER BY t)
-           )
+           SELECT {block}, series_id,
+                  (t - coalesce(lag(t) OVER w, t))::INTEGER AS dt,
+                  CASE WHEN {IS_INT} AND coalesce(lag({IS_INT}) OVER w, true)
+                       THEN (v - coalesce(lag(v) OVER w, 0))::BIGINT END AS dv,
+                  CASE WHEN NOT ({IS_INT} AND coalesce(lag({IS_INT}) OVER w, true)) THEN v END AS vf
+           FROM compact_in
+           WINDOW w AS (PARTITION BY series_id ORDER BY t)
            ORDER BY series_id, t;
          INSERT INTO chunk_series
            SELECT {block}, series_id, min(t), max(t), arg_max(v, t)
@@ -115,7 +94,7 @@ pub(crate) fn read_compacted(
 ) -> Result<Vec<(u64, Sample)>> {
     let filter = ids.map(|l| format!("AND c.series_id IN ({l})")).unwrap_or_default();
     let sql = format!(
-        "SELECT c.series_id, s.first_t, c.dt, c.sc, c.dv, c.vf
+        "SELECT c.series_id, s.first_t, c.dt, c.dv, c.vf
          FROM chunks c JOIN chunk_series s ON s.block = c.block AND s.series_id = c.series_id
          WHERE c.block = {block} {filter}
          ORDER BY c.rowid"
@@ -124,30 +103,20 @@ pub(crate) fn read_compacted(
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();
     let mut current: Option<u64> = None;
-    // `scaled` is the previous value times 10^sc, exact as an integer.
-    let (mut t, mut scaled) = (0i64, 0i64);
+    let (mut t, mut prev) = (0i64, 0f64);
     while let Some(r) = rows.next()? {
         let id = r.get::<_, i64>(0)? as u64;
         if current != Some(id) {
             current = Some(id);
             t = r.get(1)?;
-            scaled = 0;
+            prev = 0.0;
         }
         t += i64::from(r.get::<_, i32>(2)?);
-        let sc = r.get::<_, Option<i8>>(3)?;
-        let v = match (r.get::<_, Option<i64>>(4)?, sc) {
-            (Some(dv), Some(sc)) => {
-                scaled += dv;
-                scaled as f64 / 10f64.powi(i32::from(sc))
-            }
-            _ => {
-                let v = r.get::<_, f64>(5)?;
-                if let Some(sc) = sc {
-                    scaled = (v * 10f64.powi(i32::from(sc))).round() as i64;
-                }
-                v
-            }
+        let v = match r.get::<_, Option<i64>>(3)? {
+            Some(dv) => prev + dv as f64,
+            None => r.get::<_, f64>(4)?,
         };
+        prev = v;
         if (start..=end).contains(&t) {
             out.push((id, Sample::new(t, v)));
         }
