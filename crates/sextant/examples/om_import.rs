@@ -53,7 +53,7 @@ fn main() {
             total += store
                 .append(AppendRequest {
                     series,
-                    metadata: vec![],
+                    ..Default::default()
                 })
                 .await
                 .expect("append")

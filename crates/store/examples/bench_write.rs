@@ -1,7 +1,8 @@
 //! The same workload as `promtool tsdb bench write FILE --metrics=N --scrapes=M`, run
 //! against Sextant's store in process: N label sets from FILE, split into shards of
 //! 1000 series that append concurrently, M scrapes, each scrape one append (commit) per
-//! shard, timestamps 30s apart, values starting at 123456789 and growing by 1000.
+//! shard, timestamps 30s apart, appends by series reference after a round's first
+//! scrape (as promtool's appender does), values starting at 123456789 and growing by 1000.
 //!
 //! `cargo run --example bench_write -p sextant-store -- FILE --metrics N --scrapes M --out DIR`
 //! Prints samples, wall time, CPU time (user+sys of the whole process) and samples per
@@ -11,7 +12,7 @@ use std::time::Instant;
 
 use prometheus_client::registry::Registry;
 use sextant_model::{Labels, Sample};
-use sextant_store::{AppendRequest, MetricsStore, SeriesSamples, StoreOptions};
+use sextant_store::{AppendRequest, MetricsStore, SeriesRef, SeriesSamples, StoreOptions};
 
 const TIME_DELTA_MS: i64 = 30_000;
 const SHARD: usize = 1000;
@@ -67,24 +68,36 @@ fn main() {
                 let base = done as i64;
                 tasks.push(tokio::spawn(async move {
                     let mut appended = 0u64;
+                    // As promtool does: references live for one round of scrapes; its
+                    // first scrape appends by labels, the rest by reference.
+                    let mut refs: Vec<SeriesRef> = Vec::new();
                     for i in 0..n as i64 {
                         let t = (base + i + 1) * TIME_DELTA_MS;
                         let v = 123_456_789.0 + 1000.0 * (base + i + 1) as f64;
-                        let series = shard
-                            .iter()
-                            .map(|l| SeriesSamples {
-                                labels: l.clone(),
-                                samples: vec![Sample::new(t, v)],
-                            })
-                            .collect();
-                        let o = store
-                            .append(AppendRequest {
+                        let req = if refs.is_empty() {
+                            let series = shard
+                                .iter()
+                                .map(|l| SeriesSamples {
+                                    labels: l.clone(),
+                                    samples: vec![Sample::new(t, v)],
+                                })
+                                .collect();
+                            AppendRequest {
                                 series,
-                                metadata: vec![],
-                            })
-                            .await
-                            .expect("append");
+                                ..Default::default()
+                            }
+                        } else {
+                            let by_ref = refs.iter().map(|r| (*r, vec![Sample::new(t, v)])).collect();
+                            AppendRequest {
+                                by_ref,
+                                ..Default::default()
+                            }
+                        };
+                        let o = store.append(req).await.expect("append");
                         appended += o.accepted;
+                        if refs.is_empty() {
+                            refs = o.refs;
+                        }
                     }
                     appended
                 }));

@@ -22,4 +22,4 @@ mod writer;
 pub use error::{Error, ErrorKind, Result};
 pub use format::FORMAT_VERSION;
 pub use registry::SeriesId;
-pub use store::{AppendOutcome, AppendRequest, MetricsStore, SeriesData, SeriesSamples, StoreOptions};
+pub use store::{AppendOutcome, AppendRequest, MetricsStore, SeriesData, SeriesRef, SeriesSamples, StoreOptions};

@@ -17,11 +17,13 @@ pub(crate) struct SeriesEntry {
     pub last: Option<Sample>,
 }
 
-/// The keys are already xxh3 hashes; hashing them again would only cost time.
+/// Hasher for `u64` keys (series ids, label-set hashes): one multiplication by the
+/// golden-ratio constant, which spreads sequential ids into the high bits hashbrown uses.
+/// SipHash costs several times more and protects against nothing here.
 #[derive(Default)]
-pub(crate) struct IdentityHasher(u64);
+pub(crate) struct U64Hasher(u64);
 
-impl Hasher for IdentityHasher {
+impl Hasher for U64Hasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -29,11 +31,12 @@ impl Hasher for IdentityHasher {
         unreachable!("only u64 keys are hashed")
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+        self.0 = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
-pub(crate) type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+/// A map keyed by a `u64` (series id or label-set hash).
+pub(crate) type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<U64Hasher>>;
 
 #[derive(Default)]
 pub(crate) struct Registry {

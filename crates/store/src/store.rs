@@ -50,11 +50,19 @@ pub struct SeriesSamples {
     pub samples: Vec<Sample>,
 }
 
+/// A stored series, as returned by an append. Appending by reference skips hashing and
+/// comparing the label set, like Prometheus' `storage.SeriesRef`; references stay valid
+/// for the life of the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeriesRef(pub(crate) crate::SeriesId);
+
 /// One append: samples of any number of series plus metadata, stored atomically.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AppendRequest {
     /// Series and their samples.
     pub series: Vec<SeriesSamples>,
+    /// Samples of series given by the references earlier appends returned.
+    pub by_ref: Vec<(SeriesRef, Vec<Sample>)>,
     /// Metric family metadata to record (`family name`, metadata).
     pub metadata: Vec<(String, MetricMetadata)>,
 }
@@ -72,7 +80,10 @@ pub(crate) struct ResolvedSeries {
 
 /// An [`AppendRequest`] whose series were looked up and, where new, validated.
 pub(crate) struct ResolvedAppend {
+    /// The request's `series` first, then its `by_ref` entries.
     pub series: Vec<ResolvedSeries>,
+    /// How many leading entries of `series` came with labels (and get a ref back).
+    pub labeled: usize,
     pub metadata: Vec<(String, MetricMetadata)>,
 }
 
@@ -89,7 +100,7 @@ impl ResolvedAppend {
 /// anything else older or at the same time is rejected (`out_of_order`,
 /// `duplicate_conflicts`), while the rest of the request is stored. Samples older than
 /// the retention cutoff are rejected as `too_old`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
     /// Samples stored.
     pub accepted: u64,
@@ -103,6 +114,8 @@ pub struct AppendOutcome {
     pub too_old: u64,
     /// Series created by this append.
     pub new_series: u64,
+    /// The reference of each entry of the request's `series`, in order.
+    pub refs: Vec<SeriesRef>,
 }
 
 impl AppendOutcome {
@@ -203,7 +216,8 @@ impl MetricsStore {
     /// rejecting the whole request before anything is written if one is invalid.
     fn resolve(&self, req: AppendRequest) -> Result<ResolvedAppend> {
         let reg = self.read_registry();
-        let mut series = Vec::with_capacity(req.series.len());
+        let labeled = req.series.len();
+        let mut series = Vec::with_capacity(labeled + req.by_ref.len());
         for s in req.series {
             let hash = s.labels.hash64();
             let id = reg.id_of(&s.labels, hash);
@@ -217,8 +231,23 @@ impl MetricsStore {
                 samples: s.samples,
             });
         }
+        for (r, samples) in req.by_ref {
+            if r.0 as usize >= reg.len() {
+                return Err(Error::InvalidSeries {
+                    series: format!("reference {}", r.0),
+                    reason: "no such series in this store".into(),
+                });
+            }
+            series.push(ResolvedSeries {
+                id: Some(r.0),
+                hash: 0,
+                labels: Labels::empty(),
+                samples,
+            });
+        }
         Ok(ResolvedAppend {
             series,
+            labeled,
             metadata: req.metadata,
         })
     }

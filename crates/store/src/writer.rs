@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::compact::{compact_block, read_compacted};
 use crate::metrics::{RejectReason, StoreMetrics};
 use crate::registry::{HashIndex, Registry, SeriesId};
-use crate::store::{AppendOutcome, ResolvedAppend};
+use crate::store::{AppendOutcome, ResolvedAppend, SeriesRef};
 use crate::{Error, Result};
 
 /// Samples are partitioned into tables of this span, so retention drops whole tables.
@@ -216,7 +216,7 @@ struct Staged {
     /// `hash64` → series created in this group.
     new_ids: HashIndex<Vec<(SeriesId, Arc<Labels>)>>,
     /// id → (oldest sample time written, newest sample written).
-    bounds: HashMap<SeriesId, (i64, Sample)>,
+    bounds: HashIndex<(i64, Sample)>,
     new_blocks: HashSet<i64>,
     metadata: HashMap<String, MetricMetadata>,
 }
@@ -370,8 +370,11 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(group.len());
 
         for p in group {
-            let mut out = AppendOutcome::default();
-            for s in &p.req.series {
+            let mut out = AppendOutcome {
+                refs: Vec::with_capacity(p.req.labeled),
+                ..AppendOutcome::default()
+            };
+            for (i, s) in p.req.series.iter().enumerate() {
                 let known = s.id.or_else(|| reg.id_of(&s.labels, s.hash)).or_else(|| {
                     staged
                         .new_ids
@@ -394,6 +397,9 @@ impl Writer {
                         id
                     }
                 };
+                if i < p.req.labeled {
+                    out.refs.push(SeriesRef(id));
+                }
                 let mut bounds = staged.bounds.get(&id).copied();
                 let mut last = bounds
                     .map(|b| b.1)

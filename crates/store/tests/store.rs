@@ -38,6 +38,7 @@ async fn append_select_and_reopen() {
             // Crosses a two-hour block boundary.
             series("x", "a", &[(7_199_000, 5.0), (7_201_000, 6.0)]),
         ],
+        by_ref: vec![],
         metadata: vec![(
             "up".into(),
             MetricMetadata {
@@ -286,7 +287,7 @@ async fn compaction_round_trips_bit_for_bit() {
     store
         .append(AppendRequest {
             series: want.clone(),
-            metadata: vec![],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -344,7 +345,7 @@ async fn compaction_round_trips_bit_for_bit() {
     store
         .append(AppendRequest {
             series: late.clone(),
-            metadata: vec![],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -410,7 +411,7 @@ mod compaction_props {
                 let store = open(dir.path());
                 let mut t = 1_600_000_000_000i64;
                 let samples: Vec<Sample> = values.iter().zip(&gaps).map(|(v, g)| { t += g; Sample::new(t, *v) }).collect();
-                store.append(AppendRequest { series: vec![SeriesSamples { labels: labels("p", "x"), samples: samples.clone() }], metadata: vec![] }).await.unwrap();
+                store.append(AppendRequest { series: vec![SeriesSamples { labels: labels("p", "x"), samples: samples.clone() }], ..Default::default() }).await.unwrap();
                 store.compact_before(i64::MAX).await.unwrap();
                 let got = store.select(&[eq("__name__", "p")], 0, i64::MAX).await.unwrap();
                 let got: Vec<(i64, u64)> = got[0].samples.iter().map(|s| (s.t_ms, s.v.to_bits())).collect();
@@ -421,4 +422,69 @@ mod compaction_props {
             })?;
         }
     }
+}
+
+#[tokio::test]
+async fn append_by_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let out = store
+        .append(AppendRequest {
+            series: vec![series("r", "a", &[(1000, 1.0)]), series("r", "b", &[(1000, 2.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.refs.len(), 2);
+    let by_ref = vec![
+        (out.refs[1], vec![Sample::new(2000, 3.0)]),
+        (out.refs[0], vec![Sample::new(2000, 4.0)]),
+    ];
+    let again = store
+        .append(AppendRequest {
+            by_ref,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((again.accepted, again.new_series), (2, 0));
+    assert!(again.refs.is_empty(), "refs come back for labeled series only");
+    let got = store
+        .select(&[eq("__name__", "r"), eq("job", "b")], 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(got[0].samples, vec![Sample::new(1000, 2.0), Sample::new(2000, 3.0)]);
+    // The same series by labels gets the same reference back.
+    let same = store
+        .append(AppendRequest {
+            series: vec![series("r", "b", &[(3000, 5.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(same.refs, vec![out.refs[1]]);
+    store.close().await.unwrap();
+    drop(store);
+
+    // References stay valid across restarts; a reference from another store is refused.
+    let store = open(dir.path());
+    let ok = store
+        .append(AppendRequest {
+            by_ref: vec![(out.refs[0], vec![Sample::new(5000, 1.0)])],
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(ok.unwrap().accepted, 1);
+    let other = tempfile::tempdir().unwrap();
+    let empty = open(other.path());
+    let err = empty
+        .append(AppendRequest {
+            by_ref: vec![(out.refs[1], vec![Sample::new(1, 1.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadInput);
+    store.close().await.unwrap();
+    empty.close().await.unwrap();
 }
