@@ -197,6 +197,38 @@ impl ScrapeConfig {
     }
 }
 
+impl ScrapeConfig {
+    /// Makes relative file paths (file_sd files, credential and TLS files) relative to
+    /// `base`, the config file's directory, as Prometheus resolves them.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for f in &mut self.file_sd_configs {
+            for pattern in &mut f.files {
+                if std::path::Path::new(pattern.as_str()).is_relative() {
+                    *pattern = base.join(pattern.as_str()).display().to_string();
+                }
+            }
+        }
+        if let Some(b) = &mut self.basic_auth {
+            b.password_file.as_mut().map(fix);
+        }
+        if let Some(a) = &mut self.authorization {
+            a.credentials_file.as_mut().map(fix);
+        }
+        let t = &mut self.tls_config;
+        for p in [&mut t.ca_file, &mut t.cert_file, &mut t.key_file]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
+    }
+}
+
 /// A semantic error in `scrape_configs`: which job (by position) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScrapeConfigError {
@@ -348,6 +380,27 @@ mod tests {
         let e = resolve_scrape_configs(&mut c, defaults()).unwrap_err();
         assert!(e.message.contains("multiple"));
         assert_eq!(e.index, 1);
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let mut c: Vec<ScrapeConfig> = serde_yaml::from_str(
+            "- job_name: a\n  file_sd_configs: [{files: [t/*.json, /abs/x.yml]}]\n  basic_auth: {username: u, password_file: pw}\n  tls_config: {ca_file: ca.pem}",
+        )
+        .unwrap();
+        c[0].resolve_paths(std::path::Path::new("/etc/sextant"));
+        assert_eq!(
+            c[0].file_sd_configs[0].files,
+            vec!["/etc/sextant/t/*.json", "/abs/x.yml"]
+        );
+        assert_eq!(
+            c[0].basic_auth.as_ref().unwrap().password_file.as_deref(),
+            Some(std::path::Path::new("/etc/sextant/pw"))
+        );
+        assert_eq!(
+            c[0].tls_config.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/sextant/ca.pem"))
+        );
     }
 
     #[test]

@@ -120,10 +120,22 @@ pub fn parse(text: &str, name: &str) -> Result<Config, String> {
     Ok(config)
 }
 
-/// Reads and validates a config file.
+/// Reads and validates a config file. Relative paths in it are relative to the file's
+/// directory, as in Prometheus.
 pub fn load(path: &Path) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse(&text, &path.display().to_string())
+    let mut config = parse(&text, &path.display().to_string())?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for c in &mut config.scrape_configs {
+        c.resolve_paths(base);
+    }
+    if let Some(p) = &mut config.storage.path
+        && p.is_relative()
+    {
+        // storage.path is ours, and like Prometheus' paths it follows the config file.
+        *p = base.join(&*p);
+    }
+    Ok(config)
 }
 
 /// serde_yaml appends " at line L column C"; we put the position first instead.
