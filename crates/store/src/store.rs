@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use duckdb::Connection;
 use prometheus_client::registry::Registry as MetricsRegistry;
-use sextant_model::{Labels, Matcher, MetricMetadata, MetricType, Sample};
+use sextant_model::{Labels, Matcher, MetricMetadata, Sample};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::StoreMetrics;
@@ -402,11 +402,6 @@ impl MetricsStore {
             .into_iter()
             .take(limit.unwrap_or(usize::MAX))
             .collect()
-    }
-
-    /// The type recorded for a metric family, if any.
-    pub fn metric_type(&self, family: &str) -> Option<MetricType> {
-        self.read_registry().metadata.get(family).map(|m| m.metric_type)
     }
 
     /// Samples in `[start, end]` of every series matching `matchers`, series sorted by
