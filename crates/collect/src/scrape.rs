@@ -439,7 +439,8 @@ fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> Result<Populated, String
     )
     .map_err(|e| e.to_string())?;
     Ok(Populated::Target(Target {
-        hash: labels.stable_hash() ^ hash_str(&url),
+        // The URL derives from these labels and the pool's params, so they identify the target.
+        hash: labels.stable_hash(),
         discovered: pre,
         public,
         url,
@@ -452,10 +453,6 @@ fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> Result<Populated, String
             last_duration: Duration::ZERO,
         }),
     }))
-}
-
-fn hash_str(s: &str) -> u64 {
-    Labels::from_pairs([("u", s)]).map(|l| l.stable_hash()).unwrap_or(0)
 }
 
 /// True when `addr` has no port and adding one makes it a valid `host:port`.

@@ -362,7 +362,6 @@ impl Writer {
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let conn = &self.conn;
         let reg = self.registry.read().expect("registry lock poisoned");
-        let known_blocks = self.blocks.read().expect("poisoned").raw.clone();
         let mut staged = Staged::default();
         let mut next_id = reg.len() as SeriesId;
         let mut series_app = conn.appender("series")?;
@@ -427,7 +426,9 @@ impl Writer {
                     let app = match block_apps.entry(block) {
                         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                         std::collections::hash_map::Entry::Vacant(v) => {
-                            if !known_blocks.contains(&block) && staged.new_blocks.insert(block) {
+                            // Only this thread adds raw blocks, so the shared set is current.
+                            let exists = self.blocks.read().expect("poisoned").raw.contains(&block);
+                            if !exists && staged.new_blocks.insert(block) {
                                 conn.execute_batch(&format!(
                                     "CREATE TABLE IF NOT EXISTS {} (series_id BIGINT NOT NULL, t BIGINT NOT NULL, v DOUBLE NOT NULL)",
                                     table_name(block)
