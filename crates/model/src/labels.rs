@@ -90,6 +90,16 @@ impl Labels {
         LabelsBuilder { labels: self.0.clone() }
     }
 
+    /// The set without `__name__`: what most PromQL operations return.
+    pub fn without_metric_name(&self) -> Labels {
+        self.filter(|l| l.name != METRIC_NAME)
+    }
+
+    /// The labels for which `keep` returns true (the set stays sorted).
+    pub fn filter(&self, mut keep: impl FnMut(&Label) -> bool) -> Labels {
+        Labels(self.0.iter().filter(|l| keep(l)).cloned().collect())
+    }
+
     /// Stable 64-bit hash of the label set (FNV-1a over names and values with
     /// separators). Stable across processes and versions, so it may be persisted or
     /// used to spread scrape offsets.

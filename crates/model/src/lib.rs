@@ -54,6 +54,15 @@ impl Sample {
     }
 }
 
+/// A series and its samples in a queried range, as storage returns them to queries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesData {
+    /// The series.
+    pub labels: std::sync::Arc<Labels>,
+    /// Samples in time order.
+    pub samples: Vec<Sample>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

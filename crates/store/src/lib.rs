@@ -22,4 +22,5 @@ mod writer;
 pub use error::{Error, ErrorKind, Result};
 pub use format::FORMAT_VERSION;
 pub use registry::SeriesId;
-pub use store::{AppendOutcome, AppendRequest, MetricsStore, SeriesData, SeriesRef, SeriesSamples, StoreOptions};
+pub use sextant_model::SeriesData;
+pub use store::{AppendOutcome, AppendRequest, MetricsStore, SeriesRef, SeriesSamples, StoreOptions};

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use duckdb::Connection;
 use prometheus_client::registry::Registry as MetricsRegistry;
-use sextant_model::{Labels, Matcher, MetricMetadata, Sample};
+use sextant_model::{Labels, Matcher, MetricMetadata, Sample, SeriesData};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::StoreMetrics;
@@ -123,15 +123,6 @@ impl AppendOutcome {
     pub fn rejected(&self) -> u64 {
         self.out_of_order + self.duplicate_conflicts + self.too_old
     }
-}
-
-/// A series and its samples in a queried range.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeriesData {
-    /// The series.
-    pub labels: Arc<Labels>,
-    /// Samples in time order.
-    pub samples: Vec<Sample>,
 }
 
 /// Handle to the metrics store; cheap to clone.
