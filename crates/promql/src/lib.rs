@@ -44,6 +44,15 @@ pub trait Queryable: Sync {
     ) -> impl Future<Output = Result<Vec<SeriesData>, String>> + Send;
 }
 
+#[cfg(feature = "store")]
+impl Queryable for sextant_store::MetricsStore {
+    async fn select(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Result<Vec<SeriesData>, String> {
+        sextant_store::MetricsStore::select(self, matchers, start_ms, end_ms)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Why a query failed; maps onto Prometheus' API error types.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {

@@ -1,0 +1,394 @@
+//! Prometheus rule files: parsing and the checks `promtool check rules` makes, with
+//! errors that name file, line, column, group and rule as promtool's do.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sextant_model::time::PromDuration;
+use sextant_model::{Labels, is_valid_label_name, is_valid_metric_name};
+use sextant_promql::Expr;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A validated rule file.
+#[derive(Debug, Clone)]
+pub struct RuleFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its groups, in file order.
+    pub groups: Vec<RuleGroup>,
+}
+
+/// A group of rules evaluated together, in order, at one timestamp.
+#[derive(Debug, Clone)]
+pub struct RuleGroup {
+    /// Unique within its file.
+    pub name: String,
+    /// Evaluation interval; `None` means the global `evaluation_interval`.
+    pub interval: Option<Duration>,
+    /// Most series a rule may produce (0: no limit); beyond it the rule fails.
+    pub limit: usize,
+    /// The rules, in evaluation order.
+    pub rules: Vec<Rule>,
+}
+
+/// One rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// What the rule does.
+    pub kind: RuleKind,
+    /// The parsed expression.
+    pub expr: Expr,
+    /// The expression as written.
+    pub expr_text: String,
+    /// Labels added to (or replacing those of) every result.
+    pub labels: Labels,
+}
+
+/// Recording or alerting.
+#[derive(Debug, Clone)]
+pub enum RuleKind {
+    /// `record: NAME`: results are stored as series named NAME.
+    Recording {
+        /// The recorded metric name.
+        record: String,
+    },
+    /// `alert: NAME`.
+    Alerting {
+        /// The alert name.
+        alert: String,
+        /// How long the condition must hold before the alert fires.
+        for_: Duration,
+        /// Annotation templates.
+        annotations: BTreeMap<String, String>,
+    },
+}
+
+impl Rule {
+    /// The rule's name (`record` or `alert`).
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            RuleKind::Recording { record } => record,
+            RuleKind::Alerting { alert, .. } => alert,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    #[serde(default)]
+    groups: Vec<GroupDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupDoc {
+    #[serde(default)]
+    name: String,
+    interval: Option<PromDuration>,
+    #[serde(default)]
+    limit: usize,
+    #[serde(default)]
+    rules: Vec<RuleDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDoc {
+    record: Option<String>,
+    alert: Option<String>,
+    expr: Option<serde_yaml::Value>,
+    #[serde(rename = "for")]
+    for_: Option<PromDuration>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+/// Reads and validates one rule file; every problem found is returned, each as
+/// `FILE: LINE:COL: group "G", rule N, "NAME": message` (promtool's shape).
+pub fn load(path: &Path) -> Result<RuleFile, Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    parse(&text, path)
+}
+
+/// Validates rule-file text (see [`load`]).
+pub fn parse(text: &str, path: &Path) -> Result<RuleFile, Vec<String>> {
+    let file = path.display().to_string();
+    let doc: FileDoc = serde_yaml::from_str(text).map_err(|e| {
+        vec![match e.location() {
+            Some(l) => format!("{file}: {}:{}: {}", l.line(), l.column(), strip_location(&e.to_string())),
+            None => format!("{file}: {e}"),
+        }]
+    })?;
+    let pos = Positions::of(text);
+    let mut errors = Vec::new();
+    let mut groups = Vec::new();
+    let mut seen = HashSet::new();
+    for (gi, g) in doc.groups.into_iter().enumerate() {
+        let at = |path: &str| pos.get(&format!("groups.{gi}.{path}"));
+        let group_at = pos.get(&format!("groups.{gi}"));
+        if g.name.is_empty() {
+            errors.push(format!("{file}: {group_at}: groupname must not be empty"));
+            continue;
+        }
+        if !seen.insert(g.name.clone()) {
+            errors.push(format!("{file}: {group_at}: groupname: {:?} is repeated in the same file", g.name));
+            continue;
+        }
+        if g.interval.is_some_and(|i| i.0.is_zero()) {
+            errors.push(format!("{file}: {}: group {:?}: interval must be positive", at("interval"), g.name));
+        }
+        let mut rules = Vec::new();
+        for (ri, r) in g.rules.into_iter().enumerate() {
+            let name = r.record.clone().or_else(|| r.alert.clone()).unwrap_or_default();
+            let key = if r.record.is_some() { "record" } else { "alert" };
+            let mut fail = |field: &str, msg: String| {
+                errors.push(format!(
+                    "{file}: {}: group {:?}, rule {}, {:?}: {msg}",
+                    at(&format!("rules.{ri}.{field}")),
+                    g.name,
+                    ri + 1,
+                    name
+                ));
+            };
+            match validate_rule(r) {
+                Ok(rule) => rules.push(rule),
+                Err((field, msg)) => fail(if field == "name" { key } else { field }, msg),
+            }
+        }
+        groups.push(RuleGroup {
+            name: g.name,
+            interval: g.interval.map(|i| i.0),
+            limit: g.limit,
+            rules,
+        });
+    }
+    if errors.is_empty() {
+        Ok(RuleFile {
+            path: path.to_path_buf(),
+            groups,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks one rule as Prometheus' `rulefmt` does; the error names the field whose
+/// position it should point at ("name" for the record/alert value).
+fn validate_rule(r: RuleDoc) -> Result<Rule, (&'static str, String)> {
+    let kind = match (&r.record, &r.alert) {
+        (Some(_), Some(_)) => return Err(("name", "only one of 'record' and 'alert' must be set".into())),
+        (None, None) => return Err(("name", "one of 'record' or 'alert' must be set".into())),
+        (Some(record), None) => {
+            if r.annotations.is_some() {
+                return Err(("name", "invalid field 'annotations' in recording rule".into()));
+            }
+            if r.for_.is_some() {
+                return Err(("name", "invalid field 'for' in recording rule".into()));
+            }
+            if !is_valid_metric_name(record) {
+                return Err(("name", format!("invalid recording rule name: {record}")));
+            }
+            RuleKind::Recording { record: record.clone() }
+        }
+        (None, Some(alert)) => {
+            if alert.is_empty() {
+                return Err(("name", "one of 'record' or 'alert' must be set".into()));
+            }
+            let annotations = r.annotations.clone().unwrap_or_default();
+            for k in annotations.keys() {
+                if !is_valid_label_name(k) {
+                    return Err(("name", format!("invalid annotation name: {k}")));
+                }
+            }
+            RuleKind::Alerting {
+                alert: alert.clone(),
+                for_: r.for_.map(|d| d.0).unwrap_or_default(),
+                annotations,
+            }
+        }
+    };
+    let expr_text = match &r.expr {
+        None | Some(serde_yaml::Value::Null) => return Err(("name", "field 'expr' must be set in rule".into())),
+        Some(serde_yaml::Value::String(s)) => s.clone(),
+        Some(serde_yaml::Value::Number(n)) => n.to_string(),
+        Some(serde_yaml::Value::Bool(b)) => b.to_string(),
+        Some(_) => return Err(("expr", "expr must be a string".into())),
+    };
+    if expr_text.trim().is_empty() {
+        return Err(("name", "field 'expr' must be set in rule".into()));
+    }
+    let expr = sextant_promql::parse(&expr_text).map_err(|e| ("expr", format!("could not parse expression: {e}")))?;
+    let labels = r.labels.unwrap_or_default();
+    for k in labels.keys() {
+        if k == sextant_model::METRIC_NAME {
+            return Err(("name", "invalid label name: __name__".into()));
+        }
+        if !is_valid_label_name(k) {
+            return Err(("name", format!("invalid label name: {k}")));
+        }
+    }
+    let labels = Labels::from_pairs(labels).map_err(|e| ("name", e.to_string()))?;
+    Ok(Rule {
+        kind,
+        expr,
+        expr_text,
+        labels,
+    })
+}
+
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// Line and column of every node, by path (`groups.1.rules.0.expr`), read with a YAML
+/// event parser because serde gives values no positions.
+struct Positions(HashMap<String, (usize, usize)>);
+
+impl Positions {
+    fn of(text: &str) -> Self {
+        let mut rec = Recorder::default();
+        let mut parser = Parser::new_from_str(text);
+        // A document that serde accepted parses here too; if not, positions are
+        // simply unknown.
+        let _ = parser.load(&mut rec, false);
+        Positions(rec.out)
+    }
+
+    /// `LINE:COL` of `path`, or of its nearest known ancestor.
+    fn get(&self, path: &str) -> String {
+        let mut p = path;
+        loop {
+            if let Some((l, c)) = self.0.get(p) {
+                return format!("{l}:{c}");
+            }
+            match p.rfind('.') {
+                Some(i) => p = &p[..i],
+                None => return "1:1".into(),
+            }
+        }
+    }
+}
+
+enum Frame {
+    Map { key: Option<String>, pushed: bool },
+    Seq { index: usize, pushed: bool },
+}
+
+#[derive(Default)]
+struct Recorder {
+    stack: Vec<Frame>,
+    path: Vec<String>,
+    out: HashMap<String, (usize, usize)>,
+}
+
+impl Recorder {
+    /// Called when a value node starts: records it under the current path.
+    fn enter_value(&mut self, mark: &Marker) -> Option<String> {
+        let seg = match self.stack.last_mut() {
+            Some(Frame::Map { key, .. }) => Some(key.take()?),
+            Some(Frame::Seq { index, .. }) => {
+                *index += 1;
+                Some((*index - 1).to_string())
+            }
+            None => None,
+        };
+        if let Some(s) = &seg {
+            self.path.push(s.clone());
+            self.out.insert(self.path.join("."), (mark.line(), mark.col() + 1));
+        }
+        seg
+    }
+}
+
+impl MarkedEventReceiver for Recorder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::Scalar(v, ..) => {
+                if let Some(Frame::Map { key, .. }) = self.stack.last_mut()
+                    && key.is_none()
+                {
+                    *key = Some(v);
+                    return;
+                }
+                if self.enter_value(&mark).is_some() {
+                    self.path.pop();
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                // Remember whether this collection pushed a path segment.
+                let pushed = self.enter_value(&mark).is_some();
+                self.stack.push(if matches!(ev, Event::MappingStart(..)) {
+                    Frame::Map { key: None, pushed }
+                } else {
+                    Frame::Seq { index: 0, pushed }
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                if let Some(Frame::Map { pushed: true, .. } | Frame::Seq { pushed: true, .. }) = self.stack.pop() {
+                    self.path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BAD: &str = "groups:
+  - name: g1
+    rules:
+      - record: job:up:sum
+        expr: sum by (job) (up)
+      - record: bad name
+        expr: up
+      - record: x:y
+        expr: sum(
+  - name: g1
+    rules:
+      - record: r
+        annotations: {a: b}
+        expr: up
+";
+
+    #[test]
+    fn errors_match_promtool() {
+        let errs = parse(BAD, Path::new("bad.yml")).unwrap_err();
+        // The lines and columns promtool 2.42 prints for the same file.
+        assert_eq!(errs[0], r#"bad.yml: 6:17: group "g1", rule 2, "bad name": invalid recording rule name: bad name"#);
+        assert!(errs[1].starts_with(r#"bad.yml: 9:15: group "g1", rule 3, "x:y": could not parse expression: "#), "{}", errs[1]);
+        assert_eq!(errs[2], r#"bad.yml: 10:5: groupname: "g1" is repeated in the same file"#);
+        assert_eq!(errs.len(), 3);
+    }
+
+    #[test]
+    fn a_valid_file_loads() {
+        let f = parse(
+            "groups:\n  - name: a\n    interval: 30s\n    limit: 10\n    rules:\n      - record: x\n        expr: up\n        labels: {a: b}\n      - alert: Down\n        expr: up == 0\n        for: 5m\n        annotations: {summary: down}\n",
+            Path::new("ok.yml"),
+        )
+        .unwrap();
+        let g = &f.groups[0];
+        assert_eq!(g.interval, Some(Duration::from_secs(30)));
+        assert_eq!(g.limit, 10);
+        assert_eq!(g.rules[0].name(), "x");
+        assert_eq!(g.rules[0].labels.get("a"), Some("b"));
+        assert!(matches!(g.rules[1].kind, RuleKind::Alerting { for_, .. } if for_ == Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_a_line() {
+        let errs = parse("groups:\n  - name: a\n    rules:\n      - record: x\n        exp: up\n", Path::new("f.yml")).unwrap_err();
+        assert!(errs[0].starts_with("f.yml: 5:"), "{}", errs[0]);
+        assert!(errs[0].contains("unknown field `exp`"), "{}", errs[0]);
+    }
+}
