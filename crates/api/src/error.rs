@@ -19,6 +19,8 @@ pub enum ErrorType {
     Unavailable,
     /// No such resource (404).
     NotFound,
+    /// The query timed out (503).
+    Timeout,
 }
 
 impl ErrorType {
@@ -29,6 +31,7 @@ impl ErrorType {
             ErrorType::Internal => "internal",
             ErrorType::Unavailable => "unavailable",
             ErrorType::NotFound => "not_found",
+            ErrorType::Timeout => "timeout",
         }
     }
 
@@ -39,6 +42,7 @@ impl ErrorType {
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorType::NotFound => StatusCode::NOT_FOUND,
+            ErrorType::Timeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -7,17 +7,23 @@
 pub mod error;
 mod ops;
 mod prometheus;
+mod query;
 mod remote_write;
 mod selector;
+mod status;
+
+pub use status::StatusInfo;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use prometheus_client::registry::Registry;
 use sextant_collect::{NodeCollector, ScrapeManager};
+use sextant_promql::Engine;
+use sextant_rules::RuleManager;
 use sextant_store::MetricsStore;
 use tower_http::trace::TraceLayer;
 
@@ -79,6 +85,12 @@ pub struct AppState {
     pub store: MetricsStore,
     /// The scrape manager (for `/api/v1/targets`).
     pub scrape: ScrapeManager,
+    /// The PromQL engine (its options hold the query limits).
+    pub engine: Engine,
+    /// The rule manager (for `/api/v1/rules`).
+    pub rules: RuleManager,
+    /// What the status endpoints report.
+    pub status: Arc<RwLock<StatusInfo>>,
     /// Sextant's own metrics, served at `/metrics`.
     pub registry: Arc<Registry>,
     /// The built-in node collector, served at `/node/metrics`.
@@ -103,6 +115,8 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(prometheus::routes())
+        .merge(query::routes())
+        .merge(status::routes())
         .merge(remote_write::routes())
         .merge(ops::routes())
         .layer(TraceLayer::new_for_http())

@@ -28,7 +28,7 @@ pub(crate) fn routes() -> Router<AppState> {
 pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
@@ -40,7 +40,7 @@ impl Params {
             .collect()
     }
 
-    fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
+    pub(crate) fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(default),
             Some(v) => parse_api_time(v).map_err(|_| {
@@ -51,7 +51,17 @@ impl Params {
         }
     }
 
-    fn range(&self) -> Result<(i64, i64), ApiError> {
+    /// A time parameter that must be present.
+    pub(crate) fn required_time(&self, name: &str) -> Result<i64, ApiError> {
+        match self.get(name) {
+            None | Some("") => Err(ApiError::bad_data(format!(
+                "invalid parameter {name:?}: cannot parse \"\" to a valid timestamp"
+            ))),
+            Some(_) => self.time(name, 0),
+        }
+    }
+
+    pub(crate) fn range(&self) -> Result<(i64, i64), ApiError> {
         let start = self.time("start", i64::MIN)?;
         let end = self.time("end", i64::MAX)?;
         if end < start {

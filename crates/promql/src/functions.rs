@@ -299,8 +299,9 @@ fn range_function(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Val>
             ),
             "resets" => Some(w.windows(2).filter(|p| p[1].v < p[0].v).count() as f64),
             "avg_over_time" => {
-                let mut mean = 0.0f64;
-                let mut count = 0.0f64;
+                // An incremental mean with compensated summation, which keeps
+                // large values from overflowing (as Prometheus 2.42 computes it).
+                let (mut mean, mut count, mut c) = (0.0f64, 0.0f64, 0.0f64);
                 for s in w {
                     count += 1.0;
                     if mean.is_infinite() {
@@ -311,9 +312,9 @@ fn range_function(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Val>
                             continue;
                         }
                     }
-                    mean += s.v / count - mean / count;
+                    (mean, c) = kahan_inc(s.v / count - mean / count, mean, c);
                 }
-                Some(mean)
+                Some(if mean.is_infinite() { mean } else { mean + c })
             }
             "sum_over_time" => {
                 let (mut sum, mut c) = (0.0, 0.0);

@@ -119,7 +119,12 @@ pub fn parse(text: &str, path: &Path) -> Result<RuleFile, Vec<String>> {
     let file = path.display().to_string();
     let doc: FileDoc = serde_yaml::from_str(text).map_err(|e| {
         vec![match e.location() {
-            Some(l) => format!("{file}: {}:{}: {}", l.line(), l.column(), strip_location(&e.to_string())),
+            Some(l) => format!(
+                "{file}: {}:{}: {}",
+                l.line(),
+                l.column(),
+                strip_location(&e.to_string())
+            ),
             None => format!("{file}: {e}"),
         }]
     })?;
@@ -135,11 +140,18 @@ pub fn parse(text: &str, path: &Path) -> Result<RuleFile, Vec<String>> {
             continue;
         }
         if !seen.insert(g.name.clone()) {
-            errors.push(format!("{file}: {group_at}: groupname: {:?} is repeated in the same file", g.name));
-            continue;
+            // Reported, and its rules are still checked, as promtool does.
+            errors.push(format!(
+                "{file}: {group_at}: groupname: {:?} is repeated in the same file",
+                g.name
+            ));
         }
         if g.interval.is_some_and(|i| i.0.is_zero()) {
-            errors.push(format!("{file}: {}: group {:?}: interval must be positive", at("interval"), g.name));
+            errors.push(format!(
+                "{file}: {}: group {:?}: interval must be positive",
+                at("interval"),
+                g.name
+            ));
         }
         let mut rules = Vec::new();
         for (ri, r) in g.rules.into_iter().enumerate() {
@@ -311,10 +323,18 @@ impl MarkedEventReceiver for Recorder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
             Event::Scalar(v, ..) => {
-                if let Some(Frame::Map { key, .. }) = self.stack.last_mut()
+                if let Some(Frame::Map { key, pushed }) = self.stack.last_mut()
                     && key.is_none()
                 {
                     *key = Some(v);
+                    // A block mapping's start event is marked past its first key;
+                    // the first key's own mark is where the mapping begins.
+                    if *pushed {
+                        let here = self.path.join(".");
+                        self.out
+                            .entry(here)
+                            .and_modify(|p| *p = (*p).min((mark.line(), mark.col() + 1)));
+                    }
                     return;
                 }
                 if self.enter_value(&mark).is_some() {
@@ -364,10 +384,24 @@ mod tests {
     fn errors_match_promtool() {
         let errs = parse(BAD, Path::new("bad.yml")).unwrap_err();
         // The lines and columns promtool 2.42 prints for the same file.
-        assert_eq!(errs[0], r#"bad.yml: 6:17: group "g1", rule 2, "bad name": invalid recording rule name: bad name"#);
-        assert!(errs[1].starts_with(r#"bad.yml: 9:15: group "g1", rule 3, "x:y": could not parse expression: "#), "{}", errs[1]);
-        assert_eq!(errs[2], r#"bad.yml: 10:5: groupname: "g1" is repeated in the same file"#);
-        assert_eq!(errs.len(), 3);
+        assert_eq!(
+            errs[0],
+            r#"bad.yml: 6:17: group "g1", rule 2, "bad name": invalid recording rule name: bad name"#
+        );
+        assert!(
+            errs[1].starts_with(r#"bad.yml: 9:15: group "g1", rule 3, "x:y": could not parse expression: "#),
+            "{}",
+            errs[1]
+        );
+        assert_eq!(
+            errs[2],
+            r#"bad.yml: 10:5: groupname: "g1" is repeated in the same file"#
+        );
+        assert_eq!(
+            errs[3],
+            r#"bad.yml: 12:17: group "g1", rule 1, "r": invalid field 'annotations' in recording rule"#
+        );
+        assert_eq!(errs.len(), 4);
     }
 
     #[test]
@@ -387,7 +421,11 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_errors_with_a_line() {
-        let errs = parse("groups:\n  - name: a\n    rules:\n      - record: x\n        exp: up\n", Path::new("f.yml")).unwrap_err();
+        let errs = parse(
+            "groups:\n  - name: a\n    rules:\n      - record: x\n        exp: up\n",
+            Path::new("f.yml"),
+        )
+        .unwrap_err();
         assert!(errs[0].starts_with("f.yml: 5:"), "{}", errs[0]);
         assert!(errs[0].contains("unknown field `exp`"), "{}", errs[0]);
     }

@@ -270,9 +270,12 @@ impl GroupRunner {
         let interval_ms = self.interval.as_millis().max(1) as i64;
         // Groups are spread over the interval by a hash of their identity, so many
         // groups with the same interval do not all run at once.
-        let offset = (Labels::from_pairs([("file", self.file.display().to_string()), ("name", self.group.name.clone())])
-            .map(|l| l.stable_hash())
-            .unwrap_or(0)
+        let offset = (Labels::from_pairs([
+            ("file", self.file.display().to_string()),
+            ("name", self.group.name.clone()),
+        ])
+        .map(|l| l.stable_hash())
+        .unwrap_or(0)
             % interval_ms as u64) as i64;
         let labels = GroupLabels {
             rule_group: format!("{};{}", self.file.display(), self.group.name),
@@ -354,7 +357,12 @@ impl GroupRunner {
         let samples: Vec<(Labels, f64)> = match value {
             QueryValue::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
             QueryValue::Scalar { v, .. } => vec![(Labels::empty(), v)],
-            other => return Err(format!("rule result is a {}, not a vector or scalar", other.type_name())),
+            other => {
+                return Err(format!(
+                    "rule result is a {}, not a vector or scalar",
+                    other.type_name()
+                ));
+            }
         };
         let mut current = HashSet::with_capacity(samples.len());
         let mut series = Vec::with_capacity(samples.len());
@@ -381,7 +389,12 @@ impl GroupRunner {
             ));
         }
         // Series the previous evaluation wrote but this one did not go stale now.
-        for gone in self.previous.get(record).into_iter().flat_map(|p| p.difference(&current)) {
+        for gone in self
+            .previous
+            .get(record)
+            .into_iter()
+            .flat_map(|p| p.difference(&current))
+        {
             series.push(SeriesSamples {
                 labels: gone.clone(),
                 samples: vec![Sample::new(ts, stale_nan())],

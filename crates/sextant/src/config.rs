@@ -1,5 +1,6 @@
 //! The configuration file: one YAML document whose sections reuse Prometheus' formats
-//! verbatim (`global`, `scrape_configs`) plus Sextant's own (`storage`, `server`).
+//! verbatim (`global`, `scrape_configs`, `rule_files`) plus Sextant's own (`storage`,
+//! `server`).
 //! Unknown keys are errors; every error names the file and line.
 
 use std::path::{Path, PathBuf};
@@ -20,12 +21,21 @@ pub struct Config {
     /// Scrape jobs (Prometheus' `scrape_configs`).
     #[serde(default)]
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// Prometheus rule files (globs), relative to the config file's directory.
+    #[serde(default)]
+    pub rule_files: Vec<String>,
     /// Where and how long data is kept.
     #[serde(default)]
     pub storage: StorageConfig,
     /// The HTTP server.
     #[serde(default)]
     pub server: ServerConfig,
+    /// The document this was read from (for `/api/v1/status/config`).
+    #[serde(skip)]
+    pub source: String,
+    /// The directory relative paths resolve against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 /// Prometheus' `global` section (the parts Sextant acts on).
@@ -38,6 +48,10 @@ pub struct GlobalConfig {
     /// Default scrape timeout; 10s as in Prometheus.
     #[serde(default = "ten_seconds")]
     pub scrape_timeout: PromDuration,
+    /// Default rule-group interval, also the step of subqueries written without one;
+    /// 1m as in Prometheus.
+    #[serde(default = "one_minute")]
+    pub evaluation_interval: PromDuration,
 }
 
 impl Default for GlobalConfig {
@@ -45,6 +59,7 @@ impl Default for GlobalConfig {
         Self {
             scrape_interval: one_minute(),
             scrape_timeout: ten_seconds(),
+            evaluation_interval: one_minute(),
         }
     }
 }
@@ -79,6 +94,12 @@ pub struct ServerConfig {
     pub remote_write_max_compressed_bytes: Option<ByteSize>,
     /// Largest remote_write body after decompression; default 128MiB.
     pub remote_write_max_decompressed_bytes: Option<ByteSize>,
+    /// Longest a query may run (Prometheus' `--query.timeout`); default 2m.
+    pub query_timeout: Option<PromDuration>,
+    /// Most samples a query may load (`--query.max-samples`); default 50,000,000.
+    pub query_max_samples: Option<usize>,
+    /// How far back instant selectors look (`--query.lookback-delta`); default 5m.
+    pub query_lookback_delta: Option<PromDuration>,
 }
 
 /// The configuration used when no file is given: scrape Sextant's own `/metrics` and its
@@ -94,7 +115,7 @@ pub fn embedded_defaults(listen: &str) -> String {
 
 /// Parses and validates a config document; `name` is used in error messages.
 pub fn parse(text: &str, name: &str) -> Result<Config, String> {
-    let mut config: Config = serde_yaml::from_str(text).map_err(|e| match e.location() {
+    let mut config: Config = serde_yaml::from_str::<Config>(text).map_err(|e| match e.location() {
         Some(loc) => format!(
             "{name}:{}:{}: {}",
             loc.line(),
@@ -117,7 +138,47 @@ pub fn parse(text: &str, name: &str) -> Result<Config, String> {
         let line = line_of(text, "job_name", e.index).unwrap_or(1);
         format!("{name}:{line}: {}", e.message)
     })?;
+    if config.global.evaluation_interval.0.is_zero() {
+        let line = line_of(text, "evaluation_interval", 0).unwrap_or(1);
+        return Err(format!("{name}:{line}: evaluation_interval must be positive"));
+    }
+    config.source = text.to_owned();
+    config.base_dir = PathBuf::from(".");
     Ok(config)
+}
+
+/// Loads every rule file `config.rule_files` names (globs, relative to the config
+/// file's directory); every problem of every file, as `promtool check rules` lists them.
+pub fn load_rule_files(config: &Config) -> Result<Vec<sextant_rules::RuleFile>, String> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for pattern in &config.rule_files {
+        let full = if Path::new(pattern).is_absolute() {
+            PathBuf::from(pattern)
+        } else {
+            config.base_dir.join(pattern)
+        };
+        let paths = match glob::glob(&full.to_string_lossy()) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(format!("rule_files: invalid pattern {pattern:?}: {e}"));
+                continue;
+            }
+        };
+        let mut paths: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+        paths.sort();
+        for p in paths {
+            match sextant_rules::file::load(&p) {
+                Ok(f) => files.push(f),
+                Err(e) => errors.extend(e),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
 /// Reads and validates a config file. Relative paths in it are relative to the file's
@@ -126,6 +187,7 @@ pub fn load(path: &Path) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut config = parse(&text, &path.display().to_string())?;
     let base = path.parent().unwrap_or(Path::new("."));
+    config.base_dir = base.to_path_buf();
     for c in &mut config.scrape_configs {
         c.resolve_paths(base);
     }
@@ -192,9 +254,9 @@ mod tests {
         assert!(e.starts_with("x.yml:3:"), "{e}");
         let e = parse("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n", "x.yml").unwrap_err();
         assert!(e.starts_with("x.yml:4:") && e.contains("modulus"), "{e}");
-        let e = parse("rule_files: [a.yml]\n", "x.yml").unwrap_err();
+        let e = parse("alerting_rules: [a.yml]\n", "x.yml").unwrap_err();
         assert!(
-            e.starts_with("x.yml:1:") && e.contains("unknown field `rule_files`"),
+            e.starts_with("x.yml:1:") && e.contains("unknown field `alerting_rules`"),
             "{e}"
         );
         let e = parse("global:\n  scrape_interval: fast\n", "x.yml").unwrap_err();

@@ -2,6 +2,7 @@
 //! collectors and HTTP API, signal handling and shutdown.
 
 mod config;
+mod query_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ enum Command {
     /// ./sextant-data, HTTP on 127.0.0.1:9470, scraping its own /metrics and the
     /// built-in node collector every 15s.
     Serve(serve::ServeArgs),
+    /// Run a PromQL query against a running server and print the result.
+    Query(query_cmd::QueryArgs),
     /// Validate files without running anything.
     Check {
         #[command(subcommand)]
@@ -41,6 +44,13 @@ enum CheckCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate Prometheus rule files as `promtool check rules` does (exit 1 if any
+    /// is invalid).
+    Rules {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,9 +58,13 @@ fn main() -> ExitCode {
     init_tracing(&cli.log_level);
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Query(args) => query_cmd::run(args),
         Command::Check {
             what: CheckCommand::Config { files },
         } => check_config(&files),
+        Command::Check {
+            what: CheckCommand::Rules { files },
+        } => check_rules(&files),
     }
 }
 
@@ -69,12 +83,46 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     for f in files {
         println!("Checking {}", f.display());
         match config::load(f) {
-            Ok(c) => println!("  SUCCESS: {} scrape configs found", c.scrape_configs.len()),
+            Ok(c) => {
+                println!("  SUCCESS: {} scrape configs found", c.scrape_configs.len());
+                match config::load_rule_files(&c) {
+                    Ok(rf) => println!("  SUCCESS: {} rule files found", rf.len()),
+                    Err(e) => {
+                        println!("  FAILED:\n{e}");
+                        ok = false;
+                    }
+                }
+            }
             Err(e) => {
                 println!("  FAILED: {e}");
                 ok = false;
             }
         }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Output as promtool's: `Checking F`, then `SUCCESS: N rules found` or `FAILED:`
+/// with one line per problem.
+#[allow(clippy::print_stdout)] // command output
+fn check_rules(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for f in files {
+        println!("Checking {}", f.display());
+        match sextant_rules::file::load(f) {
+            Ok(rf) => println!(
+                "  SUCCESS: {} rules found",
+                rf.groups.iter().map(|g| g.rules.len()).sum::<usize>()
+            ),
+            Err(errors) => {
+                println!("  FAILED:");
+                for e in errors {
+                    println!("{e}");
+                }
+                ok = false;
+            }
+        }
+        println!();
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

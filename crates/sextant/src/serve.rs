@@ -12,8 +12,11 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use sextant_api::{ApiLimits, ApiMetrics, AppState, ReloadFn};
+use sextant_api::{ApiLimits, ApiMetrics, AppState, ReloadFn, StatusInfo};
 use sextant_collect::{NodeCollector, ScrapeManager};
+use sextant_model::time::{format_duration, now_ms};
+use sextant_promql::{Engine, EngineOptions};
+use sextant_rules::RuleManager;
 use sextant_store::{MetricsStore, StoreOptions};
 
 use crate::config::{self, Config};
@@ -111,6 +114,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = MetricsStore::open(store_opts, &mut registry)
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
     let scrape = ScrapeManager::new(store.clone(), &mut registry);
+    let engine = Engine::new(engine_options(&cfg));
+    let rules = RuleManager::new(engine.clone(), store.clone(), &mut registry);
+    let rule_files = config::load_rule_files(&cfg).map_err(anyhow::Error::msg)?;
+    let status = Arc::new(std::sync::RwLock::new(StatusInfo {
+        config_yaml: cfg.source.clone(),
+        flags: flags(&cfg, &data_dir, &listen, args.config.as_deref()),
+        start_time_ms: now_ms(),
+        last_config_time_ms: now_ms(),
+        reload_success: true,
+        cwd: std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        storage_retention: retention_text(&cfg),
+    }));
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -119,15 +136,39 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .apply(cfg.scrape_configs.clone())
         .await
         .map_err(anyhow::Error::msg)?;
+    rules.apply(rule_files, cfg.global.evaluation_interval.0).await;
 
     let reload: Option<ReloadFn> = args.config.clone().map(|path| {
-        let scrape = scrape.clone();
+        let (scrape, rules, status) = (scrape.clone(), rules.clone(), status.clone());
         let current = Arc::new(std::sync::Mutex::new(cfg.clone()));
         let f: ReloadFn = Arc::new(move || {
-            let (path, scrape, current) = (path.clone(), scrape.clone(), current.clone());
+            let (path, scrape, rules, status, current) = (
+                path.clone(),
+                scrape.clone(),
+                rules.clone(),
+                status.clone(),
+                current.clone(),
+            );
             Box::pin(async move {
-                let new = config::load(&path)?;
-                scrape.apply(new.scrape_configs.clone()).await?;
+                let loaded = config::load(&path).and_then(|new| Ok((config::load_rule_files(&new)?, new)));
+                let (rule_files, new) = match loaded {
+                    Ok(x) => x,
+                    Err(e) => {
+                        status.write().expect("poisoned").reload_success = false;
+                        return Err(e);
+                    }
+                };
+                if let Err(e) = scrape.apply(new.scrape_configs.clone()).await {
+                    status.write().expect("poisoned").reload_success = false;
+                    return Err(e);
+                }
+                rules.apply(rule_files, new.global.evaluation_interval.0).await;
+                {
+                    let mut st = status.write().expect("poisoned");
+                    st.config_yaml = new.source.clone();
+                    st.last_config_time_ms = now_ms();
+                    st.reload_success = true;
+                }
                 let old = std::mem::replace(&mut *current.lock().expect("poisoned"), new.clone());
                 if old.storage != new.storage || old.server != new.server {
                     tracing::warn!("storage and server settings changed; they take effect at the next restart");
@@ -155,6 +196,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         store: store.clone(),
         scrape: scrape.clone(),
+        engine,
+        rules: rules.clone(),
+        status,
         registry: Arc::new(registry),
         node: Arc::new(NodeCollector::default()),
         reload: reload.clone(),
@@ -204,9 +248,55 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     sighup.abort();
     retention.abort();
     scrape.shutdown().await;
+    rules.shutdown().await;
     store.close().await?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Query settings from the config, Prometheus' defaults otherwise.
+fn engine_options(cfg: &Config) -> EngineOptions {
+    let d = EngineOptions::default();
+    EngineOptions {
+        lookback_delta: cfg.server.query_lookback_delta.map_or(d.lookback_delta, |x| x.0),
+        max_samples: cfg.server.query_max_samples.unwrap_or(d.max_samples),
+        timeout: cfg.server.query_timeout.map_or(d.timeout, |x| x.0),
+        default_subquery_step: cfg.global.evaluation_interval.0,
+    }
+}
+
+fn retention_text(cfg: &Config) -> String {
+    match cfg.storage.retention {
+        Some(r) if r.0.is_zero() => "forever".into(),
+        Some(r) => format_duration(r.0),
+        None => format_duration(StoreOptions::new(".").retention.unwrap_or_default()),
+    }
+}
+
+/// Effective settings under the names of the Prometheus flags they stand for, for
+/// `/api/v1/status/flags`.
+fn flags(
+    cfg: &Config,
+    data_dir: &std::path::Path,
+    listen: &str,
+    config_file: Option<&std::path::Path>,
+) -> std::collections::BTreeMap<String, String> {
+    let e = engine_options(cfg);
+    [
+        (
+            "config.file",
+            config_file.map(|p| p.display().to_string()).unwrap_or_default(),
+        ),
+        ("query.lookback-delta", format_duration(e.lookback_delta)),
+        ("query.max-samples", e.max_samples.to_string()),
+        ("query.timeout", format_duration(e.timeout)),
+        ("storage.tsdb.path", data_dir.display().to_string()),
+        ("storage.tsdb.retention.time", retention_text(cfg)),
+        ("web.listen-address", listen.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,269 @@
+//! PromQL endpoints: `/api/v1/query`, `/api/v1/query_range`, `/api/v1/format_query`,
+//! `/api/v1/query_exemplars`, with Prometheus' parameters, JSON and error types.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sextant_model::Labels;
+use sextant_model::time::{now_ms, parse_duration};
+use sextant_promql::{Error as QueryError, QueryRange, QueryValue, format_value};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorType, success};
+use crate::prometheus::Params;
+
+/// Most points a range query may return per series, as in Prometheus.
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/query", get(query).post(query))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/format_query", get(format_query).post(format_query))
+        .route("/api/v1/query_exemplars", get(query_exemplars).post(query_exemplars))
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        let kind = match &e {
+            QueryError::BadData(_) => ErrorType::BadData,
+            QueryError::Execution(_) | QueryError::TooManySamples(_) => ErrorType::Execution,
+            QueryError::Timeout(_) => ErrorType::Timeout,
+            QueryError::Storage(_) => ErrorType::Internal,
+        };
+        ApiError {
+            kind,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A duration parameter: float seconds or a Prometheus duration, as Prometheus'
+/// `parseDuration` accepts.
+fn duration_param(p: &Params, name: &str) -> Result<Option<Duration>, ApiError> {
+    let Some(v) = p.get(name).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_data(format!(
+            "invalid parameter {name:?}: cannot parse {v:?} to a valid duration"
+        ))
+    };
+    if let Ok(secs) = v.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 || secs * 1000.0 > i64::MAX as f64 {
+            return Err(bad());
+        }
+        return Ok(Some(Duration::from_secs_f64(secs)));
+    }
+    parse_duration(v).map(Some).map_err(|_| bad())
+}
+
+fn parse_query(p: &Params) -> Result<sextant_promql::Expr, ApiError> {
+    let q = p.get("query").unwrap_or("");
+    sextant_promql::parse(q).map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
+}
+
+fn timeout(s: &AppState, p: &Params) -> Result<Duration, ApiError> {
+    let engine_timeout = s.engine.options().timeout;
+    Ok(duration_param(p, "timeout")?.map_or(engine_timeout, |t| t.min(engine_timeout)))
+}
+
+async fn query(State(s): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let expr = parse_query(&p)?;
+    let t = p.time("time", now_ms())?;
+    let timeout = timeout(&s, &p)?;
+    let value = s.engine.run(&s.store, &expr, QueryRange::instant(t), timeout).await?;
+    Ok(json_response(&value))
+}
+
+async fn query_range(State(s): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let start = p.required_time("start")?;
+    let end = p.required_time("end")?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    let step = match duration_param(&p, "step")? {
+        Some(d) => d.as_millis() as i64,
+        None => {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"step\": cannot parse \"\" to a valid duration",
+            ));
+        }
+    };
+    if step <= 0 {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > MAX_POINTS_PER_SERIES {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let expr = parse_query(&p)?;
+    let timeout = timeout(&s, &p)?;
+    let range = QueryRange {
+        start_ms: start,
+        end_ms: end,
+        step_ms: step,
+    };
+    let value = if start == end {
+        // One step: still a matrix, as Prometheus answers a range query.
+        match s.engine.run(&s.store, &expr, range, timeout).await? {
+            QueryValue::Vector(v) => QueryValue::Matrix(
+                v.into_iter()
+                    .map(|x| sextant_promql::RangeSeries {
+                        labels: x.labels,
+                        samples: vec![sextant_model::Sample::new(x.t_ms, x.v)],
+                    })
+                    .collect(),
+            ),
+            QueryValue::Scalar { t_ms, v } => QueryValue::Matrix(vec![sextant_promql::RangeSeries {
+                labels: Labels::empty(),
+                samples: vec![sextant_model::Sample::new(t_ms, v)],
+            }]),
+            other => other,
+        }
+    } else {
+        s.engine.run(&s.store, &expr, range, timeout).await?
+    };
+    Ok(json_response(&value))
+}
+
+async fn format_query(p: Params) -> Result<impl IntoResponse, ApiError> {
+    let expr = parse_query(&p)?;
+    Ok(success(expr.prettify()))
+}
+
+/// Sextant does not store exemplars yet, so every valid request gets an empty list,
+/// which is what Prometheus answers when it holds none.
+async fn query_exemplars(p: Params) -> Result<impl IntoResponse, ApiError> {
+    parse_query(&p)?;
+    let (_start, _end) = p.range()?;
+    Ok(success(Vec::<()>::new()))
+}
+
+/// Writes the success envelope by hand: results can be large, and Prometheus'
+/// number formats (timestamps in seconds with millisecond precision, values as
+/// strings) are not serde's.
+fn json_response(v: &QueryValue) -> Response {
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":\"");
+    out.push_str(v.type_name());
+    out.push_str("\",\"result\":");
+    match v {
+        QueryValue::Scalar { t_ms, v } => write_point(&mut out, *t_ms, &format_value(*v)),
+        QueryValue::String { t_ms, s } => write_point(&mut out, *t_ms, s),
+        QueryValue::Vector(samples) => {
+            out.push('[');
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_labels(&mut out, &s.labels);
+                out.push_str(",\"value\":");
+                write_point(&mut out, s.t_ms, &format_value(s.v));
+                out.push('}');
+            }
+            out.push(']');
+        }
+        QueryValue::Matrix(series) => {
+            out.push('[');
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_labels(&mut out, &s.labels);
+                out.push_str(",\"values\":[");
+                for (j, p) in s.samples.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    write_point(&mut out, p.t_ms, &format_value(p.v));
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push_str("}}");
+    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+fn write_labels(out: &mut String, labels: &Labels) {
+    out.push('{');
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_string(out, &l.name);
+        out.push(':');
+        write_json_string(out, &l.value);
+    }
+    out.push('}');
+}
+
+/// `[1435781451.781,"1"]`: seconds with up to three decimals, as Prometheus writes them.
+fn write_point(out: &mut String, t_ms: i64, value: &str) {
+    out.push('[');
+    write_timestamp(out, t_ms);
+    out.push(',');
+    write_json_string(out, value);
+    out.push(']');
+}
+
+pub(crate) fn write_timestamp(out: &mut String, t_ms: i64) {
+    let secs = t_ms.div_euclid(1000);
+    let ms = t_ms.rem_euclid(1000);
+    if t_ms < 0 && ms != 0 {
+        // -1.5s is written as -1.5, not -2.500.
+        let abs = -t_ms;
+        let _ = write!(out, "-{}", abs / 1000);
+        write_fraction(out, abs % 1000);
+        return;
+    }
+    let _ = write!(out, "{secs}");
+    write_fraction(out, ms);
+}
+
+fn write_fraction(out: &mut String, ms: i64) {
+    if ms == 0 {
+        return;
+    }
+    let s = format!("{ms:03}");
+    out.push('.');
+    out.push_str(s.trim_end_matches('0'));
+}
+
+fn write_json_string(out: &mut String, s: &str) {
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_like_prometheus() {
+        let f = |ms| {
+            let mut s = String::new();
+            write_timestamp(&mut s, ms);
+            s
+        };
+        assert_eq!(f(1_435_781_451_781), "1435781451.781");
+        assert_eq!(f(1_435_781_451_000), "1435781451");
+        assert_eq!(f(1_435_781_451_500), "1435781451.5");
+        assert_eq!(f(1_435_781_451_050), "1435781451.05");
+        assert_eq!(f(-1500), "-1.5");
+        assert_eq!(f(0), "0");
+    }
+}

@@ -1,0 +1,501 @@
+//! The query API beside the real Prometheus 2.42: identical samples are pushed into
+//! both over remote_write, then the calls Grafana's Prometheus data source makes (on
+//! "Save & test", in the query editor's metric browser and on a dashboard load) are
+//! replayed against both and the answers compared, along with error shapes,
+//! recording rules and `/api/v1/rules`.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sextant_collect::remote_write::{LabelProto, SampleProto, TimeSeries, WriteRequest, encode};
+use support::{Peer, Sextant, client, free_port, peer_binary, wait_for};
+
+const STEP_MS: i64 = 15_000;
+const POINTS: i64 = 41;
+
+const RULES: &str = r#"groups:
+  - name: api
+    interval: 1s
+    rules:
+      - record: code:http_requests:rate1m
+        expr: sum by (code) (rate(http_requests_total[1m]))
+      - record: job:up:count
+        expr: count by (job) (http_requests_total)
+        labels: {source: rule}
+"#;
+
+fn series(name: &str, labels: &[(&str, &str)], base: i64, f: impl Fn(i64) -> f64) -> TimeSeries {
+    let mut l = vec![LabelProto {
+        name: "__name__".into(),
+        value: name.into(),
+    }];
+    l.extend(labels.iter().map(|(k, v)| LabelProto {
+        name: (*k).into(),
+        value: (*v).into(),
+    }));
+    l.sort_by(|a, b| a.name.cmp(&b.name));
+    TimeSeries {
+        labels: l,
+        samples: (0..POINTS)
+            .map(|i| SampleProto {
+                value: f(i),
+                timestamp: base + i * STEP_MS,
+            })
+            .collect(),
+        exemplars: vec![],
+    }
+}
+
+/// Deterministic workload: counters (one with a reset), a gauge, a classic histogram.
+fn workload(base: i64) -> WriteRequest {
+    let mut ts = vec![
+        series("http_requests_total", &[("job", "api"), ("code", "200")], base, |i| {
+            10.0 * i as f64
+        }),
+        series("http_requests_total", &[("job", "api"), ("code", "500")], base, |i| {
+            (i % 17) as f64
+        }),
+        series("http_requests_total", &[("job", "web"), ("code", "200")], base, |i| {
+            3.5 * i as f64
+        }),
+        series("temperature_celsius", &[("room", "lab")], base, |i| {
+            20.0 + (i as f64 / 3.0).sin()
+        }),
+    ];
+    for (le, share) in [("0.1", 0.5), ("0.5", 0.8), ("1", 0.95), ("+Inf", 1.0)] {
+        ts.push(series(
+            "req_duration_seconds_bucket",
+            &[("job", "api"), ("le", le)],
+            base,
+            move |i| (share * 40.0 * i as f64).floor(),
+        ));
+    }
+    WriteRequest {
+        timeseries: ts,
+        metadata: vec![],
+    }
+}
+
+async fn push(url: &str, wr: &WriteRequest) {
+    let r = client()
+        .post(url)
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(encode(wr))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert!(status.is_success(), "{url}: {status} {}", r.text().await.unwrap());
+}
+
+/// One request as Grafana sends it: GET with a query string, or POST with a form.
+struct Call {
+    method: &'static str,
+    path: &'static str,
+    params: Vec<(&'static str, String)>,
+    /// Compare `data` exactly; otherwise only its shape (keys and types).
+    exact: bool,
+}
+
+async fn send(base: &str, c: &Call) -> (u16, Value) {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(c.params.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let r = if c.method == "GET" {
+        client().get(format!("{base}{}?{query}", c.path)).send().await
+    } else {
+        client()
+            .post(format!("{base}{}", c.path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(query)
+            .send()
+            .await
+    }
+    .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} {}: {e}: {text}", c.method, c.path));
+    (status, v)
+}
+
+/// Keys and value types, recursively: what a client relies on.
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().take(1).map(shape).collect()),
+        Value::String(_) => Value::String("string".into()),
+        Value::Number(_) => Value::String("number".into()),
+        Value::Bool(_) => Value::String("bool".into()),
+        Value::Null => Value::Null,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grafana_calls_answer_as_prometheus_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("api.rules.yml");
+    std::fs::write(&rules, RULES).unwrap();
+    let sx = Sextant::start(
+        &dir.path().join("data"),
+        Some(&format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: ['{}']\nstorage:\n  retention: 0s\n",
+            rules.display()
+        )),
+    )
+    .await;
+    let prom_port = free_port();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: ['{}']\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let _prom = Peer(
+        Command::new(peer_binary("prometheus", "prometheus"))
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prom-data").display()
+            ))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    wait_for("prometheus to become ready", Duration::from_secs(60), || {
+        let url = format!("{prom}/-/ready");
+        async move {
+            client()
+                .get(&url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        }
+    })
+    .await;
+
+    // Ten minutes of history ending now, aligned to the step.
+    let now = sextant_model::time::now_ms();
+    let end = now - now % STEP_MS;
+    let base = end - (POINTS - 1) * STEP_MS;
+    let wr = workload(base);
+    push(&sx.url("/api/v1/write"), &wr).await;
+    push(&format!("{prom}/api/v1/write"), &wr).await;
+
+    let (s, e) = (format!("{}", base / 1000), format!("{}", end / 1000));
+    let t = format!("{}", (end - 30_000) as f64 / 1000.0);
+    let range = |q: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("query", q.to_string()),
+            ("start", s.clone()),
+            ("end", format!("{}", (end - 60_000) / 1000)),
+            ("step", "15".into()),
+        ]
+    };
+    let calls = vec![
+        // "Save & test".
+        Call {
+            method: "GET",
+            path: "/api/v1/status/buildinfo",
+            params: vec![],
+            exact: false,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query",
+            params: vec![("query", "1+1".into()), ("time", t.clone())],
+            exact: true,
+        },
+        // The metric browser.
+        Call {
+            method: "GET",
+            path: "/api/v1/labels",
+            params: vec![("start", s.clone()), ("end", e.clone())],
+            exact: true,
+        },
+        Call {
+            method: "GET",
+            path: "/api/v1/label/__name__/values",
+            params: vec![("start", s.clone()), ("end", e.clone())],
+            exact: false,
+        },
+        Call {
+            method: "GET",
+            path: "/api/v1/label/job/values",
+            params: vec![("start", s.clone()), ("end", e.clone())],
+            exact: true,
+        },
+        Call {
+            method: "GET",
+            path: "/api/v1/label/code/values",
+            params: vec![
+                ("match[]", "http_requests_total{job=\"api\"}".into()),
+                ("start", s.clone()),
+                ("end", e.clone()),
+            ],
+            exact: true,
+        },
+        Call {
+            method: "GET",
+            path: "/api/v1/series",
+            params: vec![
+                ("match[]", "http_requests_total".into()),
+                ("start", s.clone()),
+                ("end", e.clone()),
+            ],
+            exact: true,
+        },
+        Call {
+            method: "GET",
+            path: "/api/v1/metadata",
+            params: vec![],
+            exact: true,
+        },
+        // A dashboard load.
+        Call {
+            method: "POST",
+            path: "/api/v1/query_range",
+            params: range("sum by (code) (rate(http_requests_total[1m]))"),
+            exact: true,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query_range",
+            params: range("histogram_quantile(0.9, sum by (le) (rate(req_duration_seconds_bucket[2m])))"),
+            exact: true,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query_range",
+            params: range("avg_over_time(temperature_celsius[1m])"),
+            exact: true,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query_range",
+            params: range("increase(http_requests_total{code=\"500\"}[2m])"),
+            exact: true,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query",
+            params: vec![("query", "topk(2, http_requests_total)".into()), ("time", t.clone())],
+            exact: true,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query",
+            params: vec![("query", "http_requests_total[1m]".into()), ("time", t.clone())],
+            exact: true,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query",
+            params: vec![("query", "\"a string\"".into()), ("time", t.clone())],
+            exact: true,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query_exemplars",
+            params: vec![
+                ("query", "http_requests_total".into()),
+                ("start", s.clone()),
+                ("end", e.clone()),
+            ],
+            exact: true,
+        },
+        Call {
+            method: "GET",
+            path: "/api/v1/format_query",
+            params: vec![("query", "sum(rate(x[5m]))by(job)".into())],
+            exact: true,
+        },
+        // Errors Grafana shows to users: same status and errorType.
+        Call {
+            method: "POST",
+            path: "/api/v1/query",
+            params: vec![("query", "sum(".into())],
+            exact: false,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query_range",
+            params: vec![
+                ("query", "up".into()),
+                ("start", s.clone()),
+                ("end", e.clone()),
+                ("step", "0".into()),
+            ],
+            exact: false,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query_range",
+            params: vec![
+                ("query", "up".into()),
+                ("start", e.clone()),
+                ("end", s.clone()),
+                ("step", "15".into()),
+            ],
+            exact: false,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query_range",
+            params: vec![
+                ("query", "up".into()),
+                ("start", "0".into()),
+                ("end", e.clone()),
+                ("step", "1".into()),
+            ],
+            exact: false,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query",
+            params: vec![
+                ("query", "http_requests_total + on(job) http_requests_total".into()),
+                ("time", t.clone()),
+            ],
+            exact: false,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/query_range",
+            params: vec![("query", "up".into())],
+            exact: false,
+        },
+    ];
+    let mut diffs = Vec::new();
+    for c in &calls {
+        let (ps, pv) = send(&prom, c).await;
+        let (ss, sv) = send(&sx.url(""), c).await;
+        let what = format!("{} {} {:?}", c.method, c.path, c.params.first().map(|p| &p.1));
+        if ps != ss || pv["status"] != sv["status"] || pv["errorType"] != sv["errorType"] {
+            diffs.push(format!("{what}: prometheus {ps} {pv}\n    sextant {ss} {sv}"));
+            continue;
+        }
+        let same = if c.exact {
+            pv["data"] == sv["data"]
+        } else {
+            shape(&pv["data"]) == shape(&sv["data"])
+        };
+        if !same {
+            diffs.push(format!(
+                "{what}:\n    prometheus {}\n    sextant    {}",
+                pv["data"], sv["data"]
+            ));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} of {} calls differ:\n{}",
+        diffs.len(),
+        calls.len(),
+        diffs.join("\n")
+    );
+
+    // Recording rules: both servers evaluate the same file; the stored results and
+    // /api/v1/rules agree.
+    let rules_json = |base: String| async move {
+        wait_for("rules evaluated", Duration::from_secs(30), || {
+            let url = format!("{base}/api/v1/rules");
+            async move {
+                let v = support::get_json(&url).await;
+                let all_ok = v["data"]["groups"][0]["rules"]
+                    .as_array()?
+                    .iter()
+                    .all(|r| r["health"] == "ok");
+                all_ok.then_some(v)
+            }
+        })
+        .await
+    };
+    let pr = rules_json(prom.clone()).await;
+    let sr = rules_json(sx.url("")).await;
+    assert_eq!(shape(&pr["data"]), shape(&sr["data"]), "rules shapes:\n{pr}\n{sr}");
+    let pick = |v: &Value| -> Vec<(Value, Value, Value, Value)> {
+        v["data"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["name"].clone(),
+                    r["query"].clone(),
+                    r["labels"].clone(),
+                    r["type"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(pick(&pr), pick(&sr));
+    let ex = Call {
+        method: "POST",
+        path: "/api/v1/query",
+        params: vec![("query", "job:up:count".into())],
+        exact: true,
+    };
+    let (_, pv) = send(&prom, &ex).await;
+    let (_, sv) = send(&sx.url(""), &ex).await;
+    let strip = |v: &Value| -> Vec<(Value, Value)> {
+        v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["metric"].clone(), s["value"][1].clone()))
+            .collect()
+    };
+    assert_eq!(strip(&pv), strip(&sv));
+    assert_eq!(strip(&sv).len(), 2, "{sv}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn query_command_prints_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let sx = Sextant::start(&dir.path().join("data"), Some("storage:\n  retention: 0s\n")).await;
+    let now = sextant_model::time::now_ms();
+    push(&sx.url("/api/v1/write"), &workload(now - (POINTS - 1) * STEP_MS)).await;
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .arg("query")
+            .arg("--server")
+            .arg(sx.url(""))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, out, _) = run(&["sum by (job) (http_requests_total)"]);
+    assert!(ok);
+    assert_eq!(out, "{job=\"api\"}  406\n{job=\"web\"}  140\n");
+    let (ok, out, _) = run(&["-o", "json", "count(http_requests_total)"]);
+    assert!(ok);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["resultType"], "vector");
+    assert_eq!(v["result"][0]["value"][1], "3");
+    let start = format!("{}", (now - 60_000) / 1000);
+    let (ok, out, _) = run(&["--start", &start, "--step", "30s", "temperature_celsius"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("temperature_celsius{room=\"lab\"}\n  "), "{out}");
+    let (ok, _, err) = run(&["sum("]);
+    assert!(!ok);
+    assert!(err.contains("bad_data"), "{err}");
+}
