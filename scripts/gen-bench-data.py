@@ -5,6 +5,9 @@
       Deterministic (seeded) mix: a third counters (small integer increments), a third
       random-walk gauges (3 decimals), a third noisy float gauges.
   gen-bench-data.py node OUT --url URL [--scrapes 240] [--every 0.5] [--step 15]
+  gen-bench-data.py dashboard OUT [--hours 6] [--step 30]
+      10,000 series a dashboard reads: 6,000 request counters (50 services x 20
+      instances x code x method) and 400 classic histograms of 10 buckets.
       Real node_exporter scrapes taken every EVERY seconds, laid out STEP seconds apart.
 
 Each series' samples are contiguous and in time order, as OpenMetrics requires.
@@ -41,6 +44,45 @@ def randomwalk(out, series, hours, step):
         f.write("# EOF\n")
     # Families must be contiguous: rewrite grouped by name.
     regroup(out)
+
+
+def dashboard(out, hours, step):
+    rng = random.Random(7)
+    points = int(hours * 3600 / step)
+    bounds = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"]
+    with open(out, "w") as f:
+        f.write("# TYPE bench_http_requests_total unknown\n")
+        for svc in range(50):
+            for inst in range(20):
+                for code in ("200", "500"):
+                    for method in ("GET", "POST", "PUT"):
+                        base = rng.uniform(0.5, 20) * (0.02 if code == "500" else 1)
+                        v = 0
+                        labels = f'service="s{svc}",instance="i{inst}",code="{code}",method="{method}"'
+                        lines = []
+                        for i in range(points):
+                            v += int(base * step * rng.uniform(0.8, 1.2))
+                            lines.append(f"bench_http_requests_total{{{labels}}} {v} {T0 + i * step}\n")
+                        f.writelines(lines)
+        f.write("# TYPE bench_http_request_duration_seconds_bucket unknown\n")
+        for svc in range(50):
+            for inst in range(8):
+                labels = f'service="s{svc}",instance="i{inst}"'
+                counts = [0] * len(bounds)
+                series = [[] for _ in bounds]
+                for i in range(points):
+                    running = 0
+                    for b in range(len(bounds)):
+                        running += rng.randint(0, 30)
+                        counts[b] += running
+                    # Cumulative across buckets: bucket b holds everything below it.
+                    acc = 0
+                    for b in range(len(bounds)):
+                        acc = max(acc, counts[b])
+                        series[b].append(f'bench_http_request_duration_seconds_bucket{{{labels},le="{bounds[b]}"}} {acc} {T0 + i * step}\n')
+                for lines in series:
+                    f.writelines(lines)
+        f.write("# EOF\n")
 
 
 def regroup(path):
@@ -83,7 +125,7 @@ def node(out, url, scrapes, every, step):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("kind", choices=["randomwalk", "node"])
+    p.add_argument("kind", choices=["randomwalk", "node", "dashboard"])
     p.add_argument("out")
     p.add_argument("--series", type=int, default=1000)
     p.add_argument("--hours", type=float, default=6)
@@ -94,6 +136,8 @@ def main():
     a = p.parse_args()
     if a.kind == "randomwalk":
         randomwalk(a.out, a.series, a.hours, a.step)
+    elif a.kind == "dashboard":
+        dashboard(a.out, a.hours, a.step)
     else:
         node(a.out, a.url, a.scrapes, a.every, a.step)
 

@@ -234,23 +234,13 @@ fn top_bottom(top: bool, k: &[f64], rows: Vec<Row>, group_of: &[usize], ngroups:
                 members[group_of[i]].push(i);
             }
         }
-        for m in members.iter_mut() {
-            // NaN sorts last both ways; ties keep input order, as Prometheus' heap
-            // keeps the first of equal values.
-            m.sort_by(|&a, &b| {
-                let (x, y) = (
-                    rows[a].vals[step].unwrap_or(f64::NAN),
-                    rows[b].vals[step].unwrap_or(f64::NAN),
-                );
-                match (x.is_nan(), y.is_nan()) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => std::cmp::Ordering::Greater,
-                    (false, true) => std::cmp::Ordering::Less,
-                    _ if top => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal),
-                    _ => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
-                }
-            });
-            for &i in m.iter().take(usize::try_from(kk).unwrap_or(usize::MAX)) {
+        let k = usize::try_from(kk).unwrap_or(usize::MAX);
+        for m in members.iter() {
+            let mut heap = SelectionHeap::new(top, |i: usize| rows[i].vals[step].unwrap_or(f64::NAN));
+            for &i in m {
+                heap.offer(i, k);
+            }
+            for i in heap.into_sorted() {
                 keep[i][step] = rows[i].vals[step];
                 if n == 1 {
                     order.push(i);
@@ -271,6 +261,99 @@ fn top_bottom(top: bool, k: &[f64], rows: Vec<Row>, group_of: &[usize], ngroups:
         order.into_iter().filter_map(|i| rows[i].take()).collect()
     } else {
         rows.into_iter().flatten().collect()
+    }
+}
+
+/// The bounded heap `topk`/`bottomk` select with, operated exactly as Prometheus
+/// operates Go's `container/heap`, so ties between equal values resolve the same way.
+struct SelectionHeap<F> {
+    top: bool,
+    value: F,
+    items: Vec<usize>,
+}
+
+impl<F: Fn(usize) -> f64> SelectionHeap<F> {
+    fn new(top: bool, value: F) -> Self {
+        Self {
+            top,
+            value,
+            items: Vec::new(),
+        }
+    }
+
+    /// The heap order: the root is the element to evict next (the smallest for
+    /// `topk`, the largest for `bottomk`); NaN counts as the most evictable.
+    fn less(&self, i: usize, j: usize) -> bool {
+        let (a, b) = ((self.value)(self.items[i]), (self.value)(self.items[j]));
+        if a.is_nan() {
+            return true;
+        }
+        if self.top { a < b } else { a > b }
+    }
+
+    fn offer(&mut self, item: usize, k: usize) {
+        if self.items.len() < k {
+            self.items.push(item);
+            self.up(self.items.len() - 1);
+            return;
+        }
+        if k == 0 {
+            return;
+        }
+        let (root, v) = ((self.value)(self.items[0]), (self.value)(item));
+        let better = if self.top { root < v } else { root > v };
+        if better || (root.is_nan() && !v.is_nan()) {
+            self.items[0] = item;
+            if k > 1 && !self.down(0) {
+                self.up(0);
+            }
+        }
+    }
+
+    fn up(&mut self, mut j: usize) {
+        while j > 0 {
+            let i = (j - 1) / 2;
+            if !self.less(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            j = i;
+        }
+    }
+
+    fn down(&mut self, i0: usize) -> bool {
+        let n = self.items.len();
+        let mut i = i0;
+        loop {
+            let j1 = 2 * i + 1;
+            if j1 >= n {
+                break;
+            }
+            let mut j = j1;
+            if j1 + 1 < n && self.less(j1 + 1, j1) {
+                j = j1 + 1;
+            }
+            if !self.less(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            i = j;
+        }
+        i > i0
+    }
+
+    /// The selection, best first: Prometheus reverse-sorts the heap, which for the
+    /// small sizes `topk` is used with is Go's insertion sort.
+    fn into_sorted(mut self) -> Vec<usize> {
+        for i in 1..self.items.len() {
+            let mut j = i;
+            // Reverse order: element j goes before j-1 when j-1 is "less" than j.
+            while j > 0 && self.less(j - 1, j) {
+                self.items.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        self.items
     }
 }
 
