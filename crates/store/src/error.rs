@@ -49,6 +49,9 @@ pub enum Error {
     /// DuckDB failed.
     #[error("duckdb: {0}")]
     DuckDb(#[from] duckdb::Error),
+    /// A query returned a column of a type the reader does not expect (a bug).
+    #[error("reading samples: column {0} has an unexpected type")]
+    ColumnType(&'static str),
     /// File-system failure.
     #[error("{context}: {source}")]
     Io {
@@ -67,7 +70,7 @@ impl Error {
             Error::Overloaded(_) => ErrorKind::Overloaded,
             Error::Closed | Error::CommitFailed(_) => ErrorKind::Unavailable,
             Error::IncompatibleFormat { .. } => ErrorKind::Incompatible,
-            Error::DuckDb(_) | Error::Io { .. } => ErrorKind::Internal,
+            Error::DuckDb(_) | Error::Io { .. } | Error::ColumnType(_) => ErrorKind::Internal,
         }
     }
 }

@@ -9,11 +9,12 @@ use duckdb::{Appender, Connection, params};
 use sextant_model::{Labels, MetricMetadata, Sample};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::compact::{compact_block, read_compacted};
+use crate::compact::{column, compact_block, read_compacted};
 use crate::metrics::{RejectReason, StoreMetrics};
 use crate::registry::{HashIndex, Registry, SeriesId};
 use crate::store::{AppendOutcome, ResolvedAppend, SeriesRef};
 use crate::{Error, Result};
+use duckdb::arrow::array::{Float64Array, Int64Array};
 
 /// Samples are partitioned into tables of this span, so retention drops whole tables.
 pub(crate) const BLOCK_MS: i64 = 2 * 3600 * 1000;
@@ -200,11 +201,11 @@ pub(crate) fn read_samples(
         .join(" UNION ALL ")
         + " ORDER BY series_id, t";
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, Sample::new(r.get(1)?, r.get(2)?)))
-    })?;
-    for row in rows {
-        out.push(row?);
+    for batch in stmt.query_arrow([])? {
+        let ids = column::<Int64Array>(&batch, 0, "series_id")?;
+        let ts = column::<Int64Array>(&batch, 1, "t")?;
+        let vs = column::<Float64Array>(&batch, 2, "v")?;
+        out.extend((0..batch.num_rows()).map(|i| (ids.value(i) as u64, Sample::new(ts.value(i), vs.value(i)))));
     }
     Ok(out)
 }
