@@ -291,23 +291,29 @@ impl<F: Fn(usize) -> f64> SelectionHeap<F> {
         if self.top { a < b } else { a > b }
     }
 
+    /// Prometheus 2.42's step: an element enters if the heap is not full, beats the
+    /// root, or the root is NaN; a full heap pops its root first.
     fn offer(&mut self, item: usize, k: usize) {
-        if self.items.len() < k {
-            self.items.push(item);
-            self.up(self.items.len() - 1);
-            return;
-        }
         if k == 0 {
             return;
         }
-        let (root, v) = ((self.value)(self.items[0]), (self.value)(item));
-        let better = if self.top { root < v } else { root > v };
-        if better || (root.is_nan() && !v.is_nan()) {
-            self.items[0] = item;
-            if k > 1 && !self.down(0) {
-                self.up(0);
+        if self.items.len() >= k {
+            let (root, v) = ((self.value)(self.items[0]), (self.value)(item));
+            let beats = if self.top { root < v } else { root > v };
+            if !(beats || root.is_nan()) {
+                return;
             }
+            self.pop();
         }
+        self.items.push(item);
+        self.up(self.items.len() - 1);
+    }
+
+    fn pop(&mut self) {
+        let n = self.items.len() - 1;
+        self.items.swap(0, n);
+        self.down(0, n);
+        self.items.pop();
     }
 
     fn up(&mut self, mut j: usize) {
@@ -321,8 +327,7 @@ impl<F: Fn(usize) -> f64> SelectionHeap<F> {
         }
     }
 
-    fn down(&mut self, i0: usize) -> bool {
-        let n = self.items.len();
+    fn down(&mut self, i0: usize, n: usize) {
         let mut i = i0;
         loop {
             let j1 = 2 * i + 1;
@@ -339,7 +344,6 @@ impl<F: Fn(usize) -> f64> SelectionHeap<F> {
             self.items.swap(i, j);
             i = j;
         }
-        i > i0
     }
 
     /// The selection, best first: Prometheus reverse-sorts the heap, which for the
