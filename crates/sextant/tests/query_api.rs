@@ -499,3 +499,67 @@ async fn query_command_prints_a_table() {
     assert!(!ok);
     assert!(err.contains("bad_data"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn query_limits_answer_with_prometheus_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let sx = Sextant::start(
+        &dir.path().join("data"),
+        Some("storage:\n  retention: 0s\nserver:\n  query_max_samples: 100\n"),
+    )
+    .await;
+    let now = sextant_model::time::now_ms();
+    push(&sx.url("/api/v1/write"), &workload(now - (POINTS - 1) * STEP_MS)).await;
+    let post = |path: &'static str, params: Vec<(&'static str, String)>| Call {
+        method: "POST",
+        path,
+        params,
+        exact: true,
+    };
+    // 3 counters x 41 points is more than 100 samples.
+    let (status, v) = send(
+        &sx.url(""),
+        &post(
+            "/api/v1/query",
+            vec![("query", "sum_over_time(http_requests_total[15m])".into())],
+        ),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["errorType"], "execution");
+    assert!(v["error"].as_str().unwrap().contains("too many samples"), "{v}");
+    // Within the limit the same server answers.
+    let (status, v) = send(
+        &sx.url(""),
+        &post(
+            "/api/v1/query",
+            vec![("query", "http_requests_total{code=\"500\"}".into())],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    // A zero timeout times out, with Prometheus' type and status.
+    let (status, v) = send(
+        &sx.url(""),
+        &post("/api/v1/query", vec![("query", "up".into()), ("timeout", "0s".into())]),
+    )
+    .await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["errorType"], "timeout");
+    // Over 11,000 points per series is refused before evaluation.
+    let (status, v) = send(
+        &sx.url(""),
+        &post(
+            "/api/v1/query_range",
+            vec![
+                ("query", "up".into()),
+                ("start", "0".into()),
+                ("end", "11001".into()),
+                ("step", "1".into()),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("11,000 points"), "{v}");
+}
