@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sextant_model::Labels;
 use sextant_model::time::{now_ms, parse_duration};
-use sextant_promql::{Error as QueryError, QueryRange, QueryValue, format_value};
+use sextant_promql::{Error as QueryError, QueryRange, QueryValue, write_value};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorType, success};
@@ -154,13 +154,24 @@ async fn query_exemplars(p: Params) -> Result<impl IntoResponse, ApiError> {
 /// number formats (timestamps in seconds with millisecond precision, values as
 /// strings) are not serde's.
 fn json_response(v: &QueryValue) -> Response {
-    let mut out = String::with_capacity(256);
+    let points = match v {
+        QueryValue::Matrix(m) => m.iter().map(|s| s.samples.len() + 4).sum(),
+        QueryValue::Vector(v) => v.len() * 4,
+        _ => 1,
+    };
+    let mut out = String::with_capacity(256 + points * 28);
     out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":\"");
     out.push_str(v.type_name());
     out.push_str("\",\"result\":");
     match v {
-        QueryValue::Scalar { t_ms, v } => write_point(&mut out, *t_ms, &format_value(*v)),
-        QueryValue::String { t_ms, s } => write_point(&mut out, *t_ms, s),
+        QueryValue::Scalar { t_ms, v } => write_point(&mut out, *t_ms, *v),
+        QueryValue::String { t_ms, s } => {
+            out.push('[');
+            write_timestamp(&mut out, *t_ms);
+            out.push(',');
+            write_json_string(&mut out, s);
+            out.push(']');
+        }
         QueryValue::Vector(samples) => {
             out.push('[');
             for (i, s) in samples.iter().enumerate() {
@@ -170,7 +181,7 @@ fn json_response(v: &QueryValue) -> Response {
                 out.push_str("{\"metric\":");
                 write_labels(&mut out, &s.labels);
                 out.push_str(",\"value\":");
-                write_point(&mut out, s.t_ms, &format_value(s.v));
+                write_point(&mut out, s.t_ms, s.v);
                 out.push('}');
             }
             out.push(']');
@@ -188,7 +199,7 @@ fn json_response(v: &QueryValue) -> Response {
                     if j > 0 {
                         out.push(',');
                     }
-                    write_point(&mut out, p.t_ms, &format_value(p.v));
+                    write_point(&mut out, p.t_ms, p.v);
                 }
                 out.push_str("]}");
             }
@@ -213,12 +224,13 @@ fn write_labels(out: &mut String, labels: &Labels) {
 }
 
 /// `[1435781451.781,"1"]`: seconds with up to three decimals, as Prometheus writes them.
-fn write_point(out: &mut String, t_ms: i64, value: &str) {
+fn write_point(out: &mut String, t_ms: i64, value: f64) {
     out.push('[');
     write_timestamp(out, t_ms);
-    out.push(',');
-    write_json_string(out, value);
-    out.push(']');
+    out.push_str(",\"");
+    // Values never need JSON escaping.
+    write_value(out, value);
+    out.push_str("\"]");
 }
 
 pub(crate) fn write_timestamp(out: &mut String, t_ms: i64) {
@@ -231,7 +243,7 @@ pub(crate) fn write_timestamp(out: &mut String, t_ms: i64) {
         write_fraction(out, abs % 1000);
         return;
     }
-    let _ = write!(out, "{secs}");
+    out.push_str(itoa::Buffer::new().format(secs));
     write_fraction(out, ms);
 }
 

@@ -29,7 +29,7 @@ pub use promql_parser::parser::Expr;
 use promql_parser::parser::value::ValueType;
 use sextant_model::{Matcher, SeriesData};
 
-pub use value::{InstantSample, QueryValue, RangeSeries, format_value};
+pub use value::{InstantSample, QueryValue, RangeSeries, format_value, write_value};
 
 /// Where a query reads samples from.
 pub trait Queryable: Sync {

@@ -61,14 +61,61 @@ impl QueryValue {
 /// Formats a sample value as Prometheus does in JSON and text: the shortest decimal
 /// that round-trips, no exponent, and `NaN`, `+Inf`, `-Inf`.
 pub fn format_value(v: f64) -> String {
+    let mut s = String::new();
+    write_value(&mut s, v);
+    s
+}
+
+/// Appends [`format_value`]'s text to `out` without allocating: query results
+/// print millions of values, and the standard formatter is slow at that.
+pub fn write_value(out: &mut String, v: f64) {
     if v.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if v == f64::INFINITY {
-        "+Inf".into()
+        out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
+        out.push_str("-Inf");
+    } else if v == v.trunc() && v.abs() < 1e15 {
+        if v == 0.0 && v.is_sign_negative() {
+            out.push('-');
+        }
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
-        format!("{v}")
+        let mut buf = ryu::Buffer::new();
+        let s = buf.format_finite(v);
+        match s.find('e') {
+            None => out.push_str(s),
+            Some(e) => expand_exponent(out, &s[..e], s[e + 1..].parse().unwrap_or(0)),
+        }
+    }
+}
+
+/// Writes `mantissa × 10^exp` (ryu's shortest digits, e.g. `-1.25`, `-7`) as a plain
+/// decimal (`-0.000000125`), as Go's `'f'` format does.
+fn expand_exponent(out: &mut String, mantissa: &str, exp: i32) {
+    let (neg, m) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    let (int, frac) = m.split_once('.').unwrap_or((m, ""));
+    let frac = if frac == "0" { "" } else { frac };
+    let digits: String = [int, frac].concat();
+    // The decimal point sits after `point` digits.
+    let point = int.len() as i32 + exp;
+    if neg {
+        out.push('-');
+    }
+    if point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(&digits);
+    } else if point as usize >= digits.len() {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
+    } else {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
     }
 }
 
@@ -85,5 +132,20 @@ mod tests {
         assert_eq!(format_value(-0.0), "-0");
         assert_eq!(format_value(f64::NAN), "NaN");
         assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_value(1.5e300).len(), 301);
+        assert_eq!(format_value(-1.25e-7), "-0.000000125");
+        assert_eq!(format_value(123456789012345680.0), "123456789012345680");
+    }
+
+    proptest::proptest! {
+        /// Rust's `Display` for f64 prints the shortest round-trip decimal without an
+        /// exponent, which is Go's `FormatFloat(v, 'f', -1, 64)`.
+        #[test]
+        fn fast_formatting_matches_the_reference(v in proptest::num::f64::ANY) {
+            let want = if v.is_nan() { "NaN".to_string() } else if v.is_infinite() {
+                if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+            } else { format!("{v}") };
+            proptest::prop_assert_eq!(format_value(v), want);
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! measurements behind the layout. `chunk_series` also gives start-up each series'
 //! bounds without reading samples.
 
+use crate::registry::HashIndex;
 use duckdb::Connection;
 use duckdb::arrow::array::{Array, Float64Array, Int32Array, Int64Array};
 use duckdb::arrow::record_batch::RecordBatch;
@@ -48,7 +49,7 @@ pub(crate) fn compact_block(conn: &Connection, block: i64, raw: Option<&str>, co
     // Earlier compacted rows are decoded in Rust: each integer delta depends on the value
     // before it, which only a sequential pass knows.
     let previous = if compacted {
-        read_compacted(conn, block, None, i64::MIN, i64::MAX)?
+        read_compacted(conn, block)?
     } else {
         Vec::new()
     };
@@ -86,7 +87,6 @@ pub(crate) fn compact_block(conn: &Connection, block: i64, raw: Option<&str>, co
     Ok(())
 }
 
-/// Decodes compacted samples of `ids` (all series when `None`) within `[start, end]`.
 /// Column `i` of `batch` as array type `A`.
 pub(crate) fn column<'a, A: 'static>(batch: &'a RecordBatch, i: usize, name: &'static str) -> Result<&'a A> {
     batch
@@ -96,50 +96,87 @@ pub(crate) fn column<'a, A: 'static>(batch: &'a RecordBatch, i: usize, name: &'s
         .ok_or(crate::Error::ColumnType(name))
 }
 
-pub(crate) fn read_compacted(
+/// All compacted samples of `block`, for recompaction.
+pub(crate) fn read_compacted(conn: &Connection, block: i64) -> Result<Vec<(u64, Sample)>> {
+    let mut out = Vec::new();
+    decode_compacted(conn, block, None, |id, s| out.push((id, s)))?;
+    Ok(out)
+}
+
+/// Decodes the compacted samples of `block` (of series ids in `range` only, when
+/// given), calling `emit` with each series' samples in time order, series after series.
+///
+/// Rows are read in insertion order, which is how compaction wrote them: each
+/// series' rows contiguous and in time order. DuckDB preserves insertion order for a
+/// filtered scan (`preserve_insertion_order`, on by default), which avoids a sort; if
+/// a series' rows were ever found non-contiguous, the block is re-read ordered.
+pub(crate) fn decode_compacted(
     conn: &Connection,
     block: i64,
-    ids: Option<&str>,
-    start: i64,
-    end: i64,
-) -> Result<Vec<(u64, Sample)>> {
-    let filter = ids.map(|l| format!("AND c.series_id IN ({l})")).unwrap_or_default();
-    let sql = format!(
-        "SELECT c.series_id, s.first_t, c.dt, c.dv, c.vf
-         FROM chunks c JOIN chunk_series s ON s.block = c.block AND s.series_id = c.series_id
-         WHERE c.block = {block} {filter}
-         ORDER BY c.rowid"
-    );
-    // Read through Arrow record batches: per-row access through the driver costs
-    // more than the decoding itself.
-    let mut stmt = conn.prepare(&sql)?;
-    let mut out = Vec::new();
-    let mut current: Option<u64> = None;
-    let (mut t, mut prev) = (0i64, 0f64);
+    range: Option<(u64, u64)>,
+    mut emit: impl FnMut(u64, Sample),
+) -> Result<()> {
+    let filter = range
+        .map(|(lo, hi)| format!(" AND series_id BETWEEN {lo} AND {hi}"))
+        .unwrap_or_default();
+    let mut first_t: HashIndex<(i64, bool)> = HashIndex::default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT series_id, first_t FROM chunk_series WHERE block = {block}{filter}"
+    ))?;
     for batch in stmt.query_arrow([])? {
         let ids = column::<Int64Array>(&batch, 0, "series_id")?;
         let first = column::<Int64Array>(&batch, 1, "first_t")?;
-        let dt = column::<Int32Array>(&batch, 2, "dt")?;
-        let dv = column::<Int64Array>(&batch, 3, "dv")?;
-        let vf = column::<Float64Array>(&batch, 4, "vf")?;
         for i in 0..batch.num_rows() {
-            let id = ids.value(i) as u64;
-            if current != Some(id) {
-                current = Some(id);
-                t = first.value(i);
-                prev = 0.0;
-            }
-            t += i64::from(dt.value(i));
-            let v = if dv.is_null(i) {
-                vf.value(i)
-            } else {
-                prev + dv.value(i) as f64
-            };
-            prev = v;
-            if (start..=end).contains(&t) {
-                out.push((id, Sample::new(t, v)));
-            }
+            first_t.insert(ids.value(i) as u64, (first.value(i), false));
         }
     }
-    Ok(out)
+    for ordered in [false, true] {
+        let order = if ordered { " ORDER BY rowid" } else { "" };
+        // Read through Arrow record batches: per-row access through the driver costs
+        // more than the decoding itself.
+        let mut stmt = conn.prepare(&format!(
+            "SELECT series_id, dt, dv, vf FROM chunks WHERE block = {block}{filter}{order}"
+        ))?;
+        let mut pending: Vec<(u64, Sample)> = Vec::new();
+        let mut current: Option<u64> = None;
+        let (mut t, mut prev) = (0i64, 0f64);
+        let mut contiguous = true;
+        'batches: for batch in stmt.query_arrow([])? {
+            let ids = column::<Int64Array>(&batch, 0, "series_id")?;
+            let dt = column::<Int32Array>(&batch, 1, "dt")?;
+            let dv = column::<Int64Array>(&batch, 2, "dv")?;
+            let vf = column::<Float64Array>(&batch, 3, "vf")?;
+            for i in 0..batch.num_rows() {
+                let id = ids.value(i) as u64;
+                if current != Some(id) {
+                    current = Some(id);
+                    let Some(entry) = first_t.get_mut(&id) else {
+                        return Err(crate::Error::ColumnType("chunks.series_id (no chunk_series row)"));
+                    };
+                    if entry.1 {
+                        contiguous = false;
+                        break 'batches;
+                    }
+                    entry.1 = true;
+                    t = entry.0;
+                    prev = 0.0;
+                }
+                t += i64::from(dt.value(i));
+                let v = if dv.is_null(i) {
+                    vf.value(i)
+                } else {
+                    prev + dv.value(i) as f64
+                };
+                prev = v;
+                pending.push((id, Sample::new(t, v)));
+            }
+        }
+        if contiguous {
+            pending.into_iter().for_each(|(id, s)| emit(id, s));
+            return Ok(());
+        }
+        tracing::warn!(block, "compacted rows out of insertion order; re-reading them ordered");
+        first_t.values_mut().for_each(|e| e.1 = false);
+    }
+    Err(crate::Error::ColumnType("chunks (a series' rows are not contiguous)"))
 }

@@ -400,11 +400,15 @@ impl MetricsStore {
     pub async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
         let (ids, labels): (Vec<u64>, Vec<Arc<Labels>>) = {
             let reg = self.read_registry();
-            reg.select(matchers)
+            let mut pairs: Vec<(u64, Arc<Labels>)> = reg
+                .select(matchers)
                 .into_iter()
                 .filter(|id| reg.overlaps(*id, start, end))
                 .map(|id| (id, reg.entry(id).labels.clone()))
-                .unzip()
+                .collect();
+            // The reader wants ids sorted.
+            pairs.sort_unstable_by_key(|p| p.0);
+            pairs.into_iter().unzip()
         };
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -432,23 +436,11 @@ impl MetricsStore {
                 other => break other?,
             }
         };
-        let mut by_id: BTreeMap<u64, Vec<Sample>> = ids.iter().map(|id| (*id, Vec::new())).collect();
-        for (id, s) in rows {
-            if let Some(v) = by_id.get_mut(&id) {
-                v.push(s);
-            }
-        }
-        let index: BTreeMap<u64, Arc<Labels>> = ids.into_iter().zip(labels).collect();
-        for samples in by_id.values_mut() {
-            samples.sort_by_key(|s| s.t_ms);
-        }
-        let mut out: Vec<SeriesData> = by_id
+        let mut out: Vec<SeriesData> = rows
             .into_iter()
-            .filter(|(_, s)| !s.is_empty())
-            .map(|(id, samples)| SeriesData {
-                labels: index[&id].clone(),
-                samples,
-            })
+            .zip(labels)
+            .filter(|(samples, _)| !samples.is_empty())
+            .map(|(samples, labels)| SeriesData { labels, samples })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)

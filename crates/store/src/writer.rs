@@ -9,7 +9,7 @@ use duckdb::{Appender, Connection, params};
 use sextant_model::{Labels, MetricMetadata, Sample};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::compact::{column, compact_block, read_compacted};
+use crate::compact::{column, compact_block, decode_compacted};
 use crate::metrics::{RejectReason, StoreMetrics};
 use crate::registry::{HashIndex, Registry, SeriesId};
 use crate::store::{AppendOutcome, ResolvedAppend, SeriesRef};
@@ -171,41 +171,65 @@ pub(crate) fn read_samples(
     ids: &[u64],
     start: i64,
     end: i64,
-) -> Result<Vec<(u64, Sample)>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let id_list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    let mut out = Vec::new();
-    for b in blocks.compacted.iter().filter(|b| block_overlaps(**b, start, end)) {
-        out.extend(read_compacted(conn, *b, Some(&id_list), start, end)?);
-    }
-    let blocks: Vec<i64> = blocks
-        .raw
-        .iter()
-        .copied()
+) -> Result<Vec<Vec<Sample>>> {
+    // `ids` is sorted; the query filters on its range (row groups outside it are
+    // skipped by DuckDB's min/max indexes) and rows of other series in between are
+    // dropped here, which is far cheaper than planning a long `IN` list.
+    let mut out: Vec<Vec<Sample>> = vec![Vec::new(); ids.len()];
+    let (Some(&lo), Some(&hi)) = (ids.first(), ids.last()) else {
+        return Ok(out);
+    };
+    // Rows come grouped by series, so the position lookup runs once per run of rows.
+    let mut last: Option<(u64, Option<usize>)> = None;
+    let mut slot = |id: u64| -> Option<usize> {
+        match last {
+            Some((l, pos)) if l == id => pos,
+            _ => {
+                let pos = ids.binary_search(&id).ok();
+                last = Some((id, pos));
+                pos
+            }
+        }
+    };
+    // Blocks in time order, so each series' samples arrive in time order.
+    let all: BTreeSet<i64> = blocks
+        .all()
+        .into_iter()
         .filter(|b| block_overlaps(*b, start, end))
         .collect();
-    if blocks.is_empty() {
-        return Ok(out);
+    for b in all {
+        if blocks.compacted.contains(&b) {
+            decode_compacted(conn, b, Some((lo, hi)), |id, s| {
+                if (start..=end).contains(&s.t_ms)
+                    && let Some(p) = slot(id)
+                {
+                    out[p].push(s);
+                }
+            })?;
+        }
+        if blocks.raw.contains(&b) {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT series_id, t, v FROM {} WHERE series_id BETWEEN {lo} AND {hi} AND t BETWEEN {start} AND {end}",
+                table_name(b)
+            ))?;
+            for batch in stmt.query_arrow([])? {
+                let sids = column::<Int64Array>(&batch, 0, "series_id")?;
+                let ts = column::<Int64Array>(&batch, 1, "t")?;
+                let vs = column::<Float64Array>(&batch, 2, "v")?;
+                for i in 0..batch.num_rows() {
+                    if let Some(p) = slot(sids.value(i) as u64) {
+                        out[p].push(Sample::new(ts.value(i), vs.value(i)));
+                    }
+                }
+            }
+        }
     }
-    let sql = blocks
-        .iter()
-        .map(|b| {
-            format!(
-                "SELECT series_id, t, v FROM {} WHERE series_id IN ({id_list}) AND t BETWEEN {start} AND {end}",
-                table_name(*b)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
-        + " ORDER BY series_id, t";
-    let mut stmt = conn.prepare(&sql)?;
-    for batch in stmt.query_arrow([])? {
-        let ids = column::<Int64Array>(&batch, 0, "series_id")?;
-        let ts = column::<Int64Array>(&batch, 1, "t")?;
-        let vs = column::<Float64Array>(&batch, 2, "v")?;
-        out.extend((0..batch.num_rows()).map(|i| (ids.value(i) as u64, Sample::new(ts.value(i), vs.value(i)))));
+    // Raw rows arrive in commit order, which is time order per series; a block both
+    // compacted and raw (late samples) could interleave, so check and sort if needed.
+    for s in &mut out {
+        if !s.is_sorted_by_key(|x| x.t_ms) {
+            s.sort_by_key(|x| x.t_ms);
+        }
     }
     Ok(out)
 }
