@@ -5,6 +5,7 @@
 //! Prometheus' output order for instant queries (one step), which `sort` and `topk`
 //! define.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -38,8 +39,10 @@ pub(crate) enum Val {
 /// A range-vector function argument: whole series plus how to cut each step's window
 /// (`[end - range, end]`, both ends inclusive as in Prometheus 2.42, where
 /// `end = (at or step time) - offset`).
-pub(crate) struct RangeArg {
-    pub series: Vec<(Labels, Vec<Sample>)>,
+pub(crate) struct RangeArg<'a> {
+    /// Samples are borrowed from storage's answer unless staleness markers had to be
+    /// removed or a subquery computed them.
+    pub series: Vec<(Labels, Cow<'a, [Sample]>)>,
     pub range_ms: i64,
     pub offset_ms: i64,
     pub at_ms: Option<i64>,
@@ -248,7 +251,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// A range selector or subquery as a function argument.
-    pub fn range_arg(&self, e: &Expr) -> Result<RangeArg> {
+    pub fn range_arg(&self, e: &Expr) -> Result<RangeArg<'a>> {
         match e {
             Expr::Paren(p) => self.range_arg(&p.expr),
             Expr::MatrixSelector(m) => {
@@ -257,7 +260,11 @@ impl<'a> Evaluator<'a> {
                     series: series
                         .iter()
                         .map(|s| {
-                            let samples = s.samples.iter().filter(|x| !is_stale_nan(x.v)).copied().collect();
+                            let samples = if s.samples.iter().any(|x| is_stale_nan(x.v)) {
+                                Cow::Owned(s.samples.iter().filter(|x| !is_stale_nan(x.v)).copied().collect())
+                            } else {
+                                Cow::Borrowed(&s.samples[..])
+                            };
                             ((*s.labels).clone(), samples)
                         })
                         .collect(),
@@ -273,7 +280,7 @@ impl<'a> Evaluator<'a> {
 
     /// Evaluates a subquery's inner expression at its own steps: multiples of its
     /// step, from the first after `start - offset - range` to `end - offset`.
-    fn subquery(&self, sq: &SubqueryExpr) -> Result<RangeArg> {
+    fn subquery(&self, sq: &SubqueryExpr) -> Result<RangeArg<'a>> {
         let off = offset_ms(sq.offset.as_ref());
         let at = at_ms(sq.at.as_ref(), self.query);
         let range = ms(sq.range);
@@ -309,7 +316,7 @@ impl<'a> Evaluator<'a> {
                     .filter_map(|(i, v)| v.map(|v| Sample::new(inner.ts(i), v)))
                     .collect();
                 if !samples.is_empty() {
-                    series.push((r.labels, samples));
+                    series.push((r.labels, Cow::Owned(samples)));
                 }
             }
         }
@@ -322,7 +329,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// A range vector's samples at the first step (instant queries only).
-    fn matrix_at_start(&self, arg: RangeArg) -> Vec<RangeSeries> {
+    fn matrix_at_start(&self, arg: RangeArg<'_>) -> Vec<RangeSeries> {
         let end = arg.at_ms.unwrap_or(self.start) - arg.offset_ms;
         let start = end - arg.range_ms;
         arg.series
@@ -342,7 +349,7 @@ impl<'a> Evaluator<'a> {
     /// every step. With `@` the window is the same at every step.
     pub fn map_windows(
         &self,
-        arg: &RangeArg,
+        arg: &RangeArg<'_>,
         mut f: impl FnMut(&[Sample], i64, i64, usize) -> Option<f64>,
     ) -> Result<Vec<(Labels, Vec<Option<f64>>)>> {
         let mut out = Vec::with_capacity(arg.series.len());

@@ -257,7 +257,7 @@ fn range_function(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Val>
         "holt_winters" => (0, vec![ev.eval_scalar(args[1])?, ev.eval_scalar(args[2])?]),
         _ => (0, Vec::new()),
     };
-    let arg: RangeArg = ev.range_arg(args[matrix_at])?;
+    let arg: RangeArg<'_> = ev.range_arg(args[matrix_at])?;
     let range_s = arg.range_ms as f64 / 1000.0;
     let mut failure: Option<Error> = None;
     let mut scratch: Vec<f64> = Vec::new();

@@ -199,13 +199,33 @@ pub(crate) fn read_samples(
         .collect();
     for b in all {
         if blocks.compacted.contains(&b) {
-            decode_compacted(conn, b, Some((lo, hi)), |id, s| {
+            // What each series held before this block, to undo a read that has to be
+            // redone in order.
+            let mut before: Vec<(usize, usize)> = Vec::new();
+            let mut seen = u64::MAX;
+            let contiguous = decode_compacted(conn, b, Some((lo, hi)), false, |id, s| {
                 if (start..=end).contains(&s.t_ms)
                     && let Some(p) = slot(id)
                 {
+                    if id != seen {
+                        seen = id;
+                        before.push((p, out[p].len()));
+                    }
                     out[p].push(s);
                 }
             })?;
+            if !contiguous {
+                for (p, len) in before {
+                    out[p].truncate(len);
+                }
+                decode_compacted(conn, b, Some((lo, hi)), true, |id, s| {
+                    if (start..=end).contains(&s.t_ms)
+                        && let Some(p) = slot(id)
+                    {
+                        out[p].push(s);
+                    }
+                })?;
+            }
         }
         if blocks.raw.contains(&b) {
             let mut stmt = conn.prepare(&format!(
