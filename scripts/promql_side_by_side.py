@@ -290,8 +290,9 @@ remote_write:
         seconds = args.minutes * 60
         print(f"scraping for {args.minutes} minutes (data in {work})", flush=True)
         time.sleep(seconds)
-        # Query a range that ended 20s ago, so remote_write has delivered all of it.
-        end = int(time.time()) - 20
+        # Query a range that ended a minute ago: remote_write has delivered everything up
+        # to 20s ago, and the queries' negative offsets look at most 30s ahead.
+        end = int(time.time()) - 60
         start = max(int(started) + 30, end - 300)
         step = 5
         time.sleep(5)
