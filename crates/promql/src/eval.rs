@@ -128,6 +128,15 @@ impl<'a> Evaluator<'a> {
         self.start + i as i64 * self.step
     }
 
+    /// Refuses a node of `rows` series over all steps when that exceeds the sample
+    /// limit: every step of every series takes a slot in memory.
+    pub fn check_points(&self, rows: usize) -> Result<()> {
+        if (rows as u128) * (self.n as u128) > self.opts.max_samples as u128 {
+            return Err(Error::TooManySamples("query execution"));
+        }
+        Ok(())
+    }
+
     pub fn check_deadline(&self) -> Result<()> {
         if Instant::now() > self.deadline {
             return Err(Error::Timeout("expression evaluation"));
@@ -209,6 +218,7 @@ impl<'a> Evaluator<'a> {
         let off = offset_ms(vs.offset.as_ref());
         let at = at_ms(vs.at.as_ref(), self.query);
         let lookback = ms(self.opts.lookback_delta);
+        self.check_points(series.len())?;
         let pick = |s: &Sample| {
             if with_timestamps { s.t_ms as f64 / 1000.0 } else { s.v }
         };
@@ -218,7 +228,7 @@ impl<'a> Evaluator<'a> {
             let mut vals = vec![None; self.n];
             match at {
                 Some(a) => {
-                    let t = a - off;
+                    let t = a.saturating_sub(off);
                     let j = samples.partition_point(|x| x.t_ms <= t);
                     if j > 0 && samples[j - 1].t_ms >= t - lookback && !is_stale_nan(samples[j - 1].v) {
                         vals.fill(Some(pick(&samples[j - 1])));
@@ -227,7 +237,7 @@ impl<'a> Evaluator<'a> {
                 None => {
                     let mut j = 0;
                     for (i, slot) in vals.iter_mut().enumerate() {
-                        let t = self.ts(i) - off;
+                        let t = self.ts(i).saturating_sub(off);
                         while j < samples.len() && samples[j].t_ms <= t {
                             j += 1;
                         }
@@ -292,16 +302,20 @@ impl<'a> Evaluator<'a> {
             Some(a) => (a, a),
             None => (self.start, self.ts(self.n - 1)),
         };
-        let target = s - off - range;
+        let target = s.saturating_sub(off).saturating_sub(range);
         let rem = target.rem_euclid(step);
         let inner_start = if rem == 0 { target } else { target - rem + step };
-        let inner_end = e - off;
+        let inner_end = e.saturating_sub(off);
         let mut series = Vec::new();
         if inner_start <= inner_end {
+            let steps = (inner_end - inner_start) / step + 1;
+            if steps as u128 > self.opts.max_samples as u128 {
+                return Err(Error::TooManySamples("subquery evaluation"));
+            }
             let inner = Evaluator {
                 start: inner_start,
                 step,
-                n: ((inner_end - inner_start) / step) as usize + 1,
+                n: steps as usize,
                 query: self.query,
                 opts: self.opts,
                 data: self.data,
@@ -330,8 +344,8 @@ impl<'a> Evaluator<'a> {
 
     /// A range vector's samples at the first step (instant queries only).
     fn matrix_at_start(&self, arg: RangeArg<'_>) -> Vec<RangeSeries> {
-        let end = arg.at_ms.unwrap_or(self.start) - arg.offset_ms;
-        let start = end - arg.range_ms;
+        let end = arg.at_ms.unwrap_or(self.start).saturating_sub(arg.offset_ms);
+        let start = end.saturating_sub(arg.range_ms);
         arg.series
             .into_iter()
             .filter_map(|(labels, samples)| {
@@ -352,6 +366,7 @@ impl<'a> Evaluator<'a> {
         arg: &RangeArg<'_>,
         mut f: impl FnMut(&[Sample], i64, i64, usize) -> Option<f64>,
     ) -> Result<Vec<(Labels, Vec<Option<f64>>)>> {
+        self.check_points(arg.series.len())?;
         let mut out = Vec::with_capacity(arg.series.len());
         for (idx, (labels, samples)) in arg.series.iter().enumerate() {
             if idx % 256 == 0 {
@@ -360,8 +375,8 @@ impl<'a> Evaluator<'a> {
             let mut vals = vec![None; self.n];
             let (mut lo, mut hi) = (0, 0);
             for (i, slot) in vals.iter_mut().enumerate() {
-                let end = arg.at_ms.unwrap_or_else(|| self.ts(i)) - arg.offset_ms;
-                let start = end - arg.range_ms;
+                let end = arg.at_ms.unwrap_or_else(|| self.ts(i)).saturating_sub(arg.offset_ms);
+                let start = end.saturating_sub(arg.range_ms);
                 while hi < samples.len() && samples[hi].t_ms <= end {
                     hi += 1;
                 }

@@ -40,7 +40,14 @@ fn walk(expr: &Expr, s: i64, e: i64, q: QueryRange, opts: &EngineOptions, out: &
         Expr::Subquery(sq) => {
             let (s, e) = at_ms(sq.at.as_ref(), q).map_or((s, e), |a| (a, a));
             let off = offset_ms(sq.offset.as_ref());
-            walk(&sq.expr, s - off - ms(sq.range), e - off, q, opts, out);
+            walk(
+                &sq.expr,
+                s.saturating_sub(off).saturating_sub(ms(sq.range)),
+                e.saturating_sub(off),
+                q,
+                opts,
+                out,
+            );
         }
         Expr::Aggregate(a) => {
             walk(&a.expr, s, e, q, opts, out);
@@ -67,7 +74,7 @@ fn add(vs: &VectorSelector, s: i64, e: i64, window: i64, q: QueryRange, out: &mu
     let Ok(matchers) = selector_matchers(vs) else { return };
     let (s, e) = at_ms(vs.at.as_ref(), q).map_or((s, e), |a| (a, a));
     let off = offset_ms(vs.offset.as_ref());
-    let (start_ms, end_ms) = (s - off - window, e - off);
+    let (start_ms, end_ms) = (s.saturating_sub(off).saturating_sub(window), e.saturating_sub(off));
     let key = selector_key(vs);
     out.entry(key.clone())
         .and_modify(|f| {
