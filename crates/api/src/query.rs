@@ -78,7 +78,7 @@ async fn query(State(s): State<AppState>, p: Params) -> Result<Response, ApiErro
     let t = p.time("time", now_ms())?;
     let timeout = timeout(&s, &p)?;
     let value = s.engine.run(&s.store, &expr, QueryRange::instant(t), timeout).await?;
-    Ok(json_response(&value))
+    Ok(json_response(value))
 }
 
 async fn query_range(State(s): State<AppState>, p: Params) -> Result<Response, ApiError> {
@@ -134,7 +134,7 @@ async fn query_range(State(s): State<AppState>, p: Params) -> Result<Response, A
     } else {
         s.engine.run(&s.store, &expr, range, timeout).await?
     };
-    Ok(json_response(&value))
+    Ok(json_response(value))
 }
 
 async fn format_query(p: Params) -> Result<impl IntoResponse, ApiError> {
@@ -150,64 +150,109 @@ async fn query_exemplars(p: Params) -> Result<impl IntoResponse, ApiError> {
     Ok(success(Vec::<()>::new()))
 }
 
-/// Writes the success envelope by hand: results can be large, and Prometheus'
-/// number formats (timestamps in seconds with millisecond precision, values as
-/// strings) are not serde's.
-fn json_response(v: &QueryValue) -> Response {
-    let points = match v {
-        QueryValue::Matrix(m) => m.iter().map(|s| s.samples.len() + 4).sum(),
-        QueryValue::Vector(v) => v.len() * 4,
-        _ => 1,
+/// Streams the success envelope, written by hand: results can be tens of megabytes,
+/// and Prometheus' number formats (timestamps in seconds with millisecond precision,
+/// values as strings) are not serde's. Chunks of about [`CHUNK`] bytes are produced as
+/// the client reads, so a large answer never sits in memory whole.
+fn json_response(v: QueryValue) -> Response {
+    let chunks = JsonChunks {
+        value: v,
+        next: 0,
+        started: false,
+        finished: false,
     };
-    let mut out = String::with_capacity(256 + points * 28);
-    out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":\"");
-    out.push_str(v.type_name());
-    out.push_str("\",\"result\":");
-    match v {
-        QueryValue::Scalar { t_ms, v } => write_point(&mut out, *t_ms, *v),
-        QueryValue::String { t_ms, s } => {
-            out.push('[');
-            write_timestamp(&mut out, *t_ms);
-            out.push(',');
-            write_json_string(&mut out, s);
-            out.push(']');
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
+    )
+        .into_response()
+}
+
+const CHUNK: usize = 256 << 10;
+
+/// The JSON of a query result, as an iterator of chunks.
+struct JsonChunks {
+    value: QueryValue,
+    /// The next series or sample to write.
+    next: usize,
+    started: bool,
+    finished: bool,
+}
+
+impl Iterator for JsonChunks {
+    type Item = Result<bytes::Bytes, std::convert::Infallible>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
         }
-        QueryValue::Vector(samples) => {
-            out.push('[');
-            for (i, s) in samples.iter().enumerate() {
-                if i > 0 {
+        let mut out = String::with_capacity(CHUNK + 4096);
+        if !self.started {
+            self.started = true;
+            out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":\"");
+            out.push_str(self.value.type_name());
+            out.push_str("\",\"result\":");
+            match &self.value {
+                QueryValue::Scalar { t_ms, v } => write_point(&mut out, *t_ms, *v),
+                QueryValue::String { t_ms, s } => {
+                    out.push('[');
+                    write_timestamp(&mut out, *t_ms);
                     out.push(',');
+                    write_json_string(&mut out, s);
+                    out.push(']');
                 }
-                out.push_str("{\"metric\":");
-                write_labels(&mut out, &s.labels);
-                out.push_str(",\"value\":");
-                write_point(&mut out, s.t_ms, s.v);
-                out.push('}');
+                QueryValue::Vector(_) | QueryValue::Matrix(_) => out.push('['),
             }
-            out.push(']');
         }
-        QueryValue::Matrix(series) => {
-            out.push('[');
-            for (i, s) in series.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str("{\"metric\":");
-                write_labels(&mut out, &s.labels);
-                out.push_str(",\"values\":[");
-                for (j, p) in s.samples.iter().enumerate() {
-                    if j > 0 {
+        match &self.value {
+            QueryValue::Vector(samples) => {
+                while self.next < samples.len() && out.len() < CHUNK {
+                    let s = &samples[self.next];
+                    if self.next > 0 {
                         out.push(',');
                     }
-                    write_point(&mut out, p.t_ms, p.v);
+                    out.push_str("{\"metric\":");
+                    write_labels(&mut out, &s.labels);
+                    out.push_str(",\"value\":");
+                    write_point(&mut out, s.t_ms, s.v);
+                    out.push('}');
+                    self.next += 1;
                 }
-                out.push_str("]}");
+                if self.next == samples.len() {
+                    out.push(']');
+                    self.finished = true;
+                }
             }
-            out.push(']');
+            QueryValue::Matrix(series) => {
+                while self.next < series.len() && out.len() < CHUNK {
+                    let s = &series[self.next];
+                    if self.next > 0 {
+                        out.push(',');
+                    }
+                    out.push_str("{\"metric\":");
+                    write_labels(&mut out, &s.labels);
+                    out.push_str(",\"values\":[");
+                    for (j, p) in s.samples.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_point(&mut out, p.t_ms, p.v);
+                    }
+                    out.push_str("]}");
+                    self.next += 1;
+                }
+                if self.next == series.len() {
+                    out.push(']');
+                    self.finished = true;
+                }
+            }
+            QueryValue::Scalar { .. } | QueryValue::String { .. } => self.finished = true,
         }
+        if self.finished {
+            out.push_str("}}");
+        }
+        Some(Ok(bytes::Bytes::from(out)))
     }
-    out.push_str("}}");
-    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
 }
 
 fn write_labels(out: &mut String, labels: &Labels) {

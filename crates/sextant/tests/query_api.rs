@@ -384,18 +384,22 @@ async fn grafana_calls_answer_as_prometheus_does() {
             exact: false,
         },
     ];
-    // Both servers evaluate the same rule file; wait until each has, so the replayed
-    // calls see the same series (the rules' results included).
+    // Both servers evaluate the same rule file; wait until each has recorded results
+    // of the pushed data (a rule evaluated before the push succeeds with an empty
+    // result), so the replayed calls see the same series.
     let rules_json = |base: String| async move {
         wait_for("rules evaluated", Duration::from_secs(30), || {
             let url = format!("{base}/api/v1/rules");
+            let recorded = format!("{base}/api/v1/query?query=count(job:up:count)");
             async move {
                 let v = support::get_json(&url).await;
                 let all_ok = v["data"]["groups"][0]["rules"]
                     .as_array()?
                     .iter()
                     .all(|r| r["health"] == "ok");
-                all_ok.then_some(v)
+                let n = support::get_json(&recorded).await;
+                let both_jobs = n["data"]["result"][0]["value"][1] == "2";
+                (all_ok && both_jobs).then_some(v)
             }
         })
         .await
