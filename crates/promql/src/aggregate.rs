@@ -8,7 +8,8 @@ use sextant_model::{Labels, is_valid_label_name};
 
 use crate::Error;
 use crate::eval::{Evaluator, Result, Row, Val};
-use crate::functions::{go_format_float, quantile};
+use crate::functions::quantile;
+use crate::value::format_value;
 
 pub(crate) fn aggregate(
     ev: &Evaluator<'_>,
@@ -381,7 +382,8 @@ fn count_values(label: &str, rows: &[Row], modifier: Option<&LabelModifier>, n: 
         for r in rows {
             let Some(v) = r.vals[step] else { continue };
             let mut b = r.labels.to_builder();
-            b.set(label, &go_format_float(v));
+            // Go's `FormatFloat(v, 'f', -1, 64)`, as Prometheus writes the value label.
+            b.set(label, &format_value(v));
             let g = grouping_labels(&b.build(), modifier.as_ref());
             let o = *index.entry(g.clone()).or_insert_with(|| {
                 out.push(Row {

@@ -560,19 +560,6 @@ fn go_min(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, used for label values made of numbers.
-pub(crate) fn go_format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
-
 fn date_part(name: &str, v: f64) -> f64 {
     // Go converts the float to whole seconds towards zero.
     let secs = if v.is_nan() { i64::MIN / 1000 } else { v as i64 };
