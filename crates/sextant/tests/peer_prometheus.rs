@@ -3,20 +3,19 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Peer, Sextant, free_port, get_json, peer_binary, wait_for};
+use support::{Sextant, free_port, get_json, start_prometheus, wait_for};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_remote_writes_into_sextant() {
     let dir = tempfile::tempdir().unwrap();
     let sx = Sextant::start(&dir.path().join("data"), Some("storage:\n  retention: 0s\n")).await;
     let prom_port = free_port();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let _prom = start_prometheus(
+        dir.path(),
+        prom_port,
+        &format!(
             r#"
 global:
   scrape_interval: 1s
@@ -30,21 +29,7 @@ remote_write:
 "#,
             url = sx.url("/api/v1/write")
         ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Peer(
-        Command::new(peer_binary("prometheus", "prometheus"))
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+        &[],
     );
 
     // Prometheus' own series arrive in Sextant with the labels Prometheus gave them.

@@ -6,12 +6,12 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use sextant_collect::remote_write::{LabelProto, SampleProto, TimeSeries, WriteRequest, encode};
-use support::{Peer, Sextant, client, free_port, peer_binary, wait_for};
+use support::{Sextant, client, free_port, start_prometheus, wait_for, wait_ready};
 
 const STEP_MS: i64 = 15_000;
 const POINTS: i64 = 41;
@@ -102,6 +102,16 @@ struct Call {
     exact: bool,
 }
 
+/// A call; `exact` as in [`Call::exact`].
+fn call(method: &'static str, path: &'static str, params: Vec<(&'static str, String)>, exact: bool) -> Call {
+    Call {
+        method,
+        path,
+        params,
+        exact,
+    }
+}
+
 async fn send(base: &str, c: &Call) -> (u16, Value) {
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(c.params.iter().map(|(k, v)| (*k, v.as_str())))
@@ -149,43 +159,17 @@ async fn grafana_calls_answer_as_prometheus_does() {
     )
     .await;
     let prom_port = free_port();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let _prom = start_prometheus(
+        dir.path(),
+        prom_port,
+        &format!(
             "global:\n  evaluation_interval: 1s\nrule_files: ['{}']\n",
             rules.display()
         ),
-    )
-    .unwrap();
-    let _prom = Peer(
-        Command::new(peer_binary("prometheus", "prometheus"))
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap(),
+        &["--web.enable-remote-write-receiver"],
     );
     let prom = format!("http://127.0.0.1:{prom_port}");
-    wait_for("prometheus to become ready", Duration::from_secs(60), || {
-        let url = format!("{prom}/-/ready");
-        async move {
-            client()
-                .get(&url)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        }
-    })
-    .await;
+    wait_ready("prometheus to become ready", &format!("{prom}/-/ready")).await;
 
     // Ten minutes of history ending now, aligned to the step.
     let now = sextant_model::time::now_ms();
@@ -212,177 +196,157 @@ async fn grafana_calls_answer_as_prometheus_does() {
     };
     let calls = vec![
         // "Save & test".
-        Call {
-            method: "GET",
-            path: "/api/v1/status/buildinfo",
-            params: vec![],
-            exact: false,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query",
-            params: vec![("query", "1+1".into()), ("time", t.clone())],
-            exact: true,
-        },
+        call("GET", "/api/v1/status/buildinfo", vec![], false),
+        call(
+            "POST",
+            "/api/v1/query",
+            vec![("query", "1+1".into()), ("time", t.clone())],
+            true,
+        ),
         // The metric browser.
-        Call {
-            method: "GET",
-            path: "/api/v1/labels",
-            params: vec![("start", bs.clone()), ("end", be.clone())],
-            exact: true,
-        },
-        Call {
-            method: "GET",
-            path: "/api/v1/label/__name__/values",
-            params: vec![("start", bs.clone()), ("end", be.clone())],
-            exact: false,
-        },
-        Call {
-            method: "GET",
-            path: "/api/v1/label/job/values",
-            params: vec![("start", bs.clone()), ("end", be.clone())],
-            exact: true,
-        },
-        Call {
-            method: "GET",
-            path: "/api/v1/label/code/values",
-            params: vec![
+        call(
+            "GET",
+            "/api/v1/labels",
+            vec![("start", bs.clone()), ("end", be.clone())],
+            true,
+        ),
+        call(
+            "GET",
+            "/api/v1/label/__name__/values",
+            vec![("start", bs.clone()), ("end", be.clone())],
+            false,
+        ),
+        call(
+            "GET",
+            "/api/v1/label/job/values",
+            vec![("start", bs.clone()), ("end", be.clone())],
+            true,
+        ),
+        call(
+            "GET",
+            "/api/v1/label/code/values",
+            vec![
                 ("match[]", "http_requests_total{job=\"api\"}".into()),
                 ("start", bs.clone()),
                 ("end", be.clone()),
             ],
-            exact: true,
-        },
-        Call {
-            method: "GET",
-            path: "/api/v1/series",
-            params: vec![
+            true,
+        ),
+        call(
+            "GET",
+            "/api/v1/series",
+            vec![
                 ("match[]", "http_requests_total".into()),
                 ("start", bs.clone()),
                 ("end", be.clone()),
             ],
-            exact: true,
-        },
-        Call {
-            method: "GET",
-            path: "/api/v1/metadata",
-            params: vec![],
-            exact: true,
-        },
+            true,
+        ),
+        call("GET", "/api/v1/metadata", vec![], true),
         // A dashboard load.
-        Call {
-            method: "POST",
-            path: "/api/v1/query_range",
-            params: range("sum by (code) (rate(http_requests_total[1m]))"),
-            exact: true,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query_range",
-            params: range("histogram_quantile(0.9, sum by (le) (rate(req_duration_seconds_bucket[2m])))"),
-            exact: true,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query_range",
-            params: range("avg_over_time(temperature_celsius[1m])"),
-            exact: true,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query_range",
-            params: range("increase(http_requests_total{code=\"500\"}[2m])"),
-            exact: true,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query",
-            params: vec![("query", "topk(2, http_requests_total)".into()), ("time", t.clone())],
-            exact: true,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query",
-            params: vec![("query", "http_requests_total[1m]".into()), ("time", t.clone())],
-            exact: true,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query",
-            params: vec![("query", "\"a string\"".into()), ("time", t.clone())],
-            exact: true,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query_exemplars",
-            params: vec![
+        call(
+            "POST",
+            "/api/v1/query_range",
+            range("sum by (code) (rate(http_requests_total[1m]))"),
+            true,
+        ),
+        call(
+            "POST",
+            "/api/v1/query_range",
+            range("histogram_quantile(0.9, sum by (le) (rate(req_duration_seconds_bucket[2m])))"),
+            true,
+        ),
+        call(
+            "POST",
+            "/api/v1/query_range",
+            range("avg_over_time(temperature_celsius[1m])"),
+            true,
+        ),
+        call(
+            "POST",
+            "/api/v1/query_range",
+            range("increase(http_requests_total{code=\"500\"}[2m])"),
+            true,
+        ),
+        call(
+            "POST",
+            "/api/v1/query",
+            vec![("query", "topk(2, http_requests_total)".into()), ("time", t.clone())],
+            true,
+        ),
+        call(
+            "POST",
+            "/api/v1/query",
+            vec![("query", "http_requests_total[1m]".into()), ("time", t.clone())],
+            true,
+        ),
+        call(
+            "POST",
+            "/api/v1/query",
+            vec![("query", "\"a string\"".into()), ("time", t.clone())],
+            true,
+        ),
+        call(
+            "POST",
+            "/api/v1/query_exemplars",
+            vec![
                 ("query", "http_requests_total".into()),
                 ("start", s.clone()),
                 ("end", e.clone()),
             ],
-            exact: true,
-        },
-        Call {
-            method: "GET",
-            path: "/api/v1/format_query",
-            params: vec![("query", "sum(rate(x[5m]))by(job)".into())],
-            exact: true,
-        },
+            true,
+        ),
+        call(
+            "GET",
+            "/api/v1/format_query",
+            vec![("query", "sum(rate(x[5m]))by(job)".into())],
+            true,
+        ),
         // Errors Grafana shows to users: same status and errorType.
-        Call {
-            method: "POST",
-            path: "/api/v1/query",
-            params: vec![("query", "sum(".into())],
-            exact: false,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query_range",
-            params: vec![
+        call("POST", "/api/v1/query", vec![("query", "sum(".into())], false),
+        call(
+            "POST",
+            "/api/v1/query_range",
+            vec![
                 ("query", "up".into()),
                 ("start", s.clone()),
                 ("end", e.clone()),
                 ("step", "0".into()),
             ],
-            exact: false,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query_range",
-            params: vec![
+            false,
+        ),
+        call(
+            "POST",
+            "/api/v1/query_range",
+            vec![
                 ("query", "up".into()),
                 ("start", e.clone()),
                 ("end", s.clone()),
                 ("step", "15".into()),
             ],
-            exact: false,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query_range",
-            params: vec![
+            false,
+        ),
+        call(
+            "POST",
+            "/api/v1/query_range",
+            vec![
                 ("query", "up".into()),
                 ("start", "0".into()),
                 ("end", e.clone()),
                 ("step", "1".into()),
             ],
-            exact: false,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query",
-            params: vec![
+            false,
+        ),
+        call(
+            "POST",
+            "/api/v1/query",
+            vec![
                 ("query", "http_requests_total + on(job) http_requests_total".into()),
                 ("time", t.clone()),
             ],
-            exact: false,
-        },
-        Call {
-            method: "POST",
-            path: "/api/v1/query_range",
-            params: vec![("query", "up".into())],
-            exact: false,
-        },
+            false,
+        ),
+        call("POST", "/api/v1/query_range", vec![("query", "up".into())], false),
     ];
     // Both servers evaluate the same rule file; wait until each has recorded results
     // of the pushed data (a rule evaluated before the push succeeds with an empty
@@ -453,12 +417,7 @@ async fn grafana_calls_answer_as_prometheus_does() {
             .collect()
     };
     assert_eq!(pick(&pr), pick(&sr));
-    let ex = Call {
-        method: "POST",
-        path: "/api/v1/query",
-        params: vec![("query", "job:up:count".into())],
-        exact: true,
-    };
+    let ex = call("POST", "/api/v1/query", vec![("query", "job:up:count".into())], true);
     let (_, pv) = send(&prom, &ex).await;
     let (_, sv) = send(&sx.url(""), &ex).await;
     let strip = |v: &Value| -> Vec<(Value, Value)> {
@@ -520,12 +479,7 @@ async fn query_limits_answer_with_prometheus_errors() {
     .await;
     let now = sextant_model::time::now_ms();
     push(&sx.url("/api/v1/write"), &workload(now - (POINTS - 1) * STEP_MS)).await;
-    let post = |path: &'static str, params: Vec<(&'static str, String)>| Call {
-        method: "POST",
-        path,
-        params,
-        exact: true,
-    };
+    let post = |path, params| call("POST", path, params, true);
     // 3 counters x 41 points is more than 100 samples.
     let (status, v) = send(
         &sx.url(""),

@@ -41,6 +41,41 @@ where
     }
 }
 
+/// Polls `GET url` until it answers 2xx (a server's readiness endpoint).
+pub async fn wait_ready(what: &str, url: &str) {
+    let http = client();
+    wait_for(what, Duration::from_secs(60), || {
+        let (http, url) = (http.clone(), url.to_owned());
+        async move {
+            http.get(&url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        }
+    })
+    .await;
+}
+
+/// Starts Debian's Prometheus on `port` with `config` (YAML) and its data and log in
+/// `dir`, plus `extra` flags; killed when the handle drops. Does not wait for it.
+pub fn start_prometheus(dir: &Path, port: u16, config: &str, extra: &[&str]) -> Peer {
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(&cfg, config).unwrap();
+    Peer(
+        Command::new(peer_binary("prometheus", "prometheus"))
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--storage.tsdb.path={}", dir.join("prom-data").display()))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// A running `sextant serve`.
 pub struct Sextant {
     child: Option<Child>,
@@ -79,20 +114,7 @@ impl Sextant {
             data_dir: data_dir.to_owned(),
             stderr_path,
         };
-        let http = client();
-        let url = s.url("/-/ready");
-        wait_for("sextant to become ready", Duration::from_secs(60), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                http.get(&url)
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            }
-        })
-        .await;
+        wait_ready("sextant to become ready", &s.url("/-/ready")).await;
         s
     }
 
