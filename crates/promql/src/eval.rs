@@ -599,9 +599,7 @@ impl<'a> Evaluator<'a> {
                     seen.push(o);
                 }
                 if out[o].vals[step].is_some() {
-                    return Err(Error::Execution(
-                        "vector cannot contain metrics with the same labelset".into(),
-                    ));
+                    return Err(same_labelset());
                 }
                 out[o].vals[step] = Some(value);
             }
