@@ -364,42 +364,30 @@ impl MarkedEventReceiver for Recorder {
 mod tests {
     use super::*;
 
-    const BAD: &str = "groups:
-  - name: g1
-    rules:
-      - record: job:up:sum
-        expr: sum by (job) (up)
-      - record: bad name
-        expr: up
-      - record: x:y
-        expr: sum(
-  - name: g1
-    rules:
-      - record: r
-        annotations: {a: b}
-        expr: up
-";
+    /// Also run through promtool by `crates/sextant/tests/check_rules.rs`.
+    const BAD: &str = include_str!("../testdata/bad.rules.yml");
 
     #[test]
     fn errors_match_promtool() {
         let errs = parse(BAD, Path::new("bad.yml")).unwrap_err();
-        // The lines and columns promtool 2.42 prints for the same file.
+        // The lines and columns promtool 2.42 prints for the same file
+        // (`promtool check rules crates/rules/testdata/bad.rules.yml`).
         assert_eq!(
             errs[0],
-            r#"bad.yml: 6:17: group "g1", rule 2, "bad name": invalid recording rule name: bad name"#
+            r#"bad.yml: 8:17: group "g1", rule 2, "bad name": invalid recording rule name: bad name"#
         );
         assert!(
-            errs[1].starts_with(r#"bad.yml: 9:15: group "g1", rule 3, "x:y": could not parse expression: "#),
+            errs[1].starts_with(r#"bad.yml: 11:15: group "g1", rule 3, "x:y": could not parse expression: "#),
             "{}",
             errs[1]
         );
         assert_eq!(
             errs[2],
-            r#"bad.yml: 10:5: groupname: "g1" is repeated in the same file"#
+            r#"bad.yml: 12:5: groupname: "g1" is repeated in the same file"#
         );
         assert_eq!(
             errs[3],
-            r#"bad.yml: 12:17: group "g1", rule 1, "r": invalid field 'annotations' in recording rule"#
+            r#"bad.yml: 19:17: group "g1", rule 2, "r": invalid field 'annotations' in recording rule"#
         );
         assert_eq!(errs.len(), 4);
     }

@@ -7,26 +7,8 @@ use std::process::Command;
 
 use support::peer_binary;
 
-const BAD: &str = "groups:
-  - name: g1
-    rules:
-      - record: job:up:sum
-        expr: sum by (job) (up)
-      - record: bad name
-        expr: up
-      - record: x:y
-        expr: sum(
-  - name: g1
-    rules:
-      - alert: A
-        expr: up == 0
-        for: 5m
-        labels: {severity: page}
-        annotations: {summary: down}
-      - record: r
-        annotations: {a: b}
-        expr: up
-";
+/// Shared with the rule-file unit tests, which assert promtool's positions for it.
+const BAD: &str = include_str!("../../rules/testdata/bad.rules.yml");
 
 const GOOD: &str = "groups:
   - name: a
