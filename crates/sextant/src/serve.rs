@@ -111,6 +111,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = cfg.storage.max_pending_appends {
         store_opts.max_queued_requests = n;
     }
+    let retention = store_opts.retention;
     let store = MetricsStore::open(store_opts, &mut registry)
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
     let scrape = ScrapeManager::new(store.clone(), &mut registry);
@@ -119,14 +120,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let rule_files = config::load_rule_files(&cfg).map_err(anyhow::Error::msg)?;
     let status = Arc::new(std::sync::RwLock::new(StatusInfo {
         config_yaml: cfg.source.clone(),
-        flags: flags(&cfg, &data_dir, &listen, args.config.as_deref()),
+        flags: flags(&cfg, retention, &data_dir, &listen, args.config.as_deref()),
         start_time_ms: now_ms(),
         last_config_time_ms: now_ms(),
         reload_success: true,
         cwd: std::env::current_dir()
             .map(|d| d.display().to_string())
             .unwrap_or_default(),
-        storage_retention: retention_text(&cfg),
+        storage_retention: retention_text(retention),
     }));
 
     let listener = tokio::net::TcpListener::bind(addr)
@@ -150,28 +151,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 current.clone(),
             );
             Box::pin(async move {
-                let loaded = config::load(&path).and_then(|new| Ok((config::load_rule_files(&new)?, new)));
-                let (rule_files, new) = match loaded {
-                    Ok(x) => x,
-                    Err(e) => {
-                        status.write().expect("poisoned").reload_success = false;
-                        return Err(e);
-                    }
-                };
-                if let Err(e) = scrape.apply(new.scrape_configs.clone()).await {
-                    status.write().expect("poisoned").reload_success = false;
-                    return Err(e);
+                let applied = async {
+                    let new = config::load(&path)?;
+                    let rule_files = config::load_rule_files(&new)?;
+                    scrape.apply(new.scrape_configs.clone()).await?;
+                    rules.apply(rule_files, new.global.evaluation_interval.0).await;
+                    Ok::<_, String>(new)
                 }
-                rules.apply(rule_files, new.global.evaluation_interval.0).await;
-                {
+                .await;
+                let new = {
                     let mut st = status.write().expect("poisoned");
+                    st.reload_success = applied.is_ok();
+                    let new = applied?;
                     st.config_yaml = new.source.clone();
                     st.last_config_time_ms = now_ms();
-                    st.reload_success = true;
-                }
+                    new
+                };
                 let old = std::mem::replace(&mut *current.lock().expect("poisoned"), new.clone());
-                if old.storage != new.storage || old.server != new.server {
-                    tracing::warn!("storage and server settings changed; they take effect at the next restart");
+                if old.storage != new.storage
+                    || old.server != new.server
+                    || old.global.evaluation_interval != new.global.evaluation_interval
+                {
+                    // The engine (query limits, default subquery step) and the store keep
+                    // the settings they started with; rule groups take the new interval.
+                    tracing::warn!(
+                        "storage, server and evaluation_interval settings changed; they take effect at the next restart"
+                    );
                 }
                 tracing::info!(file = %path.display(), "configuration reloaded");
                 Ok(())
@@ -265,18 +270,16 @@ fn engine_options(cfg: &Config) -> EngineOptions {
     }
 }
 
-fn retention_text(cfg: &Config) -> String {
-    match cfg.storage.retention {
-        Some(r) if r.0.is_zero() => "forever".into(),
-        Some(r) => format_duration(r.0),
-        None => format_duration(StoreOptions::new(".").retention.unwrap_or_default()),
-    }
+/// The store's effective retention as the status endpoints print it.
+fn retention_text(retention: Option<Duration>) -> String {
+    retention.map_or_else(|| "forever".into(), format_duration)
 }
 
 /// Effective settings under the names of the Prometheus flags they stand for, for
 /// `/api/v1/status/flags`.
 fn flags(
     cfg: &Config,
+    retention: Option<Duration>,
     data_dir: &std::path::Path,
     listen: &str,
     config_file: Option<&std::path::Path>,
@@ -291,7 +294,7 @@ fn flags(
         ("query.max-samples", e.max_samples.to_string()),
         ("query.timeout", format_duration(e.timeout)),
         ("storage.tsdb.path", data_dir.display().to_string()),
-        ("storage.tsdb.retention.time", retention_text(cfg)),
+        ("storage.tsdb.retention.time", retention_text(retention)),
         ("web.listen-address", listen.to_string()),
     ]
     .into_iter()
