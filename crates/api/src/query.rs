@@ -77,7 +77,7 @@ async fn query(State(s): State<AppState>, p: Params) -> Result<Response, ApiErro
     let expr = parse_query(&p)?;
     let t = p.time("time", now_ms())?;
     let timeout = timeout(&s, &p)?;
-    let value = s.engine.run(&s.store, &expr, QueryRange::instant(t), timeout).await?;
+    let value = s.engine.run_instant(&s.store, &expr, t, timeout).await?;
     Ok(json_response(value))
 }
 
@@ -114,26 +114,7 @@ async fn query_range(State(s): State<AppState>, p: Params) -> Result<Response, A
         end_ms: end,
         step_ms: step,
     };
-    let value = if start == end {
-        // One step: still a matrix, as Prometheus answers a range query.
-        match s.engine.run(&s.store, &expr, range, timeout).await? {
-            QueryValue::Vector(v) => QueryValue::Matrix(
-                v.into_iter()
-                    .map(|x| sextant_promql::RangeSeries {
-                        labels: x.labels,
-                        samples: vec![sextant_model::Sample::new(x.t_ms, x.v)],
-                    })
-                    .collect(),
-            ),
-            QueryValue::Scalar { t_ms, v } => QueryValue::Matrix(vec![sextant_promql::RangeSeries {
-                labels: Labels::empty(),
-                samples: vec![sextant_model::Sample::new(t_ms, v)],
-            }]),
-            other => other,
-        }
-    } else {
-        s.engine.run(&s.store, &expr, range, timeout).await?
-    };
+    let value = s.engine.run_range(&s.store, &expr, range, timeout).await?;
     Ok(json_response(value))
 }
 

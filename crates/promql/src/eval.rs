@@ -59,9 +59,12 @@ pub(crate) struct Evaluator<'a> {
     deadline: Instant,
 }
 
+/// Evaluates `expr` over `range`; an `instant` query answers a scalar, string or
+/// vector at its one time, a range query always a matrix.
 pub(crate) fn evaluate(
     expr: &Expr,
     range: QueryRange,
+    instant: bool,
     opts: &EngineOptions,
     data: &Fetched,
     deadline: Instant,
@@ -76,7 +79,6 @@ pub(crate) fn evaluate(
         data,
         deadline,
     };
-    let instant = range.start_ms == range.end_ms;
     Ok(match ev.eval(expr)? {
         Val::Scalar(v) if instant => QueryValue::Scalar {
             t_ms: range.start_ms,

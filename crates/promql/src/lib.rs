@@ -119,10 +119,6 @@ impl QueryRange {
             step_ms: 1,
         }
     }
-
-    fn is_instant(&self) -> bool {
-        self.start_ms == self.end_ms
-    }
 }
 
 /// Parses a PromQL expression, with Prometheus' error text.
@@ -169,42 +165,63 @@ impl Engine {
     /// Evaluates `expr` at one time. Scalars, strings, instant vectors and range
     /// vectors are all valid results.
     pub async fn instant<Q: Queryable>(&self, storage: &Q, expr: &Expr, t_ms: i64) -> Result<QueryValue, Error> {
-        self.run(storage, expr, QueryRange::instant(t_ms), self.options.timeout)
-            .await
+        self.run_instant(storage, expr, t_ms, self.options.timeout).await
     }
 
     /// Evaluates `expr` at every step of `range`; the result is a matrix sorted by
-    /// labels. Only scalar and instant-vector expressions are valid.
+    /// labels, even for a single step. Only scalar and instant-vector expressions
+    /// are valid.
     pub async fn range<Q: Queryable>(&self, storage: &Q, expr: &Expr, range: QueryRange) -> Result<QueryValue, Error> {
-        self.run(storage, expr, range, self.options.timeout).await
+        self.run_range(storage, expr, range, self.options.timeout).await
     }
 
-    /// Like [`Engine::instant`]/[`Engine::range`] (chosen by `range`) with a timeout
-    /// other than the engine's, e.g. the API's `timeout` parameter.
-    pub async fn run<Q: Queryable>(
+    /// [`Engine::instant`] with a timeout other than the engine's (the API's `timeout`
+    /// parameter; the smaller of the two should be passed).
+    pub async fn run_instant<Q: Queryable>(
+        &self,
+        storage: &Q,
+        expr: &Expr,
+        t_ms: i64,
+        timeout: Duration,
+    ) -> Result<QueryValue, Error> {
+        self.execute(storage, expr, QueryRange::instant(t_ms), true, timeout)
+            .await
+    }
+
+    /// [`Engine::range`] with a timeout other than the engine's.
+    pub async fn run_range<Q: Queryable>(
         &self,
         storage: &Q,
         expr: &Expr,
         range: QueryRange,
         timeout: Duration,
     ) -> Result<QueryValue, Error> {
-        let deadline = Instant::now() + timeout;
-        if !range.is_instant() {
-            if range.step_ms <= 0 {
-                return Err(Error::BadData(
-                    "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
-                ));
-            }
-            match expr.value_type() {
-                ValueType::Scalar | ValueType::Vector => {}
-                other => {
-                    return Err(Error::BadData(format!(
-                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
-                        type_name(other)
-                    )));
-                }
+        if range.step_ms <= 0 {
+            return Err(Error::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::Vector => {}
+            other => {
+                return Err(Error::BadData(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    type_name(other)
+                )));
             }
         }
+        self.execute(storage, expr, range, false, timeout).await
+    }
+
+    async fn execute<Q: Queryable>(
+        &self,
+        storage: &Q,
+        expr: &Expr,
+        range: QueryRange,
+        instant: bool,
+        timeout: Duration,
+    ) -> Result<QueryValue, Error> {
+        let deadline = Instant::now() + timeout;
         let fetches = prefetch::plan(expr, range, &self.options);
         let mut data = prefetch::Fetched::default();
         let mut loaded = 0usize;
@@ -222,7 +239,7 @@ impl Engine {
             }
             data.insert(f.key, series);
         }
-        eval::evaluate(expr, range, &self.options, &data, deadline)
+        eval::evaluate(expr, range, instant, &self.options, &data, deadline)
     }
 }
 

@@ -347,6 +347,29 @@ async fn grafana_calls_answer_as_prometheus_does() {
             false,
         ),
         call("POST", "/api/v1/query_range", vec![("query", "up".into())], false),
+        // A range query of one step is still a matrix, and still refuses range vectors.
+        call(
+            "POST",
+            "/api/v1/query_range",
+            vec![
+                ("query", "sum by (code) (http_requests_total)".into()),
+                ("start", e.clone()),
+                ("end", e.clone()),
+                ("step", "15".into()),
+            ],
+            true,
+        ),
+        call(
+            "POST",
+            "/api/v1/query_range",
+            vec![
+                ("query", "http_requests_total[1m]".into()),
+                ("start", e.clone()),
+                ("end", e.clone()),
+                ("step", "15".into()),
+            ],
+            false,
+        ),
     ];
     // Both servers evaluate the same rule file; wait until each has recorded results
     // of the pushed data (a rule evaluated before the push succeeds with an empty
