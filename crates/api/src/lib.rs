@@ -21,7 +21,8 @@ use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use prometheus_client::registry::Registry;
-use sextant_collect::{NodeCollector, ScrapeManager};
+use sextant_collect::ScrapeManager;
+use sextant_node::NodeCollector;
 use sextant_promql::Engine;
 use sextant_rules::RuleManager;
 use sextant_store::MetricsStore;

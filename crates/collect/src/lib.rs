@@ -1,6 +1,6 @@
 //! Getting metrics into Sextant: Prometheus-style scraping (`scrape_configs`, target
-//! discovery, relabeling, staleness), the built-in node collector, and the
-//! remote_write receiver's decoding.
+//! discovery, relabeling, staleness) and the remote_write receiver's decoding. The
+//! built-in node collector is its own crate, `sextant-node`.
 //!
 //! Everything here produces [`sextant_store::AppendRequest`]s; this crate knows nothing
 //! of HTTP serving or of queries.
@@ -8,11 +8,9 @@
 pub mod config;
 pub mod discovery;
 mod http_client;
-pub mod node;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;
 
 pub use config::{ScrapeConfig, ScrapeConfigError, ScrapeDefaults, resolve_scrape_configs};
-pub use node::{NodeCollector, NodePaths};
 pub use scrape::{Health, ScrapeManager, TargetStatus, TargetsSnapshot};

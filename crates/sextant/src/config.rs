@@ -1,6 +1,6 @@
 //! The configuration file: one YAML document whose sections reuse Prometheus' formats
-//! verbatim (`global`, `scrape_configs`, `rule_files`) plus Sextant's own (`storage`,
-//! `server`).
+//! verbatim (`global`, `scrape_configs`, `rule_files`) plus Sextant's own (`node`,
+//! `storage`, `server`).
 //! Unknown keys are errors; every error names the file and line.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +24,9 @@ pub struct Config {
     /// Prometheus rule files (globs), relative to the config file's directory.
     #[serde(default)]
     pub rule_files: Vec<String>,
+    /// The built-in node collector (node_exporter's flags).
+    #[serde(default)]
+    pub node: sextant_node::NodeConfig,
     /// Where and how long data is kept.
     #[serde(default)]
     pub storage: StorageConfig,
@@ -138,6 +141,11 @@ pub fn parse(text: &str, name: &str) -> Result<Config, String> {
         let line = line_of(text, "job_name", e.index).unwrap_or(1);
         format!("{name}:{line}: {}", e.message)
     })?;
+    config.node.validate().map_err(|e| {
+        let key = e.option.rsplit('.').next().unwrap_or("node");
+        let line = line_of(text, key, 0).or_else(|| line_of(text, "node", 0)).unwrap_or(1);
+        format!("{name}:{line}: {e}")
+    })?;
     if config.global.evaluation_interval.0.is_zero() {
         let line = line_of(text, "evaluation_interval", 0).unwrap_or(1);
         return Err(format!("{name}:{line}: evaluation_interval must be positive"));
@@ -191,6 +199,7 @@ pub fn load(path: &Path) -> Result<Config, String> {
     for c in &mut config.scrape_configs {
         c.resolve_paths(base);
     }
+    config.node.resolve_paths(base);
     if let Some(p) = &mut config.storage.path
         && p.is_relative()
     {

@@ -13,7 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sextant_api::{ApiLimits, ApiMetrics, AppState, ReloadFn, StatusInfo};
-use sextant_collect::{NodeCollector, ScrapeManager};
+use sextant_collect::ScrapeManager;
+use sextant_node::NodeCollector;
 use sextant_model::time::{format_duration, now_ms};
 use sextant_promql::{Engine, EngineOptions};
 use sextant_rules::RuleManager;
@@ -115,6 +116,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = MetricsStore::open(store_opts, &mut registry)
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
     let scrape = ScrapeManager::new(store.clone(), &mut registry);
+    let node = Arc::new(NodeCollector::new(&cfg.node).map_err(anyhow::Error::msg)?);
     let engine = Engine::new(engine_options(&cfg));
     let rules = RuleManager::new(engine.clone(), store.clone(), &mut registry);
     let rule_files = config::load_rule_files(&cfg).map_err(anyhow::Error::msg)?;
@@ -140,21 +142,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     rules.apply(rule_files, cfg.global.evaluation_interval.0).await;
 
     let reload: Option<ReloadFn> = args.config.clone().map(|path| {
-        let (scrape, rules, status) = (scrape.clone(), rules.clone(), status.clone());
+        let (scrape, rules, status, node) = (scrape.clone(), rules.clone(), status.clone(), node.clone());
         let current = Arc::new(std::sync::Mutex::new(cfg.clone()));
         let f: ReloadFn = Arc::new(move || {
-            let (path, scrape, rules, status, current) = (
+            let (path, scrape, rules, status, current, node) = (
                 path.clone(),
                 scrape.clone(),
                 rules.clone(),
                 status.clone(),
                 current.clone(),
+                node.clone(),
             );
             Box::pin(async move {
                 let applied = async {
                     let new = config::load(&path)?;
                     let rule_files = config::load_rule_files(&new)?;
                     scrape.apply(new.scrape_configs.clone()).await?;
+                    // Cannot fail: config::load validated the node section.
+                    node.apply(&new.node).map_err(|e| e.to_string())?;
                     rules.apply(rule_files, new.global.evaluation_interval.0).await;
                     Ok::<_, String>(new)
                 }
@@ -205,7 +210,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rules: rules.clone(),
         status,
         registry: Arc::new(registry),
-        node: Arc::new(NodeCollector::default()),
+        node: node.clone(),
         reload: reload.clone(),
         limits,
         metrics: api_metrics,
