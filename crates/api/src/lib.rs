@@ -8,10 +8,12 @@ pub mod error;
 mod ops;
 mod prometheus;
 mod query;
+mod query_log;
 mod remote_write;
 mod selector;
 mod status;
 
+pub use query_log::QueryLog;
 pub use status::StatusInfo;
 
 use std::future::Future;
@@ -104,6 +106,8 @@ pub struct AppState {
     pub metrics: ApiMetrics,
     /// False until start-up finished and after shutdown began (`/-/ready`).
     pub ready: Arc<AtomicBool>,
+    /// Where answered queries are logged (`global.query_log_file`).
+    pub query_log: Arc<QueryLog>,
 }
 
 impl AppState {

@@ -16,6 +16,7 @@ use sextant_promql::{Error as QueryError, QueryRange, QueryValue, write_value};
 use crate::AppState;
 use crate::error::{ApiError, ErrorType, success};
 use crate::prometheus::Params;
+use crate::query_log::QueryLogEntry;
 
 /// Most points a range query may return per series, as in Prometheus.
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -77,7 +78,16 @@ async fn query(State(s): State<AppState>, p: Params) -> Result<Response, ApiErro
     let expr = parse_query(&p)?;
     let t = p.time("time", now_ms())?;
     let timeout = timeout(&s, &p)?;
+    let started = std::time::Instant::now();
     let value = s.engine.run_instant(&s.store, &expr, t, timeout).await?;
+    s.query_log.record(QueryLogEntry {
+        path: "/api/v1/query",
+        query: p.get("query").unwrap_or("").to_owned(),
+        start_ms: t,
+        end_ms: t,
+        step_ms: 0,
+        elapsed: started.elapsed(),
+    });
     Ok(json_response(value))
 }
 
@@ -114,7 +124,16 @@ async fn query_range(State(s): State<AppState>, p: Params) -> Result<Response, A
         end_ms: end,
         step_ms: step,
     };
+    let started = std::time::Instant::now();
     let value = s.engine.run_range(&s.store, &expr, range, timeout).await?;
+    s.query_log.record(QueryLogEntry {
+        path: "/api/v1/query_range",
+        query: p.get("query").unwrap_or("").to_owned(),
+        start_ms: start,
+        end_ms: end,
+        step_ms: step,
+        elapsed: started.elapsed(),
+    });
     Ok(json_response(value))
 }
 

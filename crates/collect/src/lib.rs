@@ -11,6 +11,7 @@ mod http_client;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;
+pub mod yaml;
 
 pub use config::{ScrapeConfig, ScrapeConfigError, ScrapeDefaults, resolve_scrape_configs};
 pub use scrape::{Health, ScrapeManager, TargetStatus, TargetsSnapshot};

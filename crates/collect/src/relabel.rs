@@ -6,9 +6,8 @@ use regex::Regex;
 use serde::Deserialize;
 use sextant_model::{Labels, LabelsBuilder, anchored_regex, is_valid_label_name};
 
-/// A relabeling action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+/// A relabeling action (its name is case-insensitive, as in Prometheus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Action {
     /// Set `target_label` to `replacement` expanded with the regex's groups.
     #[default]
@@ -36,6 +35,20 @@ pub enum Action {
 }
 
 impl Action {
+    const ALL: [Action; 11] = [
+        Action::Replace,
+        Action::Keep,
+        Action::Drop,
+        Action::KeepEqual,
+        Action::DropEqual,
+        Action::HashMod,
+        Action::LabelMap,
+        Action::LabelDrop,
+        Action::LabelKeep,
+        Action::Lowercase,
+        Action::Uppercase,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Action::Replace => "replace",
@@ -50,6 +63,17 @@ impl Action {
             Action::Lowercase => "lowercase",
             Action::Uppercase => "uppercase",
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let lower = s.to_lowercase();
+        Action::ALL
+            .into_iter()
+            .find(|a| a.name() == lower)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown relabel action {s:?}")))
     }
 }
 
@@ -110,39 +134,60 @@ pub struct RelabelConfig {
     pub action: Action,
 }
 
-/// The YAML as written, before validation.
+/// The YAML as written, before validation. `Option`s tell a field left out from one
+/// written out, which some checks need (Prometheus compares some with the defaults by
+/// value and `regex` by presence).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRelabelConfig {
     /// See [`RelabelConfig::source_labels`].
-    #[serde(default)]
-    source_labels: Vec<String>,
+    #[serde(default, deserialize_with = "present")]
+    source_labels: Option<Vec<String>>,
     /// See [`RelabelConfig::separator`].
     separator: Option<String>,
     /// See [`RelabelConfig::target_label`].
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::yaml::null_string")]
     target_label: String,
-    /// See [`RelabelConfig::regex`].
+    /// See [`RelabelConfig::regex`]; `regex: ~` is the empty regex, as in Prometheus.
+    #[serde(default, deserialize_with = "present_regex")]
     regex: Option<RelabelRegex>,
     /// See [`RelabelConfig::modulus`].
     #[serde(default)]
     modulus: u64,
     /// See [`RelabelConfig::replacement`].
     replacement: Option<String>,
-    /// See [`RelabelConfig::action`].
-    #[serde(default)]
-    action: Action,
+    /// See [`RelabelConfig::action`]; written as `~`, it is empty.
+    #[serde(default = "default_action", deserialize_with = "present")]
+    action: Option<Action>,
+}
+
+fn default_action() -> Option<Action> {
+    Some(Action::Replace)
+}
+
+/// `Some` for a field that is written, even as `~` (then its default).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
+}
+
+fn present_regex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RelabelRegex>, D::Error> {
+    let source = Option::<String>::deserialize(d)?.unwrap_or_default();
+    RelabelRegex::new(&source).map(Some).map_err(serde::de::Error::custom)
 }
 
 impl TryFrom<RawRelabelConfig> for RelabelConfig {
     type Error = String;
 
-    /// Prometheus 2.42's validation rules, with its messages.
+    /// Prometheus 2.42's validation rules, in its order, with its messages.
     fn try_from(raw: RawRelabelConfig) -> Result<Self, String> {
-        let action = raw.action;
+        let action = raw.action.ok_or("relabel action cannot be empty")?;
         let name = action.name();
-        let defaults_changed =
-            raw.separator.is_some() || raw.replacement.is_some() || raw.regex.is_some() || raw.modulus != 0;
+        let separator = raw.separator.clone().unwrap_or_else(|| DEFAULT_SEPARATOR.into());
+        let replacement = raw.replacement.clone().unwrap_or_else(|| DEFAULT_REPLACEMENT.into());
         if action == Action::HashMod && raw.modulus == 0 {
             return Err("relabel configuration for hashmod requires non-zero modulus".into());
         }
@@ -160,8 +205,10 @@ impl TryFrom<RawRelabelConfig> for RelabelConfig {
                 "relabel configuration for {name} action requires 'target_label' value"
             ));
         }
-        if matches!(action, Action::Replace | Action::Lowercase | Action::Uppercase)
-            && !valid_target_template(&raw.target_label)
+        if matches!(
+            action,
+            Action::Replace | Action::Lowercase | Action::Uppercase | Action::KeepEqual | Action::DropEqual
+        ) && !valid_target_template(&raw.target_label)
         {
             return Err(format!(
                 "{:?} is invalid 'target_label' for {name} action",
@@ -171,44 +218,51 @@ impl TryFrom<RawRelabelConfig> for RelabelConfig {
         if matches!(
             action,
             Action::Lowercase | Action::Uppercase | Action::KeepEqual | Action::DropEqual
-        ) && raw.replacement.as_deref().is_some_and(|r| r != DEFAULT_REPLACEMENT)
+        ) && replacement != DEFAULT_REPLACEMENT
         {
             return Err(format!("'replacement' can not be set for {name} action"));
         }
-        if matches!(action, Action::HashMod | Action::KeepEqual | Action::DropEqual)
-            && !is_valid_label_name(&raw.target_label)
-        {
+        if action == Action::LabelMap && !valid_target_template(&replacement) {
+            return Err(format!("{replacement:?} is invalid 'replacement' for {name} action"));
+        }
+        if action == Action::HashMod && !is_valid_label_name(&raw.target_label) {
             return Err(format!(
                 "{:?} is invalid 'target_label' for {name} action",
                 raw.target_label
             ));
         }
         if matches!(action, Action::KeepEqual | Action::DropEqual)
-            && (raw.regex.is_some() || raw.modulus != 0 || raw.separator.is_some())
+            && (raw.regex.is_some()
+                || raw.modulus != 0
+                || separator != DEFAULT_SEPARATOR
+                || replacement != DEFAULT_REPLACEMENT)
         {
             return Err(format!(
                 "{name} action requires only 'source_labels' and `target_label`, and no other fields"
             ));
         }
         if matches!(action, Action::LabelDrop | Action::LabelKeep)
-            && (!raw.source_labels.is_empty()
+            && (raw.source_labels.is_some()
                 || !raw.target_label.is_empty()
-                || defaults_changed && raw.regex.is_none())
+                || raw.modulus != 0
+                || separator != DEFAULT_SEPARATOR
+                || replacement != DEFAULT_REPLACEMENT)
         {
             return Err(format!("{name} action requires only 'regex', and no other fields"));
         }
-        for l in &raw.source_labels {
+        let source_labels = raw.source_labels.unwrap_or_default();
+        for l in &source_labels {
             if !is_valid_label_name(l) {
                 return Err(format!("{l:?} is not a valid label name"));
             }
         }
         Ok(Self {
-            source_labels: raw.source_labels,
-            separator: raw.separator.unwrap_or_else(|| DEFAULT_SEPARATOR.into()),
+            source_labels,
+            separator,
             target_label: raw.target_label,
             regex: raw.regex.unwrap_or_default(),
             modulus: raw.modulus,
-            replacement: raw.replacement.unwrap_or_else(|| DEFAULT_REPLACEMENT.into()),
+            replacement,
             action,
         })
     }

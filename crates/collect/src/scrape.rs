@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ScrapeConfig;
 use crate::discovery::{FileWatcher, TargetGroup, static_groups};
-use crate::http_client::{authorize, build_client};
+use crate::http_client::{JobClient, build_client};
 use crate::relabel;
 
 /// How often file_sd files are checked for changes.
@@ -140,7 +140,7 @@ struct PoolState {
 
 struct PoolShared {
     config: ScrapeConfig,
-    client: reqwest::Client,
+    client: JobClient,
     store: MetricsStore,
     metrics: ScrapeMetrics,
     over_target_limit: AtomicBool,
@@ -265,7 +265,7 @@ impl Pool {
     fn start(
         fingerprint: String,
         config: ScrapeConfig,
-        client: reqwest::Client,
+        client: JobClient,
         store: MetricsStore,
         metrics: ScrapeMetrics,
     ) -> Self {
@@ -374,6 +374,29 @@ enum Populated {
     Dropped(Labels),
 }
 
+/// What `promtool check config` checks of a job's targets beyond the config itself:
+/// every static target, and every target of the file_sd files that exist now, goes
+/// through the target rules of [`populate`] (address, scheme, interval, timeout).
+pub fn check_targets(cfg: &ScrapeConfig) -> Result<(), String> {
+    let mut groups = static_groups(&cfg.static_configs);
+    for f in &cfg.file_sd_configs {
+        for pattern in &f.files {
+            let paths = glob::glob(pattern).map_err(|e| format!("{pattern}: {e}"))?;
+            for path in paths.flatten() {
+                groups.extend(crate::discovery::read_file_groups(&path)?);
+            }
+        }
+    }
+    for g in &groups {
+        for (i, t) in g.targets.iter().enumerate() {
+            if let Err(e) = populate(t, cfg) {
+                return Err(format!("instance {i} in group {}: {e}", g.source));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Prometheus' `populateLabels`: scrape defaults as labels, `__param_*`, relabeling,
 /// the default port, `__meta_*` removal, and `instance` defaulting to the address.
 fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> Result<Populated, String> {
@@ -430,7 +453,7 @@ fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> Result<Populated, String
             "scrape timeout cannot be greater than scrape interval ({timeout:?} > {interval:?})"
         ));
     }
-    let url = target_url(&labels, cfg)?;
+    let url = target_url(&labels, cfg);
     let public = Labels::from_pairs(
         labels
             .iter()
@@ -466,7 +489,7 @@ fn needs_default_port(addr: &str) -> bool {
 
 /// The scrape URL: scheme, address, path, and the job's params overridden by
 /// `__param_*` labels, encoded sorted by key as Go's `url.Values` does.
-fn target_url(labels: &Labels, cfg: &ScrapeConfig) -> Result<String, String> {
+fn target_url(labels: &Labels, cfg: &ScrapeConfig) -> String {
     let mut params: BTreeMap<String, Vec<String>> = cfg.params.clone();
     for l in labels.iter() {
         if let Some(k) = l.name.strip_prefix("__param_") {
@@ -481,8 +504,10 @@ fn target_url(labels: &Labels, cfg: &ScrapeConfig) -> Result<String, String> {
     let scheme = labels.get("__scheme__").unwrap_or("http");
     let addr = labels.get("__address__").unwrap_or("");
     let path = labels.get("__metrics_path__").unwrap_or("/metrics");
+    // Go's URL type puts the `/` between host and a relative path.
+    let slash = if path.starts_with('/') { "" } else { "/" };
     // Built by hand: URL libraries drop a default port, and Prometheus shows it.
-    let mut url = format!("{scheme}://{addr}{path}");
+    let mut url = format!("{scheme}://{addr}{slash}{path}");
     if !params.is_empty() {
         let mut q = form_urlencoded::Serializer::new(String::new());
         for (k, vs) in &params {
@@ -493,8 +518,9 @@ fn target_url(labels: &Labels, cfg: &ScrapeConfig) -> Result<String, String> {
         url.push('?');
         url.push_str(&q.finish());
     }
-    reqwest::Url::parse(&url).map_err(|e| format!("invalid target URL {url:?}: {e}"))?;
-    Ok(url)
+    // Not checked here: like Prometheus, a target whose URL cannot work (`host:1:2`)
+    // exists and fails at each scrape, where its error is shown.
+    url
 }
 
 /// Series seen in the previous scrape (without explicit timestamps).
@@ -637,6 +663,7 @@ async fn fetch(shared: &PoolShared, target: &Target) -> Result<(Vec<u8>, String)
     let cfg = &shared.config;
     let req = shared
         .client
+        .http
         .get(&target.url)
         .header(reqwest::header::ACCEPT, SCRAPE_ACCEPT_HEADER)
         .header(
@@ -644,7 +671,7 @@ async fn fetch(shared: &PoolShared, target: &Target) -> Result<(Vec<u8>, String)
             format!("{}", target.timeout.as_secs_f64()),
         )
         .timeout(target.timeout);
-    let req = authorize(req, cfg.basic_auth.as_ref(), cfg.authorization.as_ref())?;
+    let req = shared.client.authorize(req).await?;
     let mut resp = req.send().await.map_err(describe_reqwest_error)?;
     let status = resp.status();
     if !status.is_success() {

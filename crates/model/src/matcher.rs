@@ -73,17 +73,116 @@ impl PartialEq for Matcher {
     }
 }
 
-/// Compiles `pattern` anchored at both ends, as Prometheus does for label regexes.
+/// Compiles `pattern` anchored at both ends, as Prometheus 2.42 does for label regexes
+/// (`^(?:pattern)$`: `.` does not match a newline), with Go's RE2 syntax where it
+/// differs from Rust's (see [`go_regex_syntax`]).
 pub fn anchored_regex(pattern: &str) -> Result<Regex> {
-    Regex::new(&format!("^(?s:{pattern})$")).map_err(|e| Error::InvalidRegex {
+    let invalid = |reason: String| Error::InvalidRegex {
         pattern: pattern.to_owned(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let translated = go_regex_syntax(pattern).map_err(invalid)?;
+    Regex::new(&format!("^(?:{translated})$")).map_err(|e| invalid(e.to_string()))
+}
+
+/// Go 1.19's RE2 (Prometheus 2.42's regex engine) rewritten for Rust's `regex`, or the
+/// error Go gives. Go has `\Q...\E` literals, where Rust has none; Rust accepts
+/// `(?<name>...)` groups and repetition counts over 1000, which Go refuses; and `\<`,
+/// `\>` are word boundaries in Rust but literal characters in Go.
+fn go_regex_syntax(pattern: &str) -> std::result::Result<String, String> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len());
+    let mut i = 0;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' && i + 1 < chars.len() {
+            let n = chars[i + 1];
+            if n == 'Q' && !in_class {
+                // Everything up to `\E` (or the end) is literal.
+                let mut j = i + 2;
+                while j < chars.len() && !(chars[j] == '\\' && chars.get(j + 1) == Some(&'E')) {
+                    out.push_str(&regex::escape(&chars[j].to_string()));
+                    j += 1;
+                }
+                i = if j < chars.len() { j + 2 } else { j };
+                continue;
+            }
+            if (n == '<' || n == '>') && !in_class {
+                out.push(n);
+                i += 2;
+                continue;
+            }
+            out.push(c);
+            out.push(n);
+            i += 2;
+            continue;
+        }
+        if in_class {
+            if c == ']' {
+                in_class = false;
+            }
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                out.push(c);
+                // A `]` right after `[` or `[^` is a literal.
+                if chars.get(i + 1) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if chars.get(i + 1) == Some(&']') {
+                    out.push(']');
+                    i += 1;
+                }
+            }
+            '(' if chars.get(i + 1) == Some(&'?') && chars.get(i + 2) == Some(&'<') => {
+                return Err("invalid or unsupported Perl syntax: `(?<`".into());
+            }
+            '{' => {
+                let close = chars[i..].iter().position(|&x| x == '}').map(|p| i + p);
+                if let Some(close) = close {
+                    let body: String = chars[i + 1..close].iter().collect();
+                    let counts: Vec<&str> = body.split(',').collect();
+                    let is_repeat = !body.is_empty()
+                        && counts.len() <= 2
+                        && counts[0].chars().all(|d| d.is_ascii_digit())
+                        && !counts[0].is_empty()
+                        && counts.get(1).is_none_or(|s| s.chars().all(|d| d.is_ascii_digit()));
+                    if is_repeat && counts.iter().any(|n| n.parse::<u64>().is_ok_and(|n| n > 1000)) {
+                        let text: String = chars[i..=close].iter().collect();
+                        return Err(format!("invalid repeat count: `{text}`"));
+                    }
+                }
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_regex_dialect() {
+        assert!(anchored_regex(r"a\Q.*\Eb").unwrap().is_match("a.*b"));
+        assert!(!anchored_regex(r"a\Q.*\Eb").unwrap().is_match("axxb"));
+        assert!(anchored_regex("(?<n>x)").is_err());
+        assert!(anchored_regex("a{1001}").is_err());
+        assert!(anchored_regex("a{2,1000}").is_ok());
+        assert!(anchored_regex(r"\<x\>").unwrap().is_match("<x>"));
+        // 2.42 compiles `^(?:re)$`: `.` stops at a newline.
+        assert!(!anchored_regex("a.b").unwrap().is_match("a\nb"));
+        assert!(anchored_regex("[]a]").unwrap().is_match("]"));
+    }
 
     #[test]
     fn regex_is_anchored_and_absent_is_empty() {

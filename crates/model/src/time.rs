@@ -59,6 +59,11 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
             .and_then(|v| total.checked_add(v))
             .ok_or_else(bad)?;
     }
+    // Prometheus holds durations as int64 nanoseconds (about 292 years).
+    const MAX_MS: u64 = i64::MAX as u64 / 1_000_000;
+    if total > MAX_MS {
+        return Err(Error::InvalidDuration(format!("{s} (duration out of range)")));
+    }
     Ok(Duration::from_millis(total))
 }
 

@@ -6,9 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use sextant_collect::config::ByteSize;
+use sextant_collect::yaml;
 use sextant_collect::{ScrapeConfig, ScrapeDefaults, resolve_scrape_configs};
+use sextant_model::is_valid_label_name;
 use sextant_model::time::PromDuration;
 
 /// The whole configuration file.
@@ -16,16 +20,16 @@ use sextant_model::time::PromDuration;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Defaults shared by scrape jobs (Prometheus' `global`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml::null_as_default")]
     pub global: GlobalConfig,
     /// Scrape jobs (Prometheus' `scrape_configs`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scrape_configs")]
     pub scrape_configs: Vec<ScrapeConfig>,
     /// Prometheus rule files (globs), relative to the config file's directory.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rule_files")]
     pub rule_files: Vec<String>,
     /// The built-in node collector (node_exporter's flags).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml::null_as_default")]
     pub node: sextant_node::NodeConfig,
     /// Where and how long data is kept.
     #[serde(default)]
@@ -41,37 +45,89 @@ pub struct Config {
     pub base_dir: PathBuf,
 }
 
-/// Prometheus' `global` section (the parts Sextant acts on).
+fn scrape_configs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ScrapeConfig>, D::Error> {
+    yaml::non_null_entries(d, "empty or null scrape config section")
+}
+
+/// A `~` entry is the empty path, which Prometheus refuses as a rule file.
+fn rule_files<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let entries: Option<Vec<Option<String>>> = Option::deserialize(d)?;
+    Ok(entries.unwrap_or_default().into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// Prometheus' `global` section, with its defaults resolved as Prometheus 2.42 resolves
+/// them (see [`RawGlobal`]).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawGlobal")]
 pub struct GlobalConfig {
     /// Default scrape interval; 1m as in Prometheus.
-    #[serde(default = "one_minute")]
     pub scrape_interval: PromDuration,
-    /// Default scrape timeout; 10s as in Prometheus.
-    #[serde(default = "ten_seconds")]
+    /// Default scrape timeout: the smaller of 10s and the interval unless set.
     pub scrape_timeout: PromDuration,
     /// Default rule-group interval, also the step of subqueries written without one;
     /// 1m as in Prometheus.
-    #[serde(default = "one_minute")]
     pub evaluation_interval: PromDuration,
+    /// Labels that identify this server to others. Prometheus adds them to alerts,
+    /// federation and remote storage, none of which Sextant sends yet; the alerting
+    /// engine will read them (alert labels, `$externalLabels` in templates).
+    #[allow(dead_code)]
+    pub external_labels: BTreeMap<String, String>,
+    /// Where Prometheus logs every query; Sextant appends one JSON line per query.
+    pub query_log_file: Option<PathBuf>,
 }
+
+/// `global` as written. A duration of `0s` or `~` is unset.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGlobal {
+    scrape_interval: Option<PromDuration>,
+    scrape_timeout: Option<PromDuration>,
+    evaluation_interval: Option<PromDuration>,
+    #[serde(default, deserialize_with = "yaml::unique_map")]
+    external_labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "yaml::null_string")]
+    query_log_file: String,
+}
+
+impl TryFrom<RawGlobal> for GlobalConfig {
+    type Error = String;
+
+    /// Prometheus 2.42's order: the interval's default first, then an explicit timeout
+    /// is checked against it, then a missing timeout becomes min(10s, interval).
+    fn try_from(raw: RawGlobal) -> Result<Self, String> {
+        if let Some(bad) = raw.external_labels.keys().find(|k| !is_valid_label_name(k)) {
+            return Err(format!("{bad:?} is not a valid label name"));
+        }
+        let set = |d: Option<PromDuration>| d.map(|d| d.0).filter(|d| !d.is_zero());
+        let interval = set(raw.scrape_interval).unwrap_or(DEFAULT_INTERVAL);
+        let timeout = match set(raw.scrape_timeout) {
+            Some(t) if t > interval => return Err("global scrape timeout greater than scrape interval".into()),
+            Some(t) => t,
+            None => DEFAULT_TIMEOUT.min(interval),
+        };
+        Ok(Self {
+            scrape_interval: PromDuration(interval),
+            scrape_timeout: PromDuration(timeout),
+            evaluation_interval: PromDuration(set(raw.evaluation_interval).unwrap_or(DEFAULT_INTERVAL)),
+            external_labels: raw.external_labels,
+            query_log_file: Some(PathBuf::from(raw.query_log_file)).filter(|p| !p.as_os_str().is_empty()),
+        })
+    }
+}
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for GlobalConfig {
     fn default() -> Self {
         Self {
-            scrape_interval: one_minute(),
-            scrape_timeout: ten_seconds(),
-            evaluation_interval: one_minute(),
+            scrape_interval: PromDuration(DEFAULT_INTERVAL),
+            scrape_timeout: PromDuration(DEFAULT_TIMEOUT),
+            evaluation_interval: PromDuration(DEFAULT_INTERVAL),
+            external_labels: BTreeMap::new(),
+            query_log_file: None,
         }
     }
-}
-
-fn one_minute() -> PromDuration {
-    PromDuration(Duration::from_secs(60))
-}
-fn ten_seconds() -> PromDuration {
-    PromDuration(Duration::from_secs(10))
 }
 
 /// `storage` section.
@@ -118,7 +174,7 @@ pub fn embedded_defaults(listen: &str) -> String {
 
 /// Parses and validates a config document; `name` is used in error messages.
 pub fn parse(text: &str, name: &str) -> Result<Config, String> {
-    let mut config: Config = serde_yaml::from_str::<Config>(text).map_err(|e| match e.location() {
+    let located = |e: serde_yaml::Error| match e.location() {
         Some(loc) => format!(
             "{name}:{}:{}: {}",
             loc.line(),
@@ -126,17 +182,26 @@ pub fn parse(text: &str, name: &str) -> Result<Config, String> {
             strip_location(&e.to_string())
         ),
         None => format!("{name}: {e}"),
-    })?;
+    };
+    let mut config: Config = if has_merge_keys(text) {
+        // `<<: *anchor` merges, which Prometheus' YAML decoder applies; serde_yaml
+        // applies them only to a value tree, which has no positions for errors.
+        let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(located)?;
+        value.apply_merge().map_err(located)?;
+        serde_yaml::from_value(value).map_err(|e| format!("{name}: {e}"))?
+    } else {
+        serde_yaml::from_str::<Config>(text).map_err(located)?
+    };
+    for f in &config.rule_files {
+        if !valid_rule_file_path(f) {
+            let line = line_of(text, "rule_files", 0).unwrap_or(1);
+            return Err(format!("{name}:{line}: invalid rule file path {f:?}"));
+        }
+    }
     let defaults = ScrapeDefaults {
         interval: config.global.scrape_interval.0,
         timeout: config.global.scrape_timeout.0,
     };
-    if defaults.timeout > defaults.interval {
-        let line = line_of(text, "scrape_timeout", 0).unwrap_or(1);
-        return Err(format!(
-            "{name}:{line}: global scrape timeout greater than scrape interval"
-        ));
-    }
     resolve_scrape_configs(&mut config.scrape_configs, defaults).map_err(|e| {
         let line = line_of(text, "job_name", e.index).unwrap_or(1);
         format!("{name}:{line}: {}", e.message)
@@ -146,13 +211,22 @@ pub fn parse(text: &str, name: &str) -> Result<Config, String> {
         let line = line_of(text, key, 0).or_else(|| line_of(text, "node", 0)).unwrap_or(1);
         format!("{name}:{line}: {e}")
     })?;
-    if config.global.evaluation_interval.0.is_zero() {
-        let line = line_of(text, "evaluation_interval", 0).unwrap_or(1);
-        return Err(format!("{name}:{line}: evaluation_interval must be positive"));
-    }
     config.source = text.to_owned();
     config.base_dir = PathBuf::from(".");
     Ok(config)
+}
+
+/// Whether the document uses YAML merge keys.
+fn has_merge_keys(text: &str) -> bool {
+    text.lines().any(|l| l.trim_start().trim_start_matches("- ").starts_with("<<:"))
+}
+
+/// Prometheus' rule file rule: a `*` only in the last path component.
+fn valid_rule_file_path(p: &str) -> bool {
+    match p.find('*') {
+        None => true,
+        Some(i) => !p[i..].contains('/'),
+    }
 }
 
 /// Loads every rule file `config.rule_files` names (globs, relative to the config
@@ -189,6 +263,43 @@ pub fn load_rule_files(config: &Config) -> Result<Vec<sextant_rules::RuleFile>, 
     }
 }
 
+/// What `promtool check config` checks beyond what loading the config checks, and the
+/// Prometheus server only finds out later: rule files named without a glob exist,
+/// credential and client certificate files exist, and every target known now is a valid
+/// scrape target.
+pub fn check_like_promtool(config: &Config) -> Result<(), String> {
+    for pattern in &config.rule_files {
+        let path = if Path::new(pattern).is_absolute() {
+            PathBuf::from(pattern)
+        } else {
+            config.base_dir.join(pattern)
+        };
+        if !pattern.contains(['*', '?', '[']) && !path.is_file() {
+            return Err(format!("{pattern:?} does not point to an existing file"));
+        }
+    }
+    for c in &config.scrape_configs {
+        let job = &c.job_name;
+        if let Some(f) = c.authorization.as_ref().and_then(|a| a.credentials_file.as_ref())
+            && let Err(e) = std::fs::metadata(f)
+        {
+            return Err(format!(
+                "error checking authorization credentials or bearer token file {:?}: {e} (job {job:?})",
+                f.display()
+            ));
+        }
+        for (what, f) in [("client cert", &c.tls_config.cert_file), ("client key", &c.tls_config.key_file)] {
+            if let Some(f) = f
+                && let Err(e) = std::fs::metadata(f)
+            {
+                return Err(format!("error checking {what} file {:?}: {e} (job {job:?})", f.display()));
+            }
+        }
+        sextant_collect::scrape::check_targets(c).map_err(|e| format!("{e} (job {job:?})"))?;
+    }
+    Ok(())
+}
+
 /// Reads and validates a config file. Relative paths in it are relative to the file's
 /// directory, as in Prometheus.
 pub fn load(path: &Path) -> Result<Config, String> {
@@ -200,6 +311,11 @@ pub fn load(path: &Path) -> Result<Config, String> {
         c.resolve_paths(base);
     }
     config.node.resolve_paths(base);
+    if let Some(p) = &mut config.global.query_log_file
+        && p.is_relative()
+    {
+        *p = base.join(&*p);
+    }
     if let Some(p) = &mut config.storage.path
         && p.is_relative()
     {

@@ -87,7 +87,7 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for f in files {
         println!("Checking {}", f.display());
-        match config::load(f) {
+        match config::load(f).and_then(|c| config::check_like_promtool(&c).map(|()| c)) {
             Ok(c) => {
                 println!("  SUCCESS: {} scrape configs found", c.scrape_configs.len());
                 match config::load_rule_files(&c) {

@@ -117,6 +117,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
     let scrape = ScrapeManager::new(store.clone(), &mut registry);
     let node = Arc::new(NodeCollector::new(&cfg.node).map_err(anyhow::Error::msg)?);
+    let query_log = Arc::new(sextant_api::QueryLog::default());
+    query_log
+        .set_path(cfg.global.query_log_file.as_deref())
+        .with_context(|| format!("opening the query log {:?}", cfg.global.query_log_file))?;
     let engine = Engine::new(engine_options(&cfg));
     let rules = RuleManager::new(engine.clone(), store.clone(), &mut registry);
     let rule_files = config::load_rule_files(&cfg).map_err(anyhow::Error::msg)?;
@@ -142,16 +146,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     rules.apply(rule_files, cfg.global.evaluation_interval.0).await;
 
     let reload: Option<ReloadFn> = args.config.clone().map(|path| {
-        let (scrape, rules, status, node) = (scrape.clone(), rules.clone(), status.clone(), node.clone());
+        let (scrape, rules, status, node, query_log) =
+            (scrape.clone(), rules.clone(), status.clone(), node.clone(), query_log.clone());
         let current = Arc::new(std::sync::Mutex::new(cfg.clone()));
         let f: ReloadFn = Arc::new(move || {
-            let (path, scrape, rules, status, current, node) = (
+            let (path, scrape, rules, status, current, node, query_log) = (
                 path.clone(),
                 scrape.clone(),
                 rules.clone(),
                 status.clone(),
                 current.clone(),
                 node.clone(),
+                query_log.clone(),
             );
             Box::pin(async move {
                 let applied = async {
@@ -160,6 +166,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     scrape.apply(new.scrape_configs.clone()).await?;
                     // Cannot fail: config::load validated the node section.
                     node.apply(&new.node).map_err(|e| e.to_string())?;
+                    query_log
+                        .set_path(new.global.query_log_file.as_deref())
+                        .map_err(|e| format!("opening the query log: {e}"))?;
                     rules.apply(rule_files, new.global.evaluation_interval.0).await;
                     Ok::<_, String>(new)
                 }
@@ -215,6 +224,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         limits,
         metrics: api_metrics,
         ready: ready.clone(),
+        query_log,
     };
 
     let retention = tokio::spawn({

@@ -150,21 +150,27 @@ struct Verdict {
 }
 
 async fn verdict(http: &reqwest::Client, base: &str, expr: &str, mode: Mode, at: f64) -> Verdict {
-    let req = match mode {
-        Mode::Instant => http
-            .post(format!("{base}/api/v1/query"))
-            .form(&[("query", expr), ("time", &at.to_string())]),
-        Mode::Range => http.post(format!("{base}/api/v1/query_range")).form(&[
-            ("query", expr),
-            ("start", &(at - 300.0).to_string()),
-            ("end", &at.to_string()),
-            ("step", "15"),
-        ]),
+    let (path, params): (&str, Vec<(&str, String)>) = match mode {
+        Mode::Instant => ("query", vec![("query", expr.to_owned()), ("time", at.to_string())]),
+        Mode::Range => (
+            "query_range",
+            vec![
+                ("query", expr.to_owned()),
+                ("start", (at - 300.0).to_string()),
+                ("end", at.to_string()),
+                ("step", "15".to_owned()),
+            ],
+        ),
     };
-    let body: Value = match req.send().await {
-        Ok(r) => r.json().await.unwrap_or(Value::Null),
-        Err(e) => panic!("query {expr:?} to {base}: {e}"),
-    };
+    let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+    let resp = http
+        .post(format!("{base}/api/v1/{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("query {expr:?} to {base}: {e}"));
+    let body: Value = serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or(Value::Null);
     let ok = body["status"] == "success";
     let data = match &body["data"]["result"] {
         Value::Array(a) => !a.is_empty(),
@@ -237,6 +243,7 @@ async fn dashboards_answer_as_prometheus_scraping_node_exporter() {
     }
 
     let at = now();
+    let sextant = sx.url("");
     let mut mismatches = Vec::new();
     let (mut total, mut with_data, mut same_data) = (0, 0, 0);
     let mut files: Vec<PathBuf> = std::fs::read_dir(dashboards_dir())
@@ -253,7 +260,7 @@ async fn dashboards_answer_as_prometheus_scraping_node_exporter() {
             for mode in modes {
                 let (want, got) = tokio::join!(
                     verdict(&http, &prom, &expr, mode, at),
-                    verdict(&http, &sx.url(""), &expr, mode, at)
+                    verdict(&http, &sextant, &expr, mode, at)
                 );
                 n += 1;
                 if want.data {

@@ -6,6 +6,7 @@
 mod support;
 
 mod check_rules;
+mod config_parity;
 mod dashboards;
 mod peer_node_exporter;
 mod peer_prometheus;

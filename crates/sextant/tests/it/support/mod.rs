@@ -78,7 +78,6 @@ pub fn start_prometheus(dir: &Path, port: u16, config: &str, extra: &[&str]) -> 
 pub struct Sextant {
     child: Option<Child>,
     pub port: u16,
-    pub data_dir: PathBuf,
     pub stderr_path: PathBuf,
 }
 
@@ -109,7 +108,6 @@ impl Sextant {
         let s = Sextant {
             child: Some(child),
             port,
-            data_dir: data_dir.to_owned(),
             stderr_path,
         };
         wait_ready("sextant to become ready", &s.url("/-/ready")).await;
