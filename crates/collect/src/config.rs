@@ -466,7 +466,11 @@ fn resolve_one(c: &mut ScrapeConfig, defaults: ScrapeDefaults) -> Result<(), Str
     }
     if let Some(a) = &mut c.authorization {
         let kind = a.kind.as_deref().map(str::trim).unwrap_or("");
-        a.kind = Some(if kind.is_empty() { "Bearer".into() } else { kind.to_owned() });
+        a.kind = Some(if kind.is_empty() {
+            "Bearer".into()
+        } else {
+            kind.to_owned()
+        });
     }
     if c.relabel_configs.is_empty() {
         for sc in &c.static_configs {
@@ -486,13 +490,21 @@ fn resolve_one(c: &mut ScrapeConfig, defaults: ScrapeDefaults) -> Result<(), Str
         }
     }
     if c.tls_config.cert_file.is_some() && c.tls_config.key_file.is_none() {
-        return Err(format!("client cert file specified without client key file (job {job:?})"));
+        return Err(format!(
+            "client cert file specified without client key file (job {job:?})"
+        ));
     }
     if c.tls_config.key_file.is_some() && c.tls_config.cert_file.is_none() {
-        return Err(format!("client key file specified without client cert file (job {job:?})"));
+        return Err(format!(
+            "client key file specified without client cert file (job {job:?})"
+        ));
     }
     // `0s` means "not set", as in Prometheus.
-    let interval = c.scrape_interval.map(|d| d.0).filter(|d| !d.is_zero()).unwrap_or(defaults.interval);
+    let interval = c
+        .scrape_interval
+        .map(|d| d.0)
+        .filter(|d| !d.is_zero())
+        .unwrap_or(defaults.interval);
     let explicit_timeout = c.scrape_timeout.map(|d| d.0).filter(|d| !d.is_zero());
     if let Some(t) = explicit_timeout
         && t > interval
@@ -532,7 +544,11 @@ fn validate_http_client(c: &ScrapeConfig) -> Result<(), String> {
         if set(&a.credentials) && a.credentials_file.is_some() {
             return Err("at most one of authorization credentials & credentials_file must be configured".into());
         }
-        if a.kind.as_deref().map(str::trim).is_some_and(|k| k.eq_ignore_ascii_case("basic")) {
+        if a.kind
+            .as_deref()
+            .map(str::trim)
+            .is_some_and(|k| k.eq_ignore_ascii_case("basic"))
+        {
             return Err(r#"authorization type cannot be set to "basic", use "basic_auth" instead"#.into());
         }
         if c.basic_auth.is_some() || c.oauth2.is_some() {
@@ -599,7 +615,10 @@ mod tests {
         let mut c: Vec<ScrapeConfig> =
             serde_yaml::from_str("- job_name: a\n  scrape_interval: 0s\n  scrape_timeout: 0s").unwrap();
         resolve_scrape_configs(&mut c, defaults()).unwrap();
-        assert_eq!((c[0].interval(), c[0].timeout()), (Duration::from_secs(15), Duration::from_secs(10)));
+        assert_eq!(
+            (c[0].interval(), c[0].timeout()),
+            (Duration::from_secs(15), Duration::from_secs(10))
+        );
         let mut c: Vec<ScrapeConfig> = serde_yaml::from_str("- job_name: a\n- job_name: a").unwrap();
         let e = resolve_scrape_configs(&mut c, defaults()).unwrap_err();
         assert!(e.message.contains("multiple"));

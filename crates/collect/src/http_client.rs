@@ -167,11 +167,14 @@ fn protocol_versions(tls: &TlsConfig) -> Result<Vec<&'static rustls::SupportedPr
     if max < min {
         return Err("tls_config.max_version must be greater than or equal to tls_config.min_version".into());
     }
-    let versions: Vec<_> = [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
-        .into_iter()
-        .filter(|(v, _)| (min..=max).contains(v))
-        .map(|(_, p)| p)
-        .collect();
+    let versions: Vec<_> = [
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(v, _)| (min..=max).contains(v))
+    .map(|(_, p)| p)
+    .collect();
     if versions.is_empty() {
         return Err("TLS 1.0 and 1.1 are not supported: max_version must be TLS12 or TLS13".into());
     }

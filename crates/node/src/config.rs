@@ -108,25 +108,25 @@ impl Default for NodeConfig {
     /// What an empty `node:` section means: node_exporter's defaults.
     fn default() -> Self {
         Self {
-        disable_defaults: false,
-        collectors: BTreeMap::new(),
-        exporter_metrics: true,
-        paths: PathsConfig::default(),
-        arp: IncludeExclude::default(),
-        bcache: BcacheConfig::default(),
-        cpu: CpuConfig::default(),
-        diskstats: IncludeExclude::default(),
-        filesystem: FilesystemConfig::default(),
-        ipvs: IpvsConfig::default(),
-        netclass: NetclassConfig::default(),
-        netdev: NetdevConfig::default(),
-        netstat: FieldsConfig::default(),
-        powersupplyclass: IgnoredConfig::default(),
-        rapl: RaplConfig::default(),
-        stat: StatConfig::default(),
-        tapestats: IgnoredConfig::default(),
-        textfile: TextfileConfig::default(),
-        vmstat: FieldsConfig::default(),
+            disable_defaults: false,
+            collectors: BTreeMap::new(),
+            exporter_metrics: true,
+            paths: PathsConfig::default(),
+            arp: IncludeExclude::default(),
+            bcache: BcacheConfig::default(),
+            cpu: CpuConfig::default(),
+            diskstats: IncludeExclude::default(),
+            filesystem: FilesystemConfig::default(),
+            ipvs: IpvsConfig::default(),
+            netclass: NetclassConfig::default(),
+            netdev: NetdevConfig::default(),
+            netstat: FieldsConfig::default(),
+            powersupplyclass: IgnoredConfig::default(),
+            rapl: RaplConfig::default(),
+            stat: StatConfig::default(),
+            tapestats: IgnoredConfig::default(),
+            textfile: TextfileConfig::default(),
+            vmstat: FieldsConfig::default(),
         }
     }
 }
@@ -384,14 +384,23 @@ fn regex(option: &str, value: Option<&str>, default: &str) -> Result<Regex, Node
     Regex::new(pattern).map_err(|e| err(option, format!("invalid regular expression {pattern:?}: {e}")))
 }
 
-fn device_filter(option: &str, f: &IncludeExclude, default_exclude: Option<&str>) -> Result<DeviceFilter, NodeConfigError> {
+fn device_filter(
+    option: &str,
+    f: &IncludeExclude,
+    default_exclude: Option<&str>,
+) -> Result<DeviceFilter, NodeConfigError> {
     match (&f.device_include, &f.device_exclude) {
-        (Some(_), Some(_)) => Err(err(
-            option,
-            "device_include and device_exclude are mutually exclusive",
-        )),
-        (Some(i), None) => Ok(DeviceFilter::Include(regex(&format!("{option}.device_include"), Some(i), "")?)),
-        (None, Some(e)) => Ok(DeviceFilter::Exclude(regex(&format!("{option}.device_exclude"), Some(e), "")?)),
+        (Some(_), Some(_)) => Err(err(option, "device_include and device_exclude are mutually exclusive")),
+        (Some(i), None) => Ok(DeviceFilter::Include(regex(
+            &format!("{option}.device_include"),
+            Some(i),
+            "",
+        )?)),
+        (None, Some(e)) => Ok(DeviceFilter::Exclude(regex(
+            &format!("{option}.device_exclude"),
+            Some(e),
+            "",
+        )?)),
         (None, None) => match default_exclude {
             Some(d) => Ok(DeviceFilter::Exclude(regex(option, None, d)?)),
             None => Ok(DeviceFilter::All),
@@ -423,9 +432,16 @@ impl Options {
             "proto",
             "local_mark",
         ];
-        let wanted: Vec<&str> = ipvs_labels.split(',').map(str::trim).filter(|l| !l.is_empty()).collect();
+        let wanted: Vec<&str> = ipvs_labels
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         if let Some(bad) = wanted.iter().find(|l| !IPVS_KNOWN.contains(l)) {
-            return Err(err("ipvs.backend_labels", format!("unknown IPVS backend label {bad:?}")));
+            return Err(err(
+                "ipvs.backend_labels",
+                format!("unknown IPVS backend label {bad:?}"),
+            ));
         }
         // Always in node_exporter's order, whatever order they were written in.
         let ipvs_backend_labels: Vec<String> = IPVS_KNOWN
@@ -553,7 +569,12 @@ impl NodeConfig {
                         format!("the {name} collector is not implemented by Sextant ({why})"),
                     ));
                 }
-                None => return Err(err(&format!("collectors.{name}"), format!("unknown collector {name:?}"))),
+                None => {
+                    return Err(err(
+                        &format!("collectors.{name}"),
+                        format!("unknown collector {name:?}"),
+                    ));
+                }
             }
         }
         Ok(crate::collectors::COLLECTORS

@@ -78,14 +78,24 @@ pub(crate) fn process(out: &mut Out) {
             );
         }
         if let Some(vsize) = field(23) {
-            out.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", &[], vsize);
+            out.gauge(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                &[],
+                vsize,
+            );
         }
         if let Some(rss) = field(24) {
             let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
                 .ok()
                 .flatten()
                 .unwrap_or(4096) as f64;
-            out.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", &[], rss * page);
+            out.gauge(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                &[],
+                rss * page,
+            );
         }
         let btime = read::string(&proc.join("stat")).ok().and_then(|s| {
             s.lines()
@@ -102,13 +112,22 @@ pub(crate) fn process(out: &mut Out) {
         }
     }
     if let Ok(fds) = std::fs::read_dir(proc.join("self/fd")) {
-        out.gauge("process_open_fds", "Number of open file descriptors.", &[], fds.count() as f64);
+        out.gauge(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            &[],
+            fds.count() as f64,
+        );
     }
     if let Ok(limits) = read::string(&proc.join("self/limits")) {
         let soft = |name: &str| {
             limits.lines().find_map(|l| {
                 let v = l.strip_prefix(name)?.split_whitespace().next()?;
-                Some(if v == "unlimited" { u64::MAX as f64 } else { v.parse().ok()? })
+                Some(if v == "unlimited" {
+                    u64::MAX as f64
+                } else {
+                    v.parse().ok()?
+                })
             })
         };
         if let Some(v) = soft("Max open files") {

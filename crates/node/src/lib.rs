@@ -58,7 +58,10 @@ impl std::fmt::Debug for NodeCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let current = self.current.read().expect("poisoned");
         f.debug_struct("NodeCollector")
-            .field("collectors", &current.collectors.iter().map(|c| c.name).collect::<Vec<_>>())
+            .field(
+                "collectors",
+                &current.collectors.iter().map(|c| c.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -100,7 +103,13 @@ impl NodeCollector {
 
     /// Names of the enabled collectors, sorted.
     pub fn collectors(&self) -> Vec<&'static str> {
-        self.current.read().expect("poisoned").collectors.iter().map(|c| c.name).collect()
+        self.current
+            .read()
+            .expect("poisoned")
+            .collectors
+            .iter()
+            .map(|c| c.name)
+            .collect()
     }
 
     /// One exposition body in the Prometheus text format. Blocking: reads files.

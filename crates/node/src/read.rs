@@ -16,12 +16,10 @@ pub(crate) fn trimmed(path: &Path) -> std::io::Result<String> {
     string(path).map(|s| s.trim().to_owned())
 }
 
-
 /// An optional attribute: `None` if the file is missing or does not parse.
 pub(crate) fn opt_uint(path: &Path) -> Option<u64> {
     trimmed(path).ok()?.parse().ok()
 }
-
 
 /// Names in a directory, sorted (`read_dir` order is the file system's).
 pub(crate) fn dir_names(path: &Path) -> std::io::Result<Vec<String>> {
@@ -32,7 +30,6 @@ pub(crate) fn dir_names(path: &Path) -> std::io::Result<Vec<String>> {
     names.sort();
     Ok(names)
 }
-
 
 /// One `read(2)` of at most 128 bytes, whitespace trimmed: procfs's `SysReadFile`, for
 /// sysfs attributes whose drivers misbehave on a second read.
@@ -51,7 +48,8 @@ pub(crate) fn numbered(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
         .into_iter()
         .filter_map(|n| {
             let rest = n.strip_prefix(prefix)?;
-            rest.starts_with(|c: char| c.is_ascii_digit()).then(|| (rest.to_owned(), dir.join(&n)))
+            rest.starts_with(|c: char| c.is_ascii_digit())
+                .then(|| (rest.to_owned(), dir.join(&n)))
         })
         .collect()
 }
@@ -59,7 +57,10 @@ pub(crate) fn numbered(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
 /// Whether an error means the file is absent or not readable by us: what procfs treats
 /// as "this optional attribute is not there".
 pub(crate) fn absent(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied)
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+    )
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)`: an optional sign, then `0x`, `0o`, `0b` or a

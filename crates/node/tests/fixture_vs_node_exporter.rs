@@ -120,7 +120,10 @@ fn node_exporter_output(f: &Path) -> Vec<u8> {
         .arg(format!("--path.sysfs={}", f.join("sys").display()))
         .arg(format!("--path.rootfs={}", f.join("rootfs").display()))
         .arg(format!("--path.udev.data={}", f.join("udev").display()))
-        .arg(format!("--collector.textfile.directory={}", f.join("textfile").display()))
+        .arg(format!(
+            "--collector.textfile.directory={}",
+            f.join("textfile").display()
+        ))
         .arg("--no-collector.netdev.netlink")
         .arg("--collector.disable-defaults");
     for c in COLLECTORS {
@@ -132,7 +135,10 @@ fn node_exporter_output(f: &Path) -> Vec<u8> {
         if let Ok(body) = http_get(port, "/metrics") {
             return body;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "node_exporter did not answer");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "node_exporter did not answer"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -174,18 +180,35 @@ fn fixture_tree_reads_as_node_exporter_reads_it() {
     let (want, want_meta) = index(&node_exporter_output(&f));
     let (got, got_meta) = index(&sextant_output(&f));
 
-    let missing: Vec<String> = want.keys().filter(|k| !got.contains_key(*k)).map(|k| k.to_string()).collect();
-    let extra: Vec<String> = got.keys().filter(|k| !want.contains_key(*k)).map(|k| k.to_string()).collect();
+    let missing: Vec<String> = want
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .map(|k| k.to_string())
+        .collect();
+    let extra: Vec<String> = got
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .map(|k| k.to_string())
+        .collect();
     let mut problems = Vec::new();
     if !missing.is_empty() {
-        problems.push(format!("series node_exporter has and Sextant lacks:\n  {}", missing.join("\n  ")));
+        problems.push(format!(
+            "series node_exporter has and Sextant lacks:\n  {}",
+            missing.join("\n  ")
+        ));
     }
     if !extra.is_empty() {
-        problems.push(format!("series Sextant has and node_exporter lacks:\n  {}", extra.join("\n  ")));
+        problems.push(format!(
+            "series Sextant has and node_exporter lacks:\n  {}",
+            extra.join("\n  ")
+        ));
     }
     for (name, m) in &want_meta {
         if got_meta.get(name) != Some(m) {
-            problems.push(format!("metadata of {name}: node_exporter {m:?}, Sextant {:?}", got_meta.get(name)));
+            problems.push(format!(
+                "metadata of {name}: node_exporter {m:?}, Sextant {:?}",
+                got_meta.get(name)
+            ));
         }
     }
     for (labels, w) in &want {

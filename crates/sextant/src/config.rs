@@ -52,7 +52,11 @@ fn scrape_configs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ScrapeCo
 /// A `~` entry is the empty path, which Prometheus refuses as a rule file.
 fn rule_files<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let entries: Option<Vec<Option<String>>> = Option::deserialize(d)?;
-    Ok(entries.unwrap_or_default().into_iter().map(Option::unwrap_or_default).collect())
+    Ok(entries
+        .unwrap_or_default()
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
 }
 
 /// Prometheus' `global` section, with its defaults resolved as Prometheus 2.42 resolves
@@ -218,7 +222,8 @@ pub fn parse(text: &str, name: &str) -> Result<Config, String> {
 
 /// Whether the document uses YAML merge keys.
 fn has_merge_keys(text: &str) -> bool {
-    text.lines().any(|l| l.trim_start().trim_start_matches("- ").starts_with("<<:"))
+    text.lines()
+        .any(|l| l.trim_start().trim_start_matches("- ").starts_with("<<:"))
 }
 
 /// Prometheus' rule file rule: a `*` only in the last path component.
@@ -288,11 +293,17 @@ pub fn check_like_promtool(config: &Config) -> Result<(), String> {
                 f.display()
             ));
         }
-        for (what, f) in [("client cert", &c.tls_config.cert_file), ("client key", &c.tls_config.key_file)] {
+        for (what, f) in [
+            ("client cert", &c.tls_config.cert_file),
+            ("client key", &c.tls_config.key_file),
+        ] {
             if let Some(f) = f
                 && let Err(e) = std::fs::metadata(f)
             {
-                return Err(format!("error checking {what} file {:?}: {e} (job {job:?})", f.display()));
+                return Err(format!(
+                    "error checking {what} file {:?}: {e} (job {job:?})",
+                    f.display()
+                ));
             }
         }
         sextant_collect::scrape::check_targets(c).map_err(|e| format!("{e} (job {job:?})"))?;

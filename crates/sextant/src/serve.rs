@@ -14,8 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sextant_api::{ApiLimits, ApiMetrics, AppState, ReloadFn, StatusInfo};
 use sextant_collect::ScrapeManager;
-use sextant_node::NodeCollector;
 use sextant_model::time::{format_duration, now_ms};
+use sextant_node::NodeCollector;
 use sextant_promql::{Engine, EngineOptions};
 use sextant_rules::RuleManager;
 use sextant_store::{MetricsStore, StoreOptions};
@@ -146,8 +146,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     rules.apply(rule_files, cfg.global.evaluation_interval.0).await;
 
     let reload: Option<ReloadFn> = args.config.clone().map(|path| {
-        let (scrape, rules, status, node, query_log) =
-            (scrape.clone(), rules.clone(), status.clone(), node.clone(), query_log.clone());
+        let (scrape, rules, status, node, query_log) = (
+            scrape.clone(),
+            rules.clone(),
+            status.clone(),
+            node.clone(),
+            query_log.clone(),
+        );
         let current = Arc::new(std::sync::Mutex::new(cfg.clone()));
         let f: ReloadFn = Arc::new(move || {
             let (path, scrape, rules, status, current, node, query_log) = (

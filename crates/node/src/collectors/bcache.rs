@@ -74,7 +74,11 @@ fn dehumanize(s: &str) -> std::result::Result<u64, String> {
         };
         let body = &s[..s.len() - 1];
         let mut parts = body.split('.');
-        let int: f64 = parts.next().unwrap_or("").parse().map_err(|e| format!("{e}: {body:?}"))?;
+        let int: f64 = parts
+            .next()
+            .unwrap_or("")
+            .parse()
+            .map_err(|e| format!("{e}: {body:?}"))?;
         let mant = match parts.next() {
             Some(frac) => int + frac.parse::<f64>().map_err(|e| format!("{e}: {body:?}"))? / 10.24,
             None => int,
@@ -108,15 +112,25 @@ fn writeback(lines: &[String]) -> std::result::Result<[f64; 6], String> {
         } else if line.starts_with("change:") {
             v[5] = dehumanize_signed(last.trim_end_matches("/sec"))? as f64;
         } else if line.starts_with("next io:") {
-            last.trim_end_matches("ms").parse::<i64>().map_err(|e| format!("{e}: {line:?}"))?;
+            last.trim_end_matches("ms")
+                .parse::<i64>()
+                .map_err(|e| format!("{e}: {line:?}"))?;
         }
     }
     Ok(v)
 }
 
 const SET: [(&str, &str, &str); 6] = [
-    ("average_key_size", "average_key_size_sectors", "Average data per key in the btree (sectors)."),
-    ("btree_cache_size", "btree_cache_size_bytes", "Amount of memory currently used by the btree cache."),
+    (
+        "average_key_size",
+        "average_key_size_sectors",
+        "Average data per key in the btree (sectors).",
+    ),
+    (
+        "btree_cache_size",
+        "btree_cache_size_bytes",
+        "Amount of memory currently used by the btree cache.",
+    ),
     (
         "cache_available_percent",
         "cache_available_percent",
@@ -132,17 +146,41 @@ const SET: [(&str, &str, &str); 6] = [
 ];
 
 const BDEV_TOTALS: [(&str, &str, &str); 7] = [
-    ("bypassed", "bypassed_bytes_total", "Amount of IO (both reads and writes) that has bypassed the cache."),
-    ("cache_hits", "cache_hits_total", "Hits counted per individual IO as bcache sees them."),
-    ("cache_misses", "cache_misses_total", "Misses counted per individual IO as bcache sees them."),
-    ("cache_bypass_hits", "cache_bypass_hits_total", "Hits for IO intended to skip the cache."),
-    ("cache_bypass_misses", "cache_bypass_misses_total", "Misses for IO intended to skip the cache."),
+    (
+        "bypassed",
+        "bypassed_bytes_total",
+        "Amount of IO (both reads and writes) that has bypassed the cache.",
+    ),
+    (
+        "cache_hits",
+        "cache_hits_total",
+        "Hits counted per individual IO as bcache sees them.",
+    ),
+    (
+        "cache_misses",
+        "cache_misses_total",
+        "Misses counted per individual IO as bcache sees them.",
+    ),
+    (
+        "cache_bypass_hits",
+        "cache_bypass_hits_total",
+        "Hits for IO intended to skip the cache.",
+    ),
+    (
+        "cache_bypass_misses",
+        "cache_bypass_misses_total",
+        "Misses for IO intended to skip the cache.",
+    ),
     (
         "cache_miss_collisions",
         "cache_miss_collisions_total",
         "Instances where data insertion from cache miss raced with write (data already present).",
     ),
-    ("cache_readaheads", "cache_readaheads_total", "Count of times readahead occurred."),
+    (
+        "cache_readaheads",
+        "cache_readaheads_total",
+        "Count of times readahead occurred.",
+    ),
 ];
 
 /// Statistics files read (and validated) but not exposed.
@@ -156,11 +194,14 @@ const STATS_FILES: [&str; 7] = [
     "cache_readaheads",
 ];
 
+/// (metric suffix, help, counter?, value) of one series.
+type Values = Vec<(&'static str, &'static str, bool, f64)>;
+
 struct Set {
     uuid: String,
-    values: Vec<(&'static str, &'static str, bool, f64)>,
-    bdevs: Vec<(String, Vec<(&'static str, &'static str, bool, f64)>)>,
-    caches: Vec<(String, Vec<(&'static str, &'static str, bool, f64)>)>,
+    values: Values,
+    bdevs: Vec<(String, Values)>,
+    caches: Vec<(String, Values)>,
 }
 
 /// Entries of `dir` matching `<prefix>[0-9]*`.
@@ -184,7 +225,12 @@ fn set(dir: &Path, uuid: String, priority: bool) -> std::result::Result<Set, Str
         false,
         r.value(&internal, "active_journal_entries"),
     ));
-    values.push(("btree_nodes", "Total nodes in the btree.", false, r.value(&internal, "btree_nodes")));
+    values.push((
+        "btree_nodes",
+        "Total nodes in the btree.",
+        false,
+        r.value(&internal, "btree_nodes"),
+    ));
     // node_exporter treats the microseconds as nanoseconds.
     values.push((
         "btree_read_average_duration_seconds",
@@ -216,7 +262,8 @@ fn set(dir: &Path, uuid: String, priority: bool) -> std::result::Result<Set, Str
         )];
         let lines = r.lines(&bdev, "writeback_rate_debug");
         let wrd = if r.err.is_none() {
-            writeback(&lines).map_err(|e| format!("failed to parse path {:?}: {e}", bdev.join("writeback_rate_debug")))?
+            writeback(&lines)
+                .map_err(|e| format!("failed to parse path {:?}: {e}", bdev.join("writeback_rate_debug")))?
         } else {
             [0.0; 6]
         };
@@ -227,7 +274,12 @@ fn set(dir: &Path, uuid: String, priority: bool) -> std::result::Result<Set, Str
                 false,
                 wrd[2],
             ),
-            ("writeback_rate", "Current writeback rate for this backing device in bytes.", false, wrd[0]),
+            (
+                "writeback_rate",
+                "Current writeback rate for this backing device in bytes.",
+                false,
+                wrd[0],
+            ),
             (
                 "writeback_rate_proportional_term",
                 "Current result of proportional controller, part of writeback rate",
@@ -240,7 +292,12 @@ fn set(dir: &Path, uuid: String, priority: bool) -> std::result::Result<Set, Str
                 false,
                 wrd[4],
             ),
-            ("writeback_change", "Last writeback rate change step for this backing device.", false, wrd[5]),
+            (
+                "writeback_change",
+                "Last writeback rate change step for this backing device.",
+                false,
+                wrd[5],
+            ),
         ]);
         for f in STATS_FILES {
             r.value(&bdev.join("stats_five_minute"), f);
@@ -297,7 +354,12 @@ fn set(dir: &Path, uuid: String, priority: bool) -> std::result::Result<Set, Str
                 false,
                 unused,
             ));
-            v.push(("priority_stats_metadata_percent", "Bcache's metadata overhead.", false, metadata));
+            v.push((
+                "priority_stats_metadata_percent",
+                "Bcache's metadata overhead.",
+                false,
+                metadata,
+            ));
         }
         caches.push((name, v));
     }
@@ -340,12 +402,26 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
         }
         for (bdev, values) in &s.bdevs {
             for (metric, help, counter, v) in values {
-                emit(out, metric, help, *counter, &[("uuid", &s.uuid), ("backing_device", bdev)], *v);
+                emit(
+                    out,
+                    metric,
+                    help,
+                    *counter,
+                    &[("uuid", &s.uuid), ("backing_device", bdev)],
+                    *v,
+                );
             }
         }
         for (cache, values) in &s.caches {
             for (metric, help, counter, v) in values {
-                emit(out, metric, help, *counter, &[("uuid", &s.uuid), ("cache_device", cache)], *v);
+                emit(
+                    out,
+                    metric,
+                    help,
+                    *counter,
+                    &[("uuid", &s.uuid), ("cache_device", cache)],
+                    *v,
+                );
             }
         }
     }

@@ -117,7 +117,13 @@ fn filesystem(dir: &Path) -> std::result::Result<Fs, String> {
     let label = r.file("label");
     let uuid = r.file("metadata_uuid");
     r.list("features");
-    for f in ["clone_alignment", "nodesize", "quota_override", "sectorsize", "allocation/global_rsv_reserved"] {
+    for f in [
+        "clone_alignment",
+        "nodesize",
+        "quota_override",
+        "sectorsize",
+        "allocation/global_rsv_reserved",
+    ] {
         r.value(f);
     }
     let global_rsv = r.value("allocation/global_rsv_size");
@@ -130,7 +136,9 @@ fn filesystem(dir: &Path) -> std::result::Result<Fs, String> {
         return Err(e);
     }
     let uuid = if uuid.is_empty() {
-        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     } else {
         uuid
     };
@@ -150,9 +158,10 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
         if !name.contains('-') {
             continue;
         }
-        all.push(filesystem(&base.join(&name)).map_err(|e| {
-            CollectError::Failed(format!("failed to retrieve Btrfs stats from procfs: {e}"))
-        })?);
+        all.push(
+            filesystem(&base.join(&name))
+                .map_err(|e| CollectError::Failed(format!("failed to retrieve Btrfs stats from procfs: {e}")))?,
+        );
     }
     for fs in &all {
         let uuid = fs.uuid.as_str();
@@ -177,7 +186,12 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
             );
             for (mode, used, total, ratio) in &a.layouts {
                 let labels = [("uuid", uuid), ("block_group_type", typ), ("mode", mode.as_str())];
-                out.gauge("node_btrfs_used_bytes", "Amount of used space by a layout/data type", &labels, *used);
+                out.gauge(
+                    "node_btrfs_used_bytes",
+                    "Amount of used space by a layout/data type",
+                    &labels,
+                    *used,
+                );
                 out.gauge(
                     "node_btrfs_size_bytes",
                     "Amount of space allocated for a layout/data type",

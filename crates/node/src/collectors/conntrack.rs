@@ -9,20 +9,36 @@ use crate::read;
 
 /// (column of `/proc/net/stat/nf_conntrack`, metric, help), summed over CPUs.
 const STATS: [(usize, &str, &str); 8] = [
-    (2, "node_nf_conntrack_stat_found", "Number of searched entries which were successful."),
-    (4, "node_nf_conntrack_stat_invalid", "Number of packets seen which can not be tracked."),
+    (
+        2,
+        "node_nf_conntrack_stat_found",
+        "Number of searched entries which were successful.",
+    ),
+    (
+        4,
+        "node_nf_conntrack_stat_invalid",
+        "Number of packets seen which can not be tracked.",
+    ),
     (
         5,
         "node_nf_conntrack_stat_ignore",
         "Number of packets seen which are already connected to a conntrack entry.",
     ),
-    (8, "node_nf_conntrack_stat_insert", "Number of entries inserted into the list."),
+    (
+        8,
+        "node_nf_conntrack_stat_insert",
+        "Number of entries inserted into the list.",
+    ),
     (
         9,
         "node_nf_conntrack_stat_insert_failed",
         "Number of entries for which list insertion was attempted but failed.",
     ),
-    (10, "node_nf_conntrack_stat_drop", "Number of packets dropped due to conntrack failure."),
+    (
+        10,
+        "node_nf_conntrack_stat_drop",
+        "Number of packets dropped due to conntrack failure.",
+    ),
     (
         11,
         "node_nf_conntrack_stat_early_drop",

@@ -93,10 +93,15 @@ fn parse_stat(text: &str) -> std::result::Result<Vec<Times>, String> {
         if id.is_empty() {
             continue;
         }
-        let id: usize = id.parse().map_err(|e| format!("couldn't parse {line:?} (cpu/cpuid): {e}"))?;
+        let id: usize = id
+            .parse()
+            .map_err(|e| format!("couldn't parse {line:?} (cpu/cpuid): {e}"))?;
         let mut t = [0.0; 10];
         for (slot, v) in t.iter_mut().zip(f) {
-            *slot = v.parse::<f64>().map_err(|e| format!("couldn't parse {line:?} (cpu): {e}"))? / USER_HZ;
+            *slot = v
+                .parse::<f64>()
+                .map_err(|e| format!("couldn't parse {line:?} (cpu): {e}"))?
+                / USER_HZ;
         }
         if cpus.len() <= id {
             cpus.resize(id + 1, [0.0; 10]);
@@ -204,7 +209,11 @@ fn info(node: &Node, out: &mut Out) -> Result {
     }
     for cpu in &cpus {
         let get = |k: &str| cpu.get(k).copied().unwrap_or("");
-        let vendor = cpu.get("vendor_id").or_else(|| cpu.get("vendor")).copied().unwrap_or("");
+        let vendor = cpu
+            .get("vendor_id")
+            .or_else(|| cpu.get("vendor"))
+            .copied()
+            .unwrap_or("");
         out.gauge(
             "node_cpu_info",
             "CPU information from /proc/cpuinfo.",

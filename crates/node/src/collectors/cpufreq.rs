@@ -58,7 +58,10 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(CollectError::at(&freq, e)),
         }
-        for file in ["cpuinfo_transition_latency"].iter().chain(FREQUENCIES.iter().map(|f| &f.0)) {
+        for file in ["cpuinfo_transition_latency"]
+            .iter()
+            .chain(FREQUENCIES.iter().map(|f| &f.0))
+        {
             let p = freq.join(file);
             let value = match read::trimmed(&p) {
                 Ok(s) => s

@@ -11,32 +11,102 @@ use crate::read;
 /// (metric, counter?, help, scale) for the stats after major, minor and name, in order.
 /// Times are milliseconds scaled by multiplication, as node_exporter computes them.
 const STATS: [(&str, bool, &str, f64); 17] = [
-    ("node_disk_reads_completed_total", true, "The total number of reads completed successfully.", 1.0),
-    ("node_disk_reads_merged_total", true, "The total number of reads merged.", 1.0),
-    ("node_disk_read_bytes_total", true, "The total number of bytes read successfully.", 512.0),
-    ("node_disk_read_time_seconds_total", true, "The total number of seconds spent by all reads.", 0.001),
-    ("node_disk_writes_completed_total", true, "The total number of writes completed successfully.", 1.0),
-    ("node_disk_writes_merged_total", true, "The number of writes merged.", 1.0),
-    ("node_disk_written_bytes_total", true, "The total number of bytes written successfully.", 512.0),
+    (
+        "node_disk_reads_completed_total",
+        true,
+        "The total number of reads completed successfully.",
+        1.0,
+    ),
+    (
+        "node_disk_reads_merged_total",
+        true,
+        "The total number of reads merged.",
+        1.0,
+    ),
+    (
+        "node_disk_read_bytes_total",
+        true,
+        "The total number of bytes read successfully.",
+        512.0,
+    ),
+    (
+        "node_disk_read_time_seconds_total",
+        true,
+        "The total number of seconds spent by all reads.",
+        0.001,
+    ),
+    (
+        "node_disk_writes_completed_total",
+        true,
+        "The total number of writes completed successfully.",
+        1.0,
+    ),
+    (
+        "node_disk_writes_merged_total",
+        true,
+        "The number of writes merged.",
+        1.0,
+    ),
+    (
+        "node_disk_written_bytes_total",
+        true,
+        "The total number of bytes written successfully.",
+        512.0,
+    ),
     (
         "node_disk_write_time_seconds_total",
         true,
         "This is the total number of seconds spent by all writes.",
         0.001,
     ),
-    ("node_disk_io_now", false, "The number of I/Os currently in progress.", 1.0),
-    ("node_disk_io_time_seconds_total", true, "Total seconds spent doing I/Os.", 0.001),
-    ("node_disk_io_time_weighted_seconds_total", true, "The weighted # of seconds spent doing I/Os.", 0.001),
-    ("node_disk_discards_completed_total", true, "The total number of discards completed successfully.", 1.0),
-    ("node_disk_discards_merged_total", true, "The total number of discards merged.", 1.0),
-    ("node_disk_discarded_sectors_total", true, "The total number of sectors discarded successfully.", 1.0),
+    (
+        "node_disk_io_now",
+        false,
+        "The number of I/Os currently in progress.",
+        1.0,
+    ),
+    (
+        "node_disk_io_time_seconds_total",
+        true,
+        "Total seconds spent doing I/Os.",
+        0.001,
+    ),
+    (
+        "node_disk_io_time_weighted_seconds_total",
+        true,
+        "The weighted # of seconds spent doing I/Os.",
+        0.001,
+    ),
+    (
+        "node_disk_discards_completed_total",
+        true,
+        "The total number of discards completed successfully.",
+        1.0,
+    ),
+    (
+        "node_disk_discards_merged_total",
+        true,
+        "The total number of discards merged.",
+        1.0,
+    ),
+    (
+        "node_disk_discarded_sectors_total",
+        true,
+        "The total number of sectors discarded successfully.",
+        1.0,
+    ),
     (
         "node_disk_discard_time_seconds_total",
         true,
         "This is the total number of seconds spent by all discards.",
         0.001,
     ),
-    ("node_disk_flush_requests_total", true, "The total number of flush requests completed successfully", 1.0),
+    (
+        "node_disk_flush_requests_total",
+        true,
+        "The total number of flush requests completed successfully",
+        1.0,
+    ),
     (
         "node_disk_flush_requests_time_seconds_total",
         true,
@@ -57,7 +127,9 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let text = read::string(&path).at(&path)?;
     let mut disks = Vec::new();
     for line in text.lines() {
-        if let Some(d) = parse_line(line).map_err(|e| CollectError::at(&path, format_args!("couldn't get diskstats: {e}")))? {
+        if let Some(d) =
+            parse_line(line).map_err(|e| CollectError::at(&path, format_args!("couldn't get diskstats: {e}")))?
+        {
             disks.push(d);
         }
     }
@@ -122,7 +194,11 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
         }
         if !prop("ID_ATA").is_empty() {
             for (key, name, help) in [
-                ("ID_ATA_WRITE_CACHE", "node_disk_ata_write_cache", "ATA disk has a write cache."),
+                (
+                    "ID_ATA_WRITE_CACHE",
+                    "node_disk_ata_write_cache",
+                    "ATA disk has a write cache.",
+                ),
                 (
                     "ID_ATA_WRITE_CACHE_ENABLED",
                     "node_disk_ata_write_cache_enabled",

@@ -35,7 +35,9 @@ const FIELDS: [(&str, &str); 20] = [
 
 /// The labels read for a sysfs mount point.
 #[derive(Debug, Default)]
-pub(crate) struct DmiCache(Mutex<Option<(PathBuf, Vec<(&'static str, String)>)>>);
+pub(crate) struct DmiCache(Mutex<Option<(PathBuf, DmiLabels)>>);
+
+type DmiLabels = Vec<(&'static str, String)>;
 
 pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let dir = node.opts.sys("class/dmi/id");

@@ -11,10 +11,18 @@ use crate::read;
 const COUNTERS: [(&str, &str, &str); 14] = [
     ("dumped_frames", "dumped_frames_total", "Number of dumped frames"),
     ("error_frames", "error_frames_total", "Number of errors in frames"),
-    ("invalid_crc_count", "invalid_crc_total", "Invalid Cyclic Redundancy Check count"),
+    (
+        "invalid_crc_count",
+        "invalid_crc_total",
+        "Invalid Cyclic Redundancy Check count",
+    ),
     ("rx_frames", "rx_frames_total", "Number of frames received"),
     ("rx_words", "rx_words_total", "Number of words received by host port"),
-    ("tx_frames", "tx_frames_total", "Number of frames transmitted by host port"),
+    (
+        "tx_frames",
+        "tx_frames_total",
+        "Number of frames transmitted by host port",
+    ),
     ("tx_words", "tx_words_total", "Number of words transmitted by host port"),
     (
         "seconds_since_last_reset",
@@ -36,13 +44,21 @@ const COUNTERS: [(&str, &str, &str); 14] = [
         "loss_of_sync_total",
         "Number of failures on either bit or transmission word boundaries",
     ),
-    ("loss_of_signal_count", "loss_of_signal_total", "Number of times signal has been lost"),
+    (
+        "loss_of_signal_count",
+        "loss_of_signal_total",
+        "Number of times signal has been lost",
+    ),
     (
         "nos_count",
         "nos_total",
         "Number Not_Operational Primitive Sequence received by host port",
     ),
-    ("fcp_packet_aborts", "fcp_packet_aborts_total", "Number of aborted packets"),
+    (
+        "fcp_packet_aborts",
+        "fcp_packet_aborts_total",
+        "Number of aborted packets",
+    ),
 ];
 
 /// Attributes every host must have, in the info series' label order (`node_name` is
@@ -107,7 +123,10 @@ fn host(dir: &Path, name: String) -> Result<Host> {
     for a in ATTRS {
         let p = dir.join(a);
         let mut v = read::sys_file(&p).map_err(|e| {
-            CollectError::at(&p, format_args!("error obtaining FibreChannel class info: failed to read file: {e}"))
+            CollectError::at(
+                &p,
+                format_args!("error obtaining FibreChannel class info: failed to read file: {e}"),
+            )
         })?;
         // `0x...` identifiers lose their prefix.
         if matches!(a, "port_id" | "port_name" | "fabric_name" | "node_name") && v.len() > 2 {

@@ -47,7 +47,9 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 4 {
-            return Err(CollectError::Failed(format!("malformed mount point information: {line:?}")));
+            return Err(CollectError::Failed(format!(
+                "malformed mount point information: {line:?}"
+            )));
         }
         mounts.push((f[0], f[1].replace("\\040", " ").replace("\\011", "\t"), f[2], f[3]));
     }
@@ -75,7 +77,14 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
         );
         let Some(values) = stat else { continue };
         let ro = options.split(',').any(|o| o == "ro");
-        let values = [values[0], values[1], values[2], values[3], values[4], f64::from(u8::from(ro))];
+        let values = [
+            values[0],
+            values[1],
+            values[2],
+            values[3],
+            values[4],
+            f64::from(u8::from(ro)),
+        ];
         for ((name, help), v) in FAMILIES.iter().zip(values) {
             out.gauge(name, help, &labels, v);
         }

@@ -39,7 +39,9 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let mut err: Option<CollectError> = None;
     for name in names {
         let dir = class.join(&name);
-        let Ok(meta) = std::fs::symlink_metadata(&dir) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+            continue;
+        };
         let meta = if meta.file_type().is_symlink() {
             match std::fs::metadata(&dir) {
                 Ok(m) => {
@@ -107,7 +109,12 @@ fn chip(dir: &Path, out: &mut Out) -> Result {
             }
             "vrm" => {
                 if let Some(v) = bare.and_then(|b| b.parse::<f64>().ok()) {
-                    out.gauge("node_hwmon_voltage_regulator_version", "Hardware voltage regulator", &labels, v);
+                    out.gauge(
+                        "node_hwmon_voltage_regulator_version",
+                        "Hardware voltage regulator",
+                        &labels,
+                        v,
+                    );
                 }
                 continue;
             }
@@ -142,11 +149,26 @@ fn chip(dir: &Path, out: &mut Out) -> Result {
             let e = element.as_str();
             let (suffix, help, value, counter) = match (typ, e) {
                 (_, "fault" | "alarm") => ("", format!("Hardware sensor {e} status ({typ})"), v, false),
-                (_, "beep") => ("_enabled", "Hardware monitor sensor has beeping enabled".into(), v, false),
-                ("in" | "cpu", _) => ("_volts", format!("Hardware monitor for voltage ({e})"), v * 0.001, false),
+                (_, "beep") => (
+                    "_enabled",
+                    "Hardware monitor sensor has beeping enabled".into(),
+                    v,
+                    false,
+                ),
+                ("in" | "cpu", _) => (
+                    "_volts",
+                    format!("Hardware monitor for voltage ({e})"),
+                    v * 0.001,
+                    false,
+                ),
                 ("temp", _) if e != "type" => {
                     let e = if e.is_empty() { "input" } else { e };
-                    ("_celsius", format!("Hardware monitor for temperature ({e})"), v * 0.001, false)
+                    (
+                        "_celsius",
+                        format!("Hardware monitor for temperature ({e})"),
+                        v * 0.001,
+                        false,
+                    )
                 }
                 ("curr", _) => ("_amps", format!("Hardware monitor for current ({e})"), v * 0.001, false),
                 ("energy", _) => (
@@ -204,7 +226,9 @@ fn chip(dir: &Path, out: &mut Out) -> Result {
 fn scan(dir: &Path, sensors: &mut Sensors) -> Result {
     let names = read::dir_names(dir).at(dir)?;
     for file in names {
-        let Some((typ, id, prop)) = explode(&file) else { continue };
+        let Some((typ, id, prop)) = explode(&file) else {
+            continue;
+        };
         if !SENSOR_TYPES.contains(&typ) {
             continue;
         }
@@ -260,7 +284,13 @@ fn clean(s: &str) -> String {
     let replaced: String = s
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == ':' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == ':' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     replaced.trim_matches('_').to_owned()
 }
@@ -269,7 +299,10 @@ fn clean(s: &str) -> String {
 /// `name` file, else the hwmon directory's own name.
 fn chip_label(dir: &Path) -> Result<String> {
     if let Ok(device) = std::fs::canonicalize(dir.join("device")) {
-        let name = device.file_name().map(|n| clean(&n.to_string_lossy())).unwrap_or_default();
+        let name = device
+            .file_name()
+            .map(|n| clean(&n.to_string_lossy()))
+            .unwrap_or_default();
         let typ = device
             .parent()
             .and_then(Path::file_name)
@@ -289,7 +322,10 @@ fn chip_label(dir: &Path) -> Result<String> {
         }
     }
     let real = std::fs::canonicalize(dir).at(dir)?;
-    let name = real.file_name().map(|n| clean(&n.to_string_lossy())).unwrap_or_default();
+    let name = real
+        .file_name()
+        .map(|n| clean(&n.to_string_lossy()))
+        .unwrap_or_default();
     if name.is_empty() {
         return Err(CollectError::at(dir, "could not derive a monitoring name"));
     }

@@ -303,7 +303,10 @@ fn port(dir: &Path, number: u64) -> Result<Port> {
         let s = read::string(&p).map_err(|e| io_err(&p, e))?;
         let parts: Vec<&str> = s.split(':').collect();
         if parts.len() != 2 {
-            return Err(CollectError::at(dir, format_args!("could not parse state file: failed to split {s:?}")));
+            return Err(CollectError::at(
+                dir,
+                format_args!("could not parse state file: failed to split {s:?}"),
+            ));
         }
         parts[0]
             .trim()
@@ -315,7 +318,10 @@ fn port(dir: &Path, number: u64) -> Result<Port> {
     let rate_file = dir.join("rate");
     let rate_text = read::string(&rate_file).map_err(|e| io_err(&rate_file, e))?;
     let Some((gbps, _)) = rate_text.split_once(' ') else {
-        return Err(CollectError::at(&rate_file, format_args!("failed to split {rate_text:?}")));
+        return Err(CollectError::at(
+            &rate_file,
+            format_args!("failed to split {rate_text:?}"),
+        ));
     };
     // procfs parses the rate as a 32-bit float.
     let gbps: f32 = gbps.trim().parse().map_err(|e| CollectError::at(&rate_file, e))?;
@@ -366,11 +372,19 @@ fn read_counters(
     }
     for (file, metric, help, scale) in table {
         let Some(v) = values.get(*file) else { continue };
-        match read::parse_int_base0(v).and_then(|n| u64::try_from(n).ok()).or_else(|| v.parse::<u64>().ok()) {
+        match read::parse_int_base0(v)
+            .and_then(|n| u64::try_from(n).ok())
+            .or_else(|| v.parse::<u64>().ok())
+        {
             Some(n) => into.push((metric, help, n.wrapping_mul(*scale) as f64)),
             // A port without a performance management agent.
             None if v.contains("N/A (no PMA)") => {}
-            None => return Err(Missing::Failed(CollectError::at(&dir.join(file), format_args!("invalid value {v:?}")))),
+            None => {
+                return Err(Missing::Failed(CollectError::at(
+                    &dir.join(file),
+                    format_args!("invalid value {v:?}"),
+                )));
+            }
         }
     }
     Ok(())

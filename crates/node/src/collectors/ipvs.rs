@@ -17,7 +17,10 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     }
     let fields: Vec<&str> = parts[2].split_whitespace().collect();
     if fields.len() != 5 {
-        return Err(CollectError::at(&stats_path, "ip_vs_stats corrupt: unexpected number of fields"));
+        return Err(CollectError::at(
+            &stats_path,
+            "ip_vs_stats corrupt: unexpected number of fields",
+        ));
     }
     let mut totals = [0.0; 5];
     for (t, f) in totals.iter_mut().zip(&fields) {
@@ -25,8 +28,14 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     }
     for ((name, help), v) in [
         ("node_ipvs_connections_total", "The total number of connections made."),
-        ("node_ipvs_incoming_packets_total", "The total number of incoming packets."),
-        ("node_ipvs_outgoing_packets_total", "The total number of outgoing packets."),
+        (
+            "node_ipvs_incoming_packets_total",
+            "The total number of incoming packets.",
+        ),
+        (
+            "node_ipvs_outgoing_packets_total",
+            "The total number of outgoing packets.",
+        ),
         ("node_ipvs_incoming_bytes_total", "The total amount of incoming data."),
         ("node_ipvs_outgoing_bytes_total", "The total amount of outgoing data."),
     ]
@@ -58,7 +67,11 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
             }
             "->" if f.len() >= 6 => {
                 let (ip, port) = ip_port(f[1]).map_err(fail)?;
-                let num = |s: &str| s.parse::<u64>().map(|v| v as f64).map_err(|e| fail(format!("{e}: {s:?}")));
+                let num = |s: &str| {
+                    s.parse::<u64>()
+                        .map(|v| v as f64)
+                        .map_err(|e| fail(format!("{e}: {s:?}")))
+                };
                 let (weight, active, inactive) = (num(f[3])?, num(f[4])?, num(f[5])?);
                 let [proto, laddr, lport, mark] = service.clone().unwrap_or_default();
                 let value_of = |label: &str| match label {
@@ -79,7 +92,11 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
         }
     }
     for (values, [active, inactive, weight]) in groups {
-        let labels: Vec<(&str, &str)> = wanted.iter().map(String::as_str).zip(values.iter().map(String::as_str)).collect();
+        let labels: Vec<(&str, &str)> = wanted
+            .iter()
+            .map(String::as_str)
+            .zip(values.iter().map(String::as_str))
+            .collect();
         out.gauge(
             "node_ipvs_backend_connections_active",
             "The current active connections by local and remote address.",

@@ -62,7 +62,12 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
                 f64::from(u8::from(a.state == state)),
             );
         }
-        out.gauge("node_md_blocks", "Total number of blocks on device.", &device, a.blocks as f64);
+        out.gauge(
+            "node_md_blocks",
+            "Total number of blocks on device.",
+            &device,
+            a.blocks as f64,
+        );
         out.gauge(
             "node_md_blocks_synced",
             "Number of blocks synced on device.",
@@ -77,7 +82,11 @@ fn parse(text: &str) -> std::result::Result<Vec<Array<'_>>, String> {
     let lines: Vec<&str> = text.split('\n').collect();
     let mut arrays = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() || line.starts_with(' ') || line.starts_with("Personalities") || line.starts_with("unused") {
+        if line.trim().is_empty()
+            || line.starts_with(' ')
+            || line.starts_with("Personalities")
+            || line.starts_with("unused")
+        {
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -104,10 +113,17 @@ fn parse(text: &str) -> std::result::Result<Vec<Array<'_>>, String> {
             let m = STATUS
                 .captures(status)
                 .ok_or_else(|| format!("couldn't find all the substring matches: {status}"))?;
-            let n = |k: usize| m[k].parse::<i64>().map_err(|e| format!("unexpected statusLine {status:?}: {e}"));
+            let n = |k: usize| {
+                m[k].parse::<i64>()
+                    .map_err(|e| format!("unexpected statusLine {status:?}: {e}"))
+            };
             (n(3)?, n(2)?)
         };
-        let sync_line = if lines[i + 2].contains("bitmap") { lines[i + 3] } else { lines[i + 2] };
+        let sync_line = if lines[i + 2].contains("bitmap") {
+            lines[i + 3]
+        } else {
+            lines[i + 2]
+        };
         let (recovering, resyncing, checking) = (
             sync_line.contains("recovery"),
             sync_line.contains("resync"),
@@ -145,7 +161,9 @@ fn parse(text: &str) -> std::result::Result<Vec<Array<'_>>, String> {
 /// The blocks synced so far; the line must also carry percentage, finish and speed.
 fn recovery(line: &str) -> std::result::Result<i64, String> {
     let bad = || format!("unexpected recoveryLine: {line}");
-    let synced = SYNCED.captures(line).ok_or_else(bad)?[1].parse::<i64>().map_err(|e| e.to_string())?;
+    let synced = SYNCED.captures(line).ok_or_else(bad)?[1]
+        .parse::<i64>()
+        .map_err(|e| e.to_string())?;
     for (re, trim) in [(&*PERCENT, true), (&*FINISH, false), (&*SPEED, false)] {
         let m = re.captures(line).ok_or_else(bad)?;
         let v = if trim { m[1].trim() } else { &m[1] };

@@ -66,7 +66,10 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
                 }
                 Err(e) if read::absent(&e) || matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) => {}
                 Err(e) => {
-                    return Err(CollectError::at(&entry.path(), format_args!("failed to read file: {e}")));
+                    return Err(CollectError::at(
+                        &entry.path(),
+                        format_args!("failed to read file: {e}"),
+                    ));
                 }
             }
         }

@@ -30,7 +30,12 @@ const NETLINK: [(&str, &[&str]); 17] = [
     ("transmit_fifo", &["tx_fifo_errors"]),
     (
         "transmit_carrier",
-        &["tx_carrier_errors", "tx_aborted_errors", "tx_heartbeat_errors", "tx_window_errors"],
+        &[
+            "tx_carrier_errors",
+            "tx_aborted_errors",
+            "tx_heartbeat_errors",
+            "tx_window_errors",
+        ],
     ),
     ("receive_compressed", &["rx_compressed"]),
     ("transmit_compressed", &["tx_compressed"]),

@@ -126,13 +126,18 @@ pub(crate) fn parse(text: &str, check: Check) -> std::result::Result<RpcStats, S
         let label = parts[0];
         // The thread line ends in a histogram of floats nobody reads.
         let raw = if label == "th" {
-            parts.get(1..3).ok_or_else(|| format!("invalid NFSd th metric line {line:?}"))?
+            parts
+                .get(1..3)
+                .ok_or_else(|| format!("invalid NFSd th metric line {line:?}"))?
         } else {
             &parts[1..]
         };
         let values = raw
             .iter()
-            .map(|v| v.parse::<u64>().map_err(|e| format!("error parsing NFS metric line: {e}")))
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|e| format!("error parsing NFS metric line: {e}"))
+            })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         check(label, &values)?;
         lines.insert(label.to_owned(), values);
@@ -158,13 +163,18 @@ fn client_check(label: &str, v: &[u64]) -> std::result::Result<(), String> {
         "proc4" => v[0] as usize == v.len() - 1,
         _ => return Err(format!("unknown NFS metric line {label:?}")),
     };
-    if ok { Ok(()) } else { Err(format!("invalid NFS {label} line {v:?}")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid NFS {label} line {v:?}"))
+    }
 }
 
 pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let path = node.opts.proc("net/rpc/nfs");
     let text = read::string(&path).no_data_if_missing(&path)?;
-    let s = parse(&text, client_check).map_err(|e| CollectError::Failed(format!("failed to retrieve nfs stats: {e}")))?;
+    let s =
+        parse(&text, client_check).map_err(|e| CollectError::Failed(format!("failed to retrieve nfs stats: {e}")))?;
     for (proto, i) in [("udp", 1), ("tcp", 2)] {
         out.counter(
             "node_nfs_packets_total",
@@ -179,7 +189,12 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
         &[],
         s.get("net", 3),
     );
-    out.counter("node_nfs_rpcs_total", "Total number of RPCs performed.", &[], s.get("rpc", 0));
+    out.counter(
+        "node_nfs_rpcs_total",
+        "Total number of RPCs performed.",
+        &[],
+        s.get("rpc", 0),
+    );
     out.counter(
         "node_nfs_rpc_retransmissions_total",
         "Number of RPC transmissions performed.",
@@ -192,7 +207,11 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
         &[],
         s.get("rpc", 2),
     );
-    for (proto, line, methods) in [("2", "proc2", &V2[..]), ("3", "proc3", &V3[..]), ("4", "proc4", &V4[..])] {
+    for (proto, line, methods) in [
+        ("2", "proc2", &V2[..]),
+        ("3", "proc3", &V3[..]),
+        ("4", "proc4", &V4[..]),
+    ] {
         for (i, method) in methods.iter().enumerate() {
             out.counter(
                 "node_nfs_requests_total",

@@ -106,13 +106,18 @@ fn server_check(label: &str, v: &[u64]) -> std::result::Result<(), String> {
         "proc4ops" => return counted(v, 39, false),
         _ => return Err(format!("unknown NFSd metric line {label:?}")),
     };
-    if ok { Ok(()) } else { Err(format!("invalid NFSd {label} line {v:?}")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid NFSd {label} line {v:?}"))
+    }
 }
 
 pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let path = node.opts.proc("net/rpc/nfsd");
     let text = read::string(&path).no_data_if_missing(&path)?;
-    let s = parse(&text, server_check).map_err(|e| CollectError::Failed(format!("failed to retrieve nfsd stats: {e}")))?;
+    let s =
+        parse(&text, server_check).map_err(|e| CollectError::Failed(format!("failed to retrieve nfsd stats: {e}")))?;
     let counters: [(&str, &str, &str, usize); 9] = [
         (
             "node_nfsd_reply_cache_hits_total",
@@ -132,16 +137,31 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
             "rc",
             2,
         ),
-        ("node_nfsd_file_handles_stale_total", "Total number of NFSd stale file handles", "fh", 0),
+        (
+            "node_nfsd_file_handles_stale_total",
+            "Total number of NFSd stale file handles",
+            "fh",
+            0,
+        ),
         ("node_nfsd_disk_bytes_read_total", "Total NFSd bytes read.", "io", 0),
-        ("node_nfsd_disk_bytes_written_total", "Total NFSd bytes written.", "io", 1),
+        (
+            "node_nfsd_disk_bytes_written_total",
+            "Total NFSd bytes written.",
+            "io",
+            1,
+        ),
         (
             "node_nfsd_read_ahead_cache_not_found_total",
             "Total number of NFSd read ahead cache not found.",
             "ra",
             11,
         ),
-        ("node_nfsd_connections_total", "Total number of NFSd TCP connections.", "net", 3),
+        (
+            "node_nfsd_connections_total",
+            "Total number of NFSd TCP connections.",
+            "net",
+            3,
+        ),
         ("node_nfsd_server_rpcs_total", "Total number of NFSd RPCs.", "rpc", 0),
     ];
     for (name, help, line, i) in &counters {
@@ -175,7 +195,11 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
             s.get("rpc", i),
         );
     }
-    for (proto, line, methods) in [("2", "proc2", &V2[..]), ("3", "proc3", &V3[..]), ("4", "proc4ops", &V4[..])] {
+    for (proto, line, methods) in [
+        ("2", "proc2", &V2[..]),
+        ("3", "proc3", &V3[..]),
+        ("4", "proc4ops", &V4[..]),
+    ] {
         for (method, i) in methods {
             out.counter(
                 "node_nfsd_requests_total",

@@ -23,7 +23,9 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
             Err(e) => return Err(CollectError::at(&path, e)),
         }
     }
-    let Some((path, text)) = text else { return Err(CollectError::NoData) };
+    let Some((path, text)) = text else {
+        return Err(CollectError::NoData);
+    };
     let env = parse_env(&text).map_err(|e| CollectError::at(&path, e))?;
     let get = |k: &str| env.get(k).map_or("", String::as_str);
     out.gauge(
@@ -126,7 +128,8 @@ mod tests {
 
     #[test]
     fn os_release_values() {
-        let env = parse_env("# c\nNAME=\"Debian GNU/Linux\"\nID=debian\nVERSION='12 (bookworm)'\nX=\"a \\\"b\\\"\"\n").unwrap();
+        let env = parse_env("# c\nNAME=\"Debian GNU/Linux\"\nID=debian\nVERSION='12 (bookworm)'\nX=\"a \\\"b\\\"\"\n")
+            .unwrap();
         assert_eq!(env["NAME"], "Debian GNU/Linux");
         assert_eq!(env["ID"], "debian");
         assert_eq!(env["VERSION"], "12 (bookworm)");

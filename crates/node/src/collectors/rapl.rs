@@ -12,7 +12,12 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let entries = match read::dir_names(&class) {
         Ok(e) => e,
         Err(e) if read::absent(&e) => return Err(CollectError::NoData),
-        Err(e) => return Err(CollectError::at(&class, format_args!("failed to retrieve rapl stats: {e}"))),
+        Err(e) => {
+            return Err(CollectError::at(
+                &class,
+                format_args!("failed to retrieve rapl stats: {e}"),
+            ));
+        }
     };
     // Zones are all listed before any is read, as procfs does: a zone without
     // `max_energy_range_uj` means no data at all.
@@ -20,7 +25,9 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let mut zones = Vec::new();
     for entry in entries {
         let path = class.join(&entry);
-        let Ok(name) = read::string(&path.join("name")) else { continue };
+        let Ok(name) = read::string(&path.join("name")) else {
+            continue;
+        };
         let name = name.trim().to_owned();
         // `package-0` is zone `package` with index 0; `core` counts up per name.
         let (index, name) = match name.split('-').collect::<Vec<_>>()[..] {

@@ -10,9 +10,11 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let text = read::string(&path).no_data_if_missing(&path)?;
     for line in text.lines() {
         let Some((cpu, fields)) = cpu_line(line) else { continue };
-        let (Ok(running), Ok(waiting), Ok(slices)) =
-            (fields[6].parse::<u64>(), fields[7].parse::<u64>(), fields[8].parse::<u64>())
-        else {
+        let (Ok(running), Ok(waiting), Ok(slices)) = (
+            fields[6].parse::<u64>(),
+            fields[7].parse::<u64>(),
+            fields[8].parse::<u64>(),
+        ) else {
             continue;
         };
         let labels = [("cpu", cpu)];

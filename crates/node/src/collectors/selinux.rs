@@ -24,12 +24,22 @@ pub(crate) fn collect(_node: &Node, out: &mut Out) -> Result {
     if !enabled {
         return Ok(());
     }
-    out.gauge("node_selinux_config_mode", "Configured SELinux enforcement mode", &[], config_mode());
+    out.gauge(
+        "node_selinux_config_mode",
+        "Configured SELinux enforcement mode",
+        &[],
+        config_mode(),
+    );
     let current = mount
         .and_then(|m| read::string(&m.join("enforce")).ok())
         .and_then(|s| s.parse::<i64>().ok())
         .map_or(-1.0, |v| v as f64);
-    out.gauge("node_selinux_current_mode", "Current SELinux enforcement mode", &[], current);
+    out.gauge(
+        "node_selinux_current_mode",
+        "Current SELinux enforcement mode",
+        &[],
+        current,
+    );
     Ok(())
 }
 
@@ -37,7 +47,7 @@ pub(crate) fn collect(_node: &Node, out: &mut Out) -> Result {
 fn selinuxfs() -> Option<PathBuf> {
     let usable = |p: &Path| {
         nix::sys::statfs::statfs(p).is_ok_and(|s| {
-            s.filesystem_type().0 as i64 == SELINUX_MAGIC && !s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+            s.filesystem_type().0 == SELINUX_MAGIC && !s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
         })
     };
     let default = Path::new("/sys/fs/selinux");
@@ -70,7 +80,9 @@ fn config_mode() -> f64 {
         if line.is_empty() || line.starts_with([';', '#']) {
             continue;
         }
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         if key == "SELINUX" {
             return match value.trim_matches('"') {
                 "enforcing" => 1.0,

@@ -72,7 +72,7 @@ fn parse(text: &str) -> std::result::Result<Vec<Line>, String> {
         if items.len() < 3 {
             return Err(format!("malformed sockstat line: {line:?}"));
         }
-        if (items.len() - 1) % 2 != 0 {
+        if !(items.len() - 1).is_multiple_of(2) {
             return Err(format!("odd number of fields in key/value pairs: {line:?}"));
         }
         let proto = items[0].strip_suffix(':').unwrap_or(items[0]).to_owned();

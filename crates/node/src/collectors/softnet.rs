@@ -30,8 +30,18 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     for (i, [processed, dropped, squeezed]) in rows.into_iter().enumerate() {
         let cpu = i.to_string();
         let labels = [("cpu", cpu.as_str())];
-        out.counter("node_softnet_processed_total", "Number of processed packets", &labels, processed);
-        out.counter("node_softnet_dropped_total", "Number of dropped packets", &labels, dropped);
+        out.counter(
+            "node_softnet_processed_total",
+            "Number of processed packets",
+            &labels,
+            processed,
+        );
+        out.counter(
+            "node_softnet_dropped_total",
+            "Number of dropped packets",
+            &labels,
+            dropped,
+        );
         out.counter(
             "node_softnet_times_squeezed_total",
             "Number of times processing packets ran out of quota",

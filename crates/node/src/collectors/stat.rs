@@ -26,7 +26,9 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let mut softirq: Option<Vec<f64>> = None;
     for line in text.lines() {
         let mut f = line.split_whitespace();
-        let (Some(key), Some(first)) = (f.next(), f.next()) else { continue };
+        let (Some(key), Some(first)) = (f.next(), f.next()) else {
+            continue;
+        };
         let slot = match key {
             "intr" => 0,
             "ctxt" => 1,
@@ -47,10 +49,20 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
             as f64;
     }
     out.counter("node_intr_total", "Total number of interrupts serviced.", &[], v[0]);
-    out.counter("node_context_switches_total", "Total number of context switches.", &[], v[1]);
+    out.counter(
+        "node_context_switches_total",
+        "Total number of context switches.",
+        &[],
+        v[1],
+    );
     out.counter("node_forks_total", "Total number of forks.", &[], v[2]);
     out.gauge("node_boot_time_seconds", "Node boot time, in unixtime.", &[], v[3]);
-    out.gauge("node_procs_running", "Number of processes in runnable state.", &[], v[4]);
+    out.gauge(
+        "node_procs_running",
+        "Number of processes in runnable state.",
+        &[],
+        v[4],
+    );
     out.gauge(
         "node_procs_blocked",
         "Number of processes blocked waiting for I/O to complete.",

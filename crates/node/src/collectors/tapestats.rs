@@ -9,7 +9,13 @@ use crate::read;
 
 /// (stats file, metric, counter?, help, scale).
 const STATS: [(&str, &str, bool, &str, f64); 10] = [
-    ("in_flight", "io_now", false, "The number of I/Os currently outstanding to this device.", 1.0),
+    (
+        "in_flight",
+        "io_now",
+        false,
+        "The number of I/Os currently outstanding to this device.",
+        1.0,
+    ),
     (
         "io_ns",
         "io_time_seconds_total",
@@ -24,8 +30,20 @@ const STATS: [(&str, &str, bool, &str, f64); 10] = [
         "The number of I/Os issued to the tape drive other than read or write commands. The time taken to complete these commands uses the following calculation io_time_seconds_total-read_time_seconds_total-write_time_seconds_total",
         1.0,
     ),
-    ("read_byte_cnt", "read_bytes_total", true, "The number of bytes read from the tape drive.", 1.0),
-    ("read_cnt", "reads_completed_total", true, "The number of read requests issued to the tape drive.", 1.0),
+    (
+        "read_byte_cnt",
+        "read_bytes_total",
+        true,
+        "The number of bytes read from the tape drive.",
+        1.0,
+    ),
+    (
+        "read_cnt",
+        "reads_completed_total",
+        true,
+        "The number of read requests issued to the tape drive.",
+        1.0,
+    ),
     (
         "read_ns",
         "read_time_seconds_total",
@@ -40,8 +58,20 @@ const STATS: [(&str, &str, bool, &str, f64); 10] = [
         "The number of times during a read or write we found the residual amount to be non-zero. This should mean that a program is issuing a read larger thean the block size on tape. For write not all data made it to tape.",
         1.0,
     ),
-    ("write_byte_cnt", "written_bytes_total", true, "The number of bytes written to the tape drive.", 1.0),
-    ("write_cnt", "writes_completed_total", true, "The number of write requests issued to the tape drive.", 1.0),
+    (
+        "write_byte_cnt",
+        "written_bytes_total",
+        true,
+        "The number of bytes written to the tape drive.",
+        1.0,
+    ),
+    (
+        "write_cnt",
+        "writes_completed_total",
+        true,
+        "The number of write requests issued to the tape drive.",
+        1.0,
+    ),
     (
         "write_ns",
         "write_time_seconds_total",

@@ -12,12 +12,14 @@ use crate::error::Result;
 use crate::out::Out;
 use crate::read;
 
+/// (sample name, labels, value) of one sample line.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// One family read from a file, with the samples that belong to it.
 struct Family {
     typ: MetricType,
     help: Option<String>,
-    /// (sample name, labels, value)
-    samples: Vec<(String, Vec<(String, String)>, f64)>,
+    samples: Vec<Sample>,
 }
 
 pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
@@ -100,7 +102,9 @@ fn glob_paths(pattern: &str) -> Vec<PathBuf> {
     let (Some(parent), Some(last)) = (path.parent(), path.file_name()) else {
         return Vec::new();
     };
-    let Ok(re) = glob_regex(&last.to_string_lossy()) else { return Vec::new() };
+    let Ok(re) = glob_regex(&last.to_string_lossy()) else {
+        return Vec::new();
+    };
     read::dir_names(parent)
         .unwrap_or_default()
         .into_iter()
@@ -144,7 +148,8 @@ fn file(path: &Path) -> std::result::Result<(f64, Vec<(String, Family)>), String
 /// by their suffixes). Within a family, a label some series lack is added to them
 /// empty, as node_exporter does.
 fn families(e: Exposition) -> Vec<(String, Family)> {
-    let meta: BTreeMap<&str, &sextant_model::MetricMetadata> = e.metadata.iter().map(|(n, m)| (n.as_str(), m)).collect();
+    let meta: BTreeMap<&str, &sextant_model::MetricMetadata> =
+        e.metadata.iter().map(|(n, m)| (n.as_str(), m)).collect();
     let mut order: Vec<String> = Vec::new();
     let mut by_name: BTreeMap<String, Family> = BTreeMap::new();
     for s in &e.samples {
@@ -168,7 +173,8 @@ fn families(e: Exposition) -> Vec<(String, Family)> {
         f.samples.push((name.to_owned(), labels, s.value));
     }
     for f in by_name.values_mut() {
-        let own = |k: &str| !(k == "le" && f.typ == MetricType::Histogram || k == "quantile" && f.typ == MetricType::Summary);
+        let own =
+            |k: &str| !(k == "le" && f.typ == MetricType::Histogram || k == "quantile" && f.typ == MetricType::Summary);
         let all: BTreeSet<String> = f
             .samples
             .iter()

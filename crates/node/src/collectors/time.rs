@@ -31,9 +31,14 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     for (device, (_, dir)) in read::numbered(&base, "clocksource").into_iter().enumerate() {
         let file = |f: &str| {
             let p = dir.join(f);
-            read::sys_file(&p).map_err(|e| CollectError::Failed(format!("couldn't get clocksources: {}: {e}", p.display())))
+            read::sys_file(&p)
+                .map_err(|e| CollectError::Failed(format!("couldn't get clocksources: {}: {e}", p.display())))
         };
-        sources.push((device.to_string(), file("available_clocksource")?, file("current_clocksource")?));
+        sources.push((
+            device.to_string(),
+            file("available_clocksource")?,
+            file("current_clocksource")?,
+        ));
     }
     for (device, available, current) in &sources {
         for source in available.split_whitespace() {

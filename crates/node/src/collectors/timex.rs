@@ -46,7 +46,11 @@ pub(crate) fn collect(_node: &Node, out: &mut Out) -> Result {
             "Estimated error in seconds.",
             t.esterror as f64 / MICROSECONDS,
         ),
-        ("node_timex_status", "Value of the status array bits.", f64::from(t.status)),
+        (
+            "node_timex_status",
+            "Value of the status array bits.",
+            f64::from(t.status),
+        ),
         (
             "node_timex_loop_time_constant",
             "Phase-locked loop time constant.",

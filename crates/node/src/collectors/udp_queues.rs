@@ -17,10 +17,15 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
                 missing += 1;
                 continue;
             }
-            Err(e) => return Err(CollectError::at(&path, format_args!("couldn't get {what} queued bytes: {e}"))),
+            Err(e) => {
+                return Err(CollectError::at(
+                    &path,
+                    format_args!("couldn't get {what} queued bytes: {e}"),
+                ));
+            }
         };
-        let (tx, rx) =
-            sum_queues(&text).map_err(|e| CollectError::at(&path, format_args!("couldn't get {what} queued bytes: {e}")))?;
+        let (tx, rx) = sum_queues(&text)
+            .map_err(|e| CollectError::at(&path, format_args!("couldn't get {what} queued bytes: {e}")))?;
         for (queue, v) in [("tx", tx), ("rx", rx)] {
             out.gauge(
                 "node_udp_queues",

@@ -33,12 +33,42 @@ const COUNTS: [(&str, usize, Option<usize>); 20] = [
 
 /// (line, index, metric suffix, help).
 const METRICS: [(&str, usize, &str, &str); 39] = [
-    ("extent_alloc", 0, "extent_allocation_extents_allocated_total", "Number of extents allocated for a filesystem."),
-    ("extent_alloc", 1, "extent_allocation_blocks_allocated_total", "Number of blocks allocated for a filesystem."),
-    ("extent_alloc", 2, "extent_allocation_extents_freed_total", "Number of extents freed for a filesystem."),
-    ("extent_alloc", 3, "extent_allocation_blocks_freed_total", "Number of blocks freed for a filesystem."),
-    ("abt", 0, "allocation_btree_lookups_total", "Number of allocation B-tree lookups for a filesystem."),
-    ("abt", 1, "allocation_btree_compares_total", "Number of allocation B-tree compares for a filesystem."),
+    (
+        "extent_alloc",
+        0,
+        "extent_allocation_extents_allocated_total",
+        "Number of extents allocated for a filesystem.",
+    ),
+    (
+        "extent_alloc",
+        1,
+        "extent_allocation_blocks_allocated_total",
+        "Number of blocks allocated for a filesystem.",
+    ),
+    (
+        "extent_alloc",
+        2,
+        "extent_allocation_extents_freed_total",
+        "Number of extents freed for a filesystem.",
+    ),
+    (
+        "extent_alloc",
+        3,
+        "extent_allocation_blocks_freed_total",
+        "Number of blocks freed for a filesystem.",
+    ),
+    (
+        "abt",
+        0,
+        "allocation_btree_lookups_total",
+        "Number of allocation B-tree lookups for a filesystem.",
+    ),
+    (
+        "abt",
+        1,
+        "allocation_btree_compares_total",
+        "Number of allocation B-tree compares for a filesystem.",
+    ),
     (
         "abt",
         2,
@@ -51,9 +81,24 @@ const METRICS: [(&str, usize, &str, &str); 39] = [
         "allocation_btree_records_deleted_total",
         "Number of allocation B-tree records deleted for a filesystem.",
     ),
-    ("blk_map", 0, "block_mapping_reads_total", "Number of block map for read operations for a filesystem."),
-    ("blk_map", 1, "block_mapping_writes_total", "Number of block map for write operations for a filesystem."),
-    ("blk_map", 2, "block_mapping_unmaps_total", "Number of block unmaps (deletes) for a filesystem."),
+    (
+        "blk_map",
+        0,
+        "block_mapping_reads_total",
+        "Number of block map for read operations for a filesystem.",
+    ),
+    (
+        "blk_map",
+        1,
+        "block_mapping_writes_total",
+        "Number of block map for write operations for a filesystem.",
+    ),
+    (
+        "blk_map",
+        2,
+        "block_mapping_unmaps_total",
+        "Number of block unmaps (deletes) for a filesystem.",
+    ),
     (
         "blk_map",
         3,
@@ -66,10 +111,30 @@ const METRICS: [(&str, usize, &str, &str); 39] = [
         "block_mapping_extent_list_deletions_total",
         "Number of extent list deletions for a filesystem.",
     ),
-    ("blk_map", 5, "block_mapping_extent_list_lookups_total", "Number of extent list lookups for a filesystem."),
-    ("blk_map", 6, "block_mapping_extent_list_compares_total", "Number of extent list compares for a filesystem."),
-    ("bmbt", 0, "block_map_btree_lookups_total", "Number of block map B-tree lookups for a filesystem."),
-    ("bmbt", 1, "block_map_btree_compares_total", "Number of block map B-tree compares for a filesystem."),
+    (
+        "blk_map",
+        5,
+        "block_mapping_extent_list_lookups_total",
+        "Number of extent list lookups for a filesystem.",
+    ),
+    (
+        "blk_map",
+        6,
+        "block_mapping_extent_list_compares_total",
+        "Number of extent list compares for a filesystem.",
+    ),
+    (
+        "bmbt",
+        0,
+        "block_map_btree_lookups_total",
+        "Number of block map B-tree lookups for a filesystem.",
+    ),
+    (
+        "bmbt",
+        1,
+        "block_map_btree_compares_total",
+        "Number of block map B-tree compares for a filesystem.",
+    ),
     (
         "bmbt",
         2,
@@ -106,7 +171,12 @@ const METRICS: [(&str, usize, &str, &str); 39] = [
         "directory_operation_getdents_total",
         "Number of times the directory getdents operation was performed for a filesystem.",
     ),
-    ("ig", 0, "inode_operation_attempts_total", "Number of times the OS looked for an XFS inode in the inode cache."),
+    (
+        "ig",
+        0,
+        "inode_operation_attempts_total",
+        "Number of times the OS looked for an XFS inode in the inode cache.",
+    ),
     (
         "ig",
         1,
@@ -143,15 +213,60 @@ const METRICS: [(&str, usize, &str, &str); 39] = [
         "inode_operation_attribute_changes_total",
         "Number of times the OS explicitly changed the attributes of an XFS inode.",
     ),
-    ("rw", 1, "read_calls_total", "Number of read(2) system calls made to files in a filesystem."),
-    ("rw", 0, "write_calls_total", "Number of write(2) system calls made to files in a filesystem."),
-    ("vnodes", 0, "vnode_active_total", "Number of vnodes not on free lists for a filesystem."),
-    ("vnodes", 1, "vnode_allocate_total", "Number of times vn_alloc called for a filesystem."),
-    ("vnodes", 2, "vnode_get_total", "Number of times vn_get called for a filesystem."),
-    ("vnodes", 3, "vnode_hold_total", "Number of times vn_hold called for a filesystem."),
-    ("vnodes", 4, "vnode_release_total", "Number of times vn_rele called for a filesystem."),
-    ("vnodes", 5, "vnode_reclaim_total", "Number of times vn_reclaim called for a filesystem."),
-    ("vnodes", 6, "vnode_remove_total", "Number of times vn_remove called for a filesystem."),
+    (
+        "rw",
+        1,
+        "read_calls_total",
+        "Number of read(2) system calls made to files in a filesystem.",
+    ),
+    (
+        "rw",
+        0,
+        "write_calls_total",
+        "Number of write(2) system calls made to files in a filesystem.",
+    ),
+    (
+        "vnodes",
+        0,
+        "vnode_active_total",
+        "Number of vnodes not on free lists for a filesystem.",
+    ),
+    (
+        "vnodes",
+        1,
+        "vnode_allocate_total",
+        "Number of times vn_alloc called for a filesystem.",
+    ),
+    (
+        "vnodes",
+        2,
+        "vnode_get_total",
+        "Number of times vn_get called for a filesystem.",
+    ),
+    (
+        "vnodes",
+        3,
+        "vnode_hold_total",
+        "Number of times vn_hold called for a filesystem.",
+    ),
+    (
+        "vnodes",
+        4,
+        "vnode_release_total",
+        "Number of times vn_rele called for a filesystem.",
+    ),
+    (
+        "vnodes",
+        5,
+        "vnode_reclaim_total",
+        "Number of times vn_reclaim called for a filesystem.",
+    ),
+    (
+        "vnodes",
+        6,
+        "vnode_remove_total",
+        "Number of times vn_remove called for a filesystem.",
+    ),
 ];
 
 fn parse(text: &str) -> std::result::Result<HashMap<&str, Vec<u32>>, String> {
@@ -176,7 +291,10 @@ fn parse(text: &str) -> std::result::Result<HashMap<&str, Vec<u32>>, String> {
             && us.len() != *n
             && Some(us.len()) != *alt
         {
-            return Err(format!("incorrect number of values for XFS {label} stats: {}", us.len()));
+            return Err(format!(
+                "incorrect number of values for XFS {label} stats: {}",
+                us.len()
+            ));
         }
         if label == "debug" && us.len() != 1 {
             return Err(format!("incorrect number of values for XFS debug stats: {}", us.len()));
@@ -194,7 +312,8 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
         if !path.is_file() {
             continue;
         }
-        let text = read::string(&path).map_err(|e| CollectError::at(&path, format_args!("failed to retrieve XFS stats: {e}")))?;
+        let text = read::string(&path)
+            .map_err(|e| CollectError::at(&path, format_args!("failed to retrieve XFS stats: {e}")))?;
         let stats: HashMap<String, Vec<u32>> = parse(&text)
             .map_err(|e| CollectError::at(&path, format_args!("failed to retrieve XFS stats: {e}")))?
             .into_iter()

@@ -73,9 +73,11 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     }
     let unavailable = |p: &Path| CollectError::at(p, "zfs kstats are not available");
     for (subsystem, file) in SUBSYSTEMS {
-        let Ok(text) = read::string(&base.join(file)) else { continue };
-        let rows = named_rows(&text)
-            .ok_or_else(|| CollectError::Failed(format!("did not parse a single {file:?} metric")))?;
+        let Ok(text) = read::string(&base.join(file)) else {
+            continue;
+        };
+        let rows =
+            named_rows(&text).ok_or_else(|| CollectError::Failed(format!("did not parse a single {file:?} metric")))?;
         for row in rows.iter().filter(|r| r[1] == KSTAT_DATA_UINT64) {
             let key = format!("kstat.zfs.misc.{file}.{}", row[0]);
             let v = uint(row[2], &key)?;

@@ -55,7 +55,9 @@ fn same_verdicts_as_promtool() {
         let recorded = recorded_verdict(&std::fs::read_to_string(case).unwrap());
         let (prom_ok, prom_out) = run(&promtool, case);
         if prom_ok != recorded.is_none() {
-            problems.push(format!("{name}: promtool now says {prom_out:?}, the case records {recorded:?}"));
+            problems.push(format!(
+                "{name}: promtool now says {prom_out:?}, the case records {recorded:?}"
+            ));
             continue;
         }
         let (ours_ok, ours_out) = run(&sextant, case);
@@ -74,6 +76,15 @@ fn same_verdicts_as_promtool() {
             invalid += 1;
         }
     }
-    assert!(problems.is_empty(), "{} of {} cases differ:\n{}", problems.len(), cases.len(), problems.join("\n"));
-    eprintln!("config parity: {} cases ({valid} valid, {invalid} invalid), same verdicts as promtool 2.42", cases.len());
+    assert!(
+        problems.is_empty(),
+        "{} of {} cases differ:\n{}",
+        problems.len(),
+        cases.len(),
+        problems.join("\n")
+    );
+    eprintln!(
+        "config parity: {} cases ({valid} valid, {invalid} invalid), same verdicts as promtool 2.42",
+        cases.len()
+    );
 }

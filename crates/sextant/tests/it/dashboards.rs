@@ -106,7 +106,13 @@ fn variables(dashboard: &Value) -> BTreeMap<String, (String, bool)> {
                 let value = match current {
                     Value::String(s) => s.clone(),
                     Value::Array(a) => a.first().and_then(Value::as_str).unwrap_or_default().to_owned(),
-                    _ => v["query"].as_str().unwrap_or_default().split(',').next().unwrap_or("").to_owned(),
+                    _ => v["query"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .split(',')
+                        .next()
+                        .unwrap_or("")
+                        .to_owned(),
                 };
                 (value, false)
             }
@@ -162,7 +168,9 @@ async fn verdict(http: &reqwest::Client, base: &str, expr: &str, mode: Mode, at:
             ],
         ),
     };
-    let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
     let resp = http
         .post(format!("{base}/api/v1/{path}"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -270,7 +278,9 @@ async fn dashboards_answer_as_prometheus_scraping_node_exporter() {
                     }
                 }
                 if want != got {
-                    mismatches.push(format!("{name} {mode:?} {expr}\n    prometheus {want:?}, sextant {got:?}"));
+                    mismatches.push(format!(
+                        "{name} {mode:?} {expr}\n    prometheus {want:?}, sextant {got:?}"
+                    ));
                 }
             }
         }
@@ -303,6 +313,7 @@ fn now() -> f64 {
 fn variables_are_substituted_as_grafana_does() {
     let d: Value = serde_json::json!({
         "templating": {"list": [
+            {"name": "job", "type": "query", "query": "label_values(node_uname_info, job)"},
             {"name": "node", "type": "query", "query": "label_values(node_uname_info{job=\"$job\"}, instance)"},
             {"name": "nodename", "type": "query", "query": {"query": "label_values(x, nodename)"}},
             {"name": "cluster", "type": "query", "allValue": ".*", "query": "label_values(y, cluster)"},
@@ -320,5 +331,6 @@ fn variables_are_substituted_as_grafana_does() {
     );
     assert_eq!(e["b[5m]"], vec![Mode::Instant]);
     assert_eq!(e["node_uname_info{job=~\".+\"}"], vec![Mode::Instant]);
+    assert_eq!(e["node_uname_info"], vec![Mode::Instant]);
     assert_eq!(e["x"], vec![Mode::Instant]);
 }

@@ -34,7 +34,10 @@ fn slack(name: &str) -> f64 {
         n if n.starts_with("node_network_") || n.starts_with("node_disk_") || n.starts_with("node_netstat_") => {
             10_000_000.0
         }
-        n if n.starts_with("node_sockstat_") || n.starts_with("node_filefd_") || n.starts_with("node_nf_conntrack_") => {
+        n if n.starts_with("node_sockstat_")
+            || n.starts_with("node_filefd_")
+            || n.starts_with("node_nf_conntrack_") =>
+        {
             10_000.0
         }
         n if n.starts_with("node_softnet_") || n.starts_with("node_udp_queues") || n.starts_with("node_entropy_") => {
@@ -58,7 +61,12 @@ fn index(e: &Exposition) -> (BTreeMap<Labels, f64>, BTreeMap<String, MetricMetad
         })
         .map(|s| (s.labels.clone(), s.value))
         .collect();
-    let meta = e.metadata.iter().filter(|(n, _)| n.starts_with("node_")).cloned().collect();
+    let meta = e
+        .metadata
+        .iter()
+        .filter(|(n, _)| n.starts_with("node_"))
+        .cloned()
+        .collect();
     (series, meta)
 }
 
@@ -68,7 +76,12 @@ fn exporter_families(e: &Exposition) -> BTreeMap<String, Vec<Vec<String>>> {
     for s in &e.samples {
         let n = s.labels.metric_name().unwrap_or("");
         if n.starts_with("process_") || n.starts_with("promhttp_") || n == "node_exporter_build_info" {
-            let names = s.labels.iter().map(|l| l.name.clone()).filter(|l| l != "__name__").collect();
+            let names = s
+                .labels
+                .iter()
+                .map(|l| l.name.clone())
+                .filter(|l| l != "__name__")
+                .collect();
             out.entry(n.to_owned()).or_default().push(names);
         }
     }
@@ -102,8 +115,16 @@ async fn same_names_labels_and_values_as_node_exporter() {
     let (ne, ne_meta) = index(&ne_body);
     let (ours, our_meta) = index(&ours_body);
 
-    let missing: Vec<String> = ne.keys().filter(|k| !ours.contains_key(*k)).map(|k| k.to_string()).collect();
-    let extra: Vec<String> = ours.keys().filter(|k| !ne.contains_key(*k)).map(|k| k.to_string()).collect();
+    let missing: Vec<String> = ne
+        .keys()
+        .filter(|k| !ours.contains_key(*k))
+        .map(|k| k.to_string())
+        .collect();
+    let extra: Vec<String> = ours
+        .keys()
+        .filter(|k| !ne.contains_key(*k))
+        .map(|k| k.to_string())
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
         "series node_exporter has and we lack: {missing:#?}\nseries we have and it lacks: {extra:#?}"
@@ -116,7 +137,11 @@ async fn same_names_labels_and_values_as_node_exporter() {
         let got = ours[labels];
         let name = labels.metric_name().unwrap();
         let tol = (want.abs().max(got.abs()) * 0.02).max(slack(name));
-        let same = if name == "node_scrape_collector_success" { want == &got } else { (want - got).abs() <= tol };
+        let same = if name == "node_scrape_collector_success" {
+            want == &got
+        } else {
+            (want - got).abs() <= tol
+        };
         if !same {
             off.push(format!("{labels}: node_exporter {want}, sextant {got}"));
         }

@@ -7,9 +7,9 @@
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::{Sextant, client, free_port, start_prometheus, wait_for, wait_ready};
 use serde_json::Value;
 use sextant_collect::remote_write::{LabelProto, SampleProto, TimeSeries, WriteRequest, encode};
-use crate::support::{Sextant, client, free_port, start_prometheus, wait_for, wait_ready};
 
 const STEP_MS: i64 = 15_000;
 const POINTS: i64 = 41;

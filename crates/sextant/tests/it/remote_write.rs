@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sextant_collect::remote_write::{LabelProto, SampleProto, TimeSeries, WriteRequest, encode};
 use crate::support::{Sextant, client, eq, get_json, open_store};
+use sextant_collect::remote_write::{LabelProto, SampleProto, TimeSeries, WriteRequest, encode};
 
 const NO_SCRAPES: &str = "storage:\n  retention: 0s\nserver:\n  remote_write_max_compressed_bytes: 64KiB\n";
 

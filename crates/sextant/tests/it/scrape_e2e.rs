@@ -5,11 +5,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{Sextant, eq, get_json, open_store, wait_for};
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
 use sextant_model::is_stale_nan;
-use crate::support::{Sextant, eq, get_json, open_store, wait_for};
 
 #[derive(Clone)]
 struct TargetState {
