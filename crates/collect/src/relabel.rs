@@ -451,7 +451,19 @@ mod tests {
         assert!(err("- {action: lowercase, target_label: x, replacement: y}").contains("'replacement' can not be set"));
         assert!(err("- {action: labeldrop, source_labels: [a]}").contains("requires only 'regex'"));
         assert!(err("- {regex: '(', target_label: x}").contains("invalid regular expression"));
-        assert!(err("- {action: explode}").contains("unknown variant"));
+        assert!(err("- {action: explode}").contains("unknown relabel action \"explode\""));
+        assert!(err("- {action: ~}").contains("relabel action cannot be empty"));
+        assert!(err("- {action: labelmap, replacement: '1_$1'}").contains("invalid 'replacement'"));
+        assert!(err("- {action: labeldrop, regex: x, separator: ','}").contains("requires only 'regex'"));
+        // Prometheus accepts these: names in any case, defaults written out, templates in
+        // keepequal's target.
+        let ok = |y: &str| serde_yaml::from_str::<Vec<RelabelConfig>>(y).unwrap();
+        assert_eq!(
+            ok("- {action: HashMod, source_labels: [a], target_label: h, modulus: 2}")[0].action,
+            Action::HashMod
+        );
+        ok("- {action: labeldrop, regex: x, separator: ';'}");
+        ok("- {action: keepequal, source_labels: [a], target_label: '${1}'}");
         assert!(err("- {target_label: x, bogus: 1}").contains("unknown field"));
     }
 

@@ -584,3 +584,48 @@ impl NodeConfig {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> NodeConfig {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn collectors_by_name_as_node_exporter_flags() {
+        let all = NodeConfig::default().enabled_collectors().unwrap();
+        assert_eq!(all.len(), 45);
+        let c = parse("collectors: {cpu: false, nfs: false}");
+        let names = c.enabled_collectors().unwrap();
+        assert!(!names.contains(&"cpu") && !names.contains(&"nfs") && names.contains(&"meminfo"));
+        let c = parse("disable_defaults: true\ncollectors: {meminfo: true}");
+        assert_eq!(c.enabled_collectors().unwrap(), vec!["meminfo"]);
+        // node_exporter collectors Sextant lacks may be switched off, not on.
+        assert!(parse("collectors: {systemd: false}").validate().is_ok());
+        let e = parse("collectors: {systemd: true}").validate().unwrap_err();
+        assert!(e.to_string().contains("not implemented"), "{e}");
+        let e = parse("collectors: {bogus: true}").validate().unwrap_err();
+        assert_eq!(e.option, "node.collectors.bogus");
+    }
+
+    #[test]
+    fn filters_are_checked() {
+        let e = parse("diskstats: {device_include: sda, device_exclude: sdb}")
+            .validate()
+            .unwrap_err();
+        assert!(e.message.contains("mutually exclusive"), "{e}");
+        let e = parse("netstat: {fields: '('}").validate().unwrap_err();
+        assert_eq!(e.option, "node.netstat.fields");
+        let e = parse("ipvs: {backend_labels: 'proto,nope'}").validate().unwrap_err();
+        assert!(e.message.contains("nope"), "{e}");
+        let o = Options::new(&parse("ipvs: {backend_labels: 'proto,local_port'}")).unwrap();
+        assert_eq!(
+            o.ipvs_backend_labels,
+            vec!["local_port", "proto"],
+            "node_exporter's order"
+        );
+        assert!(serde_yaml::from_str::<NodeConfig>("bogus: 1").is_err());
+    }
+}

@@ -367,6 +367,25 @@ mod tests {
     }
 
     #[test]
+    fn scrape_timeout_inferred_as_prometheus_infers_it() {
+        let c = parse(
+            "global: {scrape_interval: 5s}\nscrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_interval: 1m\n",
+            "x.yml",
+        )
+        .unwrap();
+        assert_eq!(c.global.scrape_timeout.0, Duration::from_secs(5));
+        assert_eq!(c.scrape_configs[0].timeout(), Duration::from_secs(5));
+        // The job inherits the resolved global timeout, not 10s.
+        assert_eq!(c.scrape_configs[1].timeout(), Duration::from_secs(5));
+        let c = parse("global: {scrape_interval: 0s, evaluation_interval: 0s}\n", "x.yml").unwrap();
+        assert_eq!(c.global.scrape_interval.0, Duration::from_secs(60));
+        assert_eq!(c.global.scrape_timeout.0, Duration::from_secs(10));
+        assert_eq!(c.global.evaluation_interval.0, Duration::from_secs(60));
+        assert!(parse("global: {scrape_timeout: 2m}\n", "x.yml").is_err());
+        assert!(parse("global: ~\nscrape_configs: ~\nrule_files: ~\n", "x.yml").is_ok());
+    }
+
+    #[test]
     fn the_example_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sextant.yml");
         let c = load(&path).unwrap();
@@ -395,6 +414,8 @@ mod tests {
             e.starts_with("x.yml:1:") && e.contains("unknown field `alerting_rules`"),
             "{e}"
         );
+        let e = parse("node:\n  collectors:\n    bogus: true\n", "x.yml").unwrap_err();
+        assert!(e.starts_with("x.yml:3:") && e.contains("unknown collector"), "{e}");
         let e = parse("global:\n  scrape_interval: fast\n", "x.yml").unwrap_err();
         assert!(e.starts_with("x.yml:2:") && e.contains("invalid duration"), "{e}");
     }
