@@ -1,6 +1,9 @@
-//! `netdev`: per-interface traffic counters. By default (node_exporter's netlink mode)
-//! from the kernel's 64-bit link statistics, which sysfs exposes per device; with
-//! `netlink: false`, from `/proc/net/dev`.
+//! `netdev`: per-interface traffic counters, from `/proc/net/dev`. node_exporter's
+//! default (netlink) mode reads the kernel's 64-bit link statistics and folds them into
+//! /proc/net/dev's columns, which the kernel prints from the same statistics folded the
+//! same way, plus `receive_nohandler`, which only netlink and sysfs carry: so netlink
+//! mode here is /proc/net/dev plus each device's `statistics/rx_nohandler` (one file
+//! per device rather than the two dozen of sysfs).
 
 use std::collections::BTreeMap;
 
@@ -8,39 +11,6 @@ use crate::Node;
 use crate::error::{CollectError, IoContext, Result};
 use crate::out::Out;
 use crate::read;
-
-/// Metric keys in netlink mode and the sysfs statistics summed into each, as
-/// node_exporter folds `rtnl_link_stats64` into /proc/net/dev's columns.
-const NETLINK: [(&str, &[&str]); 17] = [
-    ("receive_packets", &["rx_packets"]),
-    ("transmit_packets", &["tx_packets"]),
-    ("receive_bytes", &["rx_bytes"]),
-    ("transmit_bytes", &["tx_bytes"]),
-    ("receive_errs", &["rx_errors"]),
-    ("transmit_errs", &["tx_errors"]),
-    ("receive_drop", &["rx_dropped", "rx_missed_errors"]),
-    ("transmit_drop", &["tx_dropped"]),
-    ("receive_multicast", &["multicast"]),
-    ("transmit_colls", &["collisions"]),
-    ("receive_fifo", &["rx_fifo_errors"]),
-    (
-        "receive_frame",
-        &["rx_frame_errors", "rx_length_errors", "rx_over_errors", "rx_crc_errors"],
-    ),
-    ("transmit_fifo", &["tx_fifo_errors"]),
-    (
-        "transmit_carrier",
-        &[
-            "tx_carrier_errors",
-            "tx_aborted_errors",
-            "tx_heartbeat_errors",
-            "tx_window_errors",
-        ],
-    ),
-    ("receive_compressed", &["rx_compressed"]),
-    ("transmit_compressed", &["tx_compressed"]),
-    ("receive_nohandler", &["rx_nohandler"]),
-];
 
 /// The columns of `/proc/net/dev`, in order.
 const PROC_COLUMNS: [&str; 16] = [
@@ -63,11 +33,14 @@ const PROC_COLUMNS: [&str; 16] = [
 ];
 
 pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
-    let devices = if node.opts.netdev_netlink {
-        from_sysfs(node)?
-    } else {
-        from_proc(node)?
-    };
+    let mut devices = from_proc(node)?;
+    if node.opts.netdev_netlink {
+        let class = node.opts.sys("class/net");
+        for (device, stats) in &mut devices {
+            let nohandler = read::opt_uint(&class.join(device).join("statistics/rx_nohandler")).unwrap_or(0);
+            stats.push(("receive_nohandler", nohandler as f64));
+        }
+    }
     for (device, stats) in &devices {
         if !node.opts.netdev_devices.keeps(device) {
             continue;
@@ -85,26 +58,6 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
 }
 
 type Devices = BTreeMap<String, Vec<(&'static str, f64)>>;
-
-fn from_sysfs(node: &Node) -> Result<Devices> {
-    let class = node.opts.sys("class/net");
-    let mut devices = Devices::new();
-    for name in read::dir_names(&class).at(&class)? {
-        let stats = class.join(&name).join("statistics");
-        if !stats.is_dir() {
-            continue;
-        }
-        let values = NETLINK
-            .iter()
-            .map(|(key, files)| {
-                let sum: u64 = files.iter().filter_map(|f| read::opt_uint(&stats.join(f))).sum();
-                (*key, sum as f64)
-            })
-            .collect();
-        devices.insert(name, values);
-    }
-    Ok(devices)
-}
 
 fn from_proc(node: &Node) -> Result<Devices> {
     let path = node.opts.proc("net/dev");
