@@ -1,26 +1,19 @@
 //! `bonding`: configured and active slaves of each bonding interface.
 
 use crate::Node;
-use crate::error::{CollectError, Result};
+use crate::error::{IoContext, Result};
 use crate::out::Out;
 use crate::read;
 
 pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let net = node.opts.sys("class/net");
-    let fail = |e: std::io::Error, path: &std::path::Path| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            CollectError::NoData
-        } else {
-            CollectError::at(path, e)
-        }
-    };
     let masters_file = net.join("bonding_masters");
-    let masters = read::string(&masters_file).map_err(|e| fail(e, &masters_file))?;
+    let masters = read::string(&masters_file).no_data_if_missing(&masters_file)?;
     // Everything is read before anything is written.
     let mut rows = Vec::new();
     for master in masters.split_whitespace() {
         let slaves_file = net.join(master).join("bonding/slaves");
-        let slaves = read::string(&slaves_file).map_err(|e| fail(e, &slaves_file))?;
+        let slaves = read::string(&slaves_file).no_data_if_missing(&slaves_file)?;
         let (mut total, mut active) = (0.0, 0.0);
         for slave in slaves.split_whitespace() {
             total += 1.0;
@@ -29,9 +22,9 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     // Kernels before 4.13 name the link `slave_<name>`.
                     let old = net.join(master).join(format!("slave_{slave}/bonding_slave/mii_status"));
-                    read::string(&old).map_err(|e| fail(e, &old))?
+                    read::string(&old).no_data_if_missing(&old)?
                 }
-                other => other.map_err(|e| fail(e, &lower))?,
+                other => other.no_data_if_missing(&lower)?,
             };
             if status.trim() == "up" {
                 active += 1.0;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::Node;
-use crate::error::{CollectError, Result};
+use crate::error::{CollectError, IoContext, Result};
 use crate::out::Out;
 use crate::read;
 
@@ -213,18 +213,9 @@ struct Device {
     ports: Vec<Port>,
 }
 
-/// Missing files mean there is no usable InfiniBand data; anything else is an error.
-fn io_err(path: &Path, e: std::io::Error) -> CollectError {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        CollectError::NoData
-    } else {
-        CollectError::at(path, e)
-    }
-}
-
 pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let class = node.opts.sys("class/infiniband");
-    let names = read::dir_names(&class).map_err(|e| io_err(&class, e))?;
+    let names = read::dir_names(&class).no_data_if_missing(&class)?;
     let mut devices = Vec::new();
     for name in names {
         devices.push(device(&class.join(&name), name)?);
@@ -271,7 +262,7 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
 }
 
 fn device(dir: &Path, name: String) -> Result<Device> {
-    let attr = |f: &str| read::sys_file(&dir.join(f)).map_err(|e| io_err(&dir.join(f), e));
+    let attr = |f: &str| read::sys_file(&dir.join(f)).no_data_if_missing(&dir.join(f));
     let board_id = attr("board_id")?;
     let fw_ver = attr("fw_ver")?;
     let hca_type = match read::sys_file(&dir.join("hca_type")) {
@@ -281,7 +272,7 @@ fn device(dir: &Path, name: String) -> Result<Device> {
     };
     let ports_dir = dir.join("ports");
     let mut ports = Vec::new();
-    for p in read::dir_names(&ports_dir).map_err(|e| io_err(&ports_dir, e))? {
+    for p in read::dir_names(&ports_dir).no_data_if_missing(&ports_dir)? {
         let number: u64 = p
             .parse()
             .map_err(|_| CollectError::at(&ports_dir, format_args!("failed to convert {p} into uint")))?;
@@ -300,7 +291,7 @@ fn device(dir: &Path, name: String) -> Result<Device> {
 fn port(dir: &Path, number: u64) -> Result<Port> {
     let state_id = |f: &str| -> Result<u64> {
         let p = dir.join(f);
-        let s = read::string(&p).map_err(|e| io_err(&p, e))?;
+        let s = read::string(&p).no_data_if_missing(&p)?;
         let parts: Vec<&str> = s.split(':').collect();
         if parts.len() != 2 {
             return Err(CollectError::at(
@@ -316,7 +307,7 @@ fn port(dir: &Path, number: u64) -> Result<Port> {
     };
     let (state, phys_state) = (state_id("state")?, state_id("phys_state")?);
     let rate_file = dir.join("rate");
-    let rate_text = read::string(&rate_file).map_err(|e| io_err(&rate_file, e))?;
+    let rate_text = read::string(&rate_file).no_data_if_missing(&rate_file)?;
     let Some((gbps, _)) = rate_text.split_once(' ') else {
         return Err(CollectError::at(
             &rate_file,
@@ -327,15 +318,8 @@ fn port(dir: &Path, number: u64) -> Result<Port> {
     let gbps: f32 = gbps.trim().parse().map_err(|e| CollectError::at(&rate_file, e))?;
     let rate = (f64::from(gbps) * 125_000_000.0) as u64;
     let mut counters = Vec::new();
-    let counters_dir = dir.join("counters");
-    read_counters(&counters_dir, &COUNTERS, &mut counters).map_err(|e| match e {
-        Missing::Dir(e) => io_err(&counters_dir, e),
-        Missing::Failed(e) => e,
-    })?;
-    match read_counters(&dir.join("counters_ext"), &LEGACY, &mut counters) {
-        Ok(()) | Err(Missing::Dir(_)) => {}
-        Err(Missing::Failed(e)) => return Err(e),
-    }
+    read_counters(&dir.join("counters"), &COUNTERS, false, &mut counters)?;
+    read_counters(&dir.join("counters_ext"), &LEGACY, true, &mut counters)?;
     Ok(Port {
         number,
         state,
@@ -345,17 +329,18 @@ fn port(dir: &Path, number: u64) -> Result<Port> {
     })
 }
 
-enum Missing {
-    Dir(std::io::Error),
-    Failed(CollectError),
-}
-
+/// Reads a counters directory; a missing one is no data, unless it is `optional`.
 fn read_counters(
     dir: &Path,
     table: &'static [(&'static str, &'static str, &'static str, u64)],
+    optional: bool,
     into: &mut Vec<(&'static str, &'static str, f64)>,
-) -> std::result::Result<(), Missing> {
-    let entries = std::fs::read_dir(dir).map_err(Missing::Dir)?;
+) -> Result {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(_) if optional => return Ok(()),
+        Err(e) => return Err(e).no_data_if_missing(dir),
+    };
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     for e in entries.flatten() {
         if !e.file_type().is_ok_and(|t| t.is_file()) {
@@ -367,7 +352,7 @@ fn read_counters(
                 values.insert(file, v);
             }
             Err(err) if read::absent(&err) || matches!(err.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) => {}
-            Err(err) => return Err(Missing::Failed(CollectError::at(&e.path(), err))),
+            Err(err) => return Err(CollectError::at(&e.path(), err)),
         }
     }
     for (file, metric, help, scale) in table {
@@ -380,10 +365,7 @@ fn read_counters(
             // A port without a performance management agent.
             None if v.contains("N/A (no PMA)") => {}
             None => {
-                return Err(Missing::Failed(CollectError::at(
-                    &dir.join(file),
-                    format_args!("invalid value {v:?}"),
-                )));
+                return Err(CollectError::at(&dir.join(file), format_args!("invalid value {v:?}")));
             }
         }
     }

@@ -1,27 +1,20 @@
 //! `nvme`: NVMe controllers of `/sys/class/nvme` as info series.
 
 use crate::Node;
-use crate::error::{CollectError, Result};
+use crate::error::{IoContext, Result};
 use crate::out::Out;
 use crate::read;
 
 pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let class = node.opts.sys("class/nvme");
-    let missing = |e: std::io::Error, p: &std::path::Path| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            CollectError::NoData
-        } else {
-            CollectError::at(p, e)
-        }
-    };
-    let names = read::dir_names(&class).map_err(|e| missing(e, &class))?;
+    let names = read::dir_names(&class).no_data_if_missing(&class)?;
     let mut devices = Vec::new();
     for name in names {
         let dir = class.join(&name);
         let mut attrs = Vec::new();
         for f in ["firmware_rev", "model", "serial", "state"] {
             let p = dir.join(f);
-            attrs.push(read::sys_file(&p).map_err(|e| missing(e, &p))?);
+            attrs.push(read::sys_file(&p).no_data_if_missing(&p)?);
         }
         devices.push((name, attrs));
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::Node;
-use crate::error::{CollectError, Result};
+use crate::error::{CollectError, IoContext, Result};
 use crate::out::Out;
 use crate::read;
 
@@ -83,14 +83,7 @@ const STATS: [(&str, &str, bool, &str, f64); 10] = [
 
 pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let class = node.opts.sys("class/scsi_tape");
-    let missing = |e: std::io::Error, p: &std::path::Path| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            CollectError::NoData
-        } else {
-            CollectError::at(p, e)
-        }
-    };
-    let names = read::dir_names(&class).map_err(|e| missing(e, &class))?;
+    let names = read::dir_names(&class).no_data_if_missing(&class)?;
     let mut tapes = Vec::new();
     for name in names {
         // `st0` only: `nst0` (no rewind) and `st0a`/`st0l`/`st0m` (modes) are the same drive.
@@ -102,7 +95,7 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
         }
         let stats = class.join(&name).join("stats");
         let mut values: BTreeMap<String, String> = BTreeMap::new();
-        for f in read::dir_names(&stats).map_err(|e| missing(e, &stats))? {
+        for f in read::dir_names(&stats).no_data_if_missing(&stats)? {
             let p = stats.join(&f);
             values.insert(f, read::sys_file(&p).map_err(|e| CollectError::at(&p, e))?);
         }
