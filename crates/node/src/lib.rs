@@ -101,17 +101,6 @@ impl NodeCollector {
         Ok(())
     }
 
-    /// Names of the enabled collectors, sorted.
-    pub fn collectors(&self) -> Vec<&'static str> {
-        self.current
-            .read()
-            .expect("poisoned")
-            .collectors
-            .iter()
-            .map(|c| c.name)
-            .collect()
-    }
-
     /// One exposition body in the Prometheus text format. Blocking: reads files.
     pub fn gather(&self) -> String {
         let _in_flight = self.exporter.request_started();

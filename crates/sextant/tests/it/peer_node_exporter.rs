@@ -162,3 +162,39 @@ async fn same_names_labels_and_values_as_node_exporter() {
         collectors.join(" ")
     );
 }
+
+/// The `node` section picks collectors by name, as node_exporter's flags do, and the
+/// exporter's own series can be switched off (`--web.disable-exporter-metrics`).
+#[tokio::test(flavor = "multi_thread")]
+async fn node_section_selects_collectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let sx = Sextant::start(
+        &dir.path().join("data"),
+        Some(
+            "scrape_configs: []\nnode:\n  disable_defaults: true\n  exporter_metrics: false\n  collectors: {loadavg: true, uname: true}\n",
+        ),
+    )
+    .await;
+    let body = client()
+        .get(sx.url("/node/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let e = parse(&body, Format::PrometheusText).unwrap();
+    let mut families: Vec<&str> = e.metadata.iter().map(|(n, _)| n.as_str()).collect();
+    families.sort();
+    assert_eq!(
+        families,
+        [
+            "node_load1",
+            "node_load15",
+            "node_load5",
+            "node_scrape_collector_duration_seconds",
+            "node_scrape_collector_success",
+            "node_uname_info"
+        ]
+    );
+}

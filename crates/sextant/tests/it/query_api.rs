@@ -548,3 +548,40 @@ async fn query_limits_answer_with_prometheus_errors() {
     assert_eq!(status, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("11,000 points"), "{v}");
 }
+
+/// `global.query_log_file`: each API query appends a JSON line in Prometheus' shape.
+#[tokio::test(flavor = "multi_thread")]
+async fn query_log_records_api_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let sx = Sextant::start(
+        &dir.path().join("data"),
+        Some("global: {query_log_file: queries.log}\nscrape_configs: []\n"),
+    )
+    .await;
+    crate::support::get_json(&sx.url("/api/v1/query?query=1%2B1&time=1700000000")).await;
+    crate::support::get_json(&sx.url("/api/v1/query_range?query=up&start=1700000000&end=1700000060&step=15")).await;
+    let log = dir.path().join("queries.log");
+    let lines: Vec<Value> = wait_for("two query log lines", Duration::from_secs(10), || {
+        let log = log.clone();
+        async move {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            (lines.len() == 2).then_some(lines)
+        }
+    })
+    .await;
+    let instant = lines
+        .iter()
+        .find(|l| l["params"]["query"] == "1+1")
+        .expect("instant query logged");
+    assert_eq!(instant["params"]["start"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(instant["params"]["step"], 0);
+    assert_eq!(instant["httpRequest"]["path"], "/api/v1/query");
+    assert!(instant["stats"]["timings"]["evalTotalTime"].is_number());
+    let range = lines
+        .iter()
+        .find(|l| l["params"]["query"] == "up")
+        .expect("range query logged");
+    assert_eq!(range["params"]["step"], 15);
+    assert_eq!(range["params"]["end"], "2023-11-14T22:14:20.000Z");
+}
