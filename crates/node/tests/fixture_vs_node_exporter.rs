@@ -108,7 +108,7 @@ fn index(body: &[u8]) -> (Series, Meta) {
     (series, meta)
 }
 
-fn node_exporter_output(f: &Path) -> Vec<u8> {
+fn node_exporter_output(f: &Path, flags: &[&str]) -> Vec<u8> {
     assert!(
         Path::new(NODE_EXPORTER).exists(),
         "{NODE_EXPORTER} is missing: install the Debian package prometheus-node-exporter (scripts/test does)"
@@ -124,11 +124,11 @@ fn node_exporter_output(f: &Path) -> Vec<u8> {
             "--collector.textfile.directory={}",
             f.join("textfile").display()
         ))
-        .arg("--no-collector.netdev.netlink")
         .arg("--collector.disable-defaults");
     for c in COLLECTORS {
         cmd.arg(format!("--collector.{c}"));
     }
+    cmd.args(flags);
     let _peer = Peer(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     let start = Instant::now();
     loop {
@@ -160,13 +160,13 @@ fn http_get(port: u16, path: &str) -> std::io::Result<Vec<u8>> {
     Ok(buf[at + 4..].to_vec())
 }
 
-fn sextant_output(f: &Path) -> Vec<u8> {
+fn sextant_output(f: &Path, options: &str) -> Vec<u8> {
     let yaml = format!(
         "disable_defaults: true\n\
          collectors: {{{}}}\n\
          paths: {{procfs: '{p}/proc', sysfs: '{p}/sys', rootfs: '{p}/rootfs', udev_data: '{p}/udev'}}\n\
          textfile: {{directory: '{p}/textfile'}}\n\
-         netdev: {{netlink: false}}\n",
+         {options}",
         COLLECTORS.map(|c| format!("{c}: true")).join(", "),
         p = f.display()
     );
@@ -174,12 +174,10 @@ fn sextant_output(f: &Path) -> Vec<u8> {
     NodeCollector::new(&config).unwrap().gather().into_bytes()
 }
 
-#[test]
-fn fixture_tree_reads_as_node_exporter_reads_it() {
-    let f = fixture();
-    let (want, want_meta) = index(&node_exporter_output(&f));
-    let (got, got_meta) = index(&sextant_output(&f));
-
+/// Compares the two outputs; the problems found, or the figures for the log.
+fn compare(want_body: &[u8], got_body: &[u8]) -> Result<(usize, usize, usize), String> {
+    let (want, want_meta) = index(want_body);
+    let (got, got_meta) = index(got_body);
     let missing: Vec<String> = want
         .keys()
         .filter(|k| !got.contains_key(*k))
@@ -222,15 +220,71 @@ fn fixture_tree_reads_as_node_exporter_reads_it() {
             problems.push(format!("{labels}: node_exporter {w}, Sextant {g}"));
         }
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
     let successes = want
         .iter()
         .filter(|(l, v)| l.metric_name() == Some("node_scrape_collector_success") && **v == 1.0)
         .count();
+    Ok((want.len(), want_meta.len(), successes))
+}
+
+#[test]
+fn fixture_tree_reads_as_node_exporter_reads_it() {
+    let f = fixture();
+    let want = node_exporter_output(&f, &["--no-collector.netdev.netlink"]);
+    let got = sextant_output(&f, "netdev: {netlink: false}\n");
+    let (series, families, successes) = compare(&want, &got).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
-        "fixture: {} series in {} families identical to node_exporter 1.5; {successes}/{} collectors succeed on both",
-        want.len(),
-        want_meta.len(),
+        "fixture: {series} series in {families} families identical to node_exporter 1.5; {successes}/{} collectors succeed on both",
         COLLECTORS.len()
     );
+}
+
+/// node_exporter's non-default flags and their `node` section equivalents.
+#[test]
+fn collector_flags_act_as_node_exporter_flags() {
+    let f = fixture();
+    let want = node_exporter_output(
+        &f,
+        &[
+            "--no-collector.netdev.netlink",
+            "--collector.netdev.device-exclude=^(lo|eth1)$",
+            "--collector.cpu.info",
+            "--collector.cpu.info.flags-include=^(avx2|aes|sse4_2)$",
+            "--collector.cpu.info.bugs-include=spectre",
+            "--no-collector.cpu.guest",
+            "--collector.stat.softirq",
+            "--collector.rapl.enable-zone-label",
+            "--collector.ipvs.backend-labels=local_port,proto",
+            "--collector.netclass.ignore-invalid-speed",
+            "--collector.netclass.ignored-devices=^(eth|bond)",
+            "--collector.powersupply.ignored-supplies=^AC$",
+            "--collector.tapestats.ignored-devices=^st1$",
+            "--collector.netstat.fields=.*",
+            "--collector.vmstat.fields=^nr_",
+            "--collector.diskstats.device-exclude=^sd",
+            "--collector.arp.device-exclude=^br-",
+            "--collector.bcache.priorityStats",
+        ],
+    );
+    let got = sextant_output(
+        &f,
+        "netdev: {netlink: false, device_exclude: '^(lo|eth1)$'}\n\
+         cpu: {info: true, info_flags_include: '^(avx2|aes|sse4_2)$', info_bugs_include: spectre, guest: false}\n\
+         stat: {softirq: true}\n\
+         rapl: {enable_zone_label: true}\n\
+         ipvs: {backend_labels: 'local_port,proto'}\n\
+         netclass: {ignore_invalid_speed: true, ignored_devices: '^(eth|bond)'}\n\
+         powersupplyclass: {ignored: '^AC$'}\n\
+         tapestats: {ignored: '^st1$'}\n\
+         netstat: {fields: '.*'}\n\
+         vmstat: {fields: '^nr_'}\n\
+         diskstats: {device_exclude: '^sd'}\n\
+         arp: {device_exclude: '^br-'}\n\
+         bcache: {priority_stats: true}\n",
+    );
+    let (series, _, _) = compare(&want, &got).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("fixture with non-default flags: {series} series identical to node_exporter 1.5");
 }
