@@ -1,8 +1,9 @@
-//! `btrfs`: btrfs file systems from `/sys/fs/btrfs`: allocation by block group type
-//! and layout, and device sizes. node_exporter adds per-device error counters read by
-//! ioctl from mounted file systems; those are not read here (see ARCHITECTURE.md), so a
-//! btrfs host shows the sysfs device sizes node_exporter falls back to.
+//! `btrfs`: btrfs file systems from `/sys/fs/btrfs` (allocation by block group type and
+//! layout), and for each mounted one its devices' sizes, use and error counters from
+//! the btrfs ioctls; a file system the ioctls cannot reach (not mounted, not
+//! permitted) shows its devices' sizes from sysfs instead, as in node_exporter.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::Node;
@@ -151,6 +152,74 @@ fn filesystem(dir: &Path) -> std::result::Result<Fs, String> {
     })
 }
 
+/// The ioctl view of a mounted file system, by file system id (hex, no dashes).
+fn ioctl_stats(node: &Node) -> HashMap<String, Vec<crate::sys::BtrfsDevice>> {
+    let mut stats = HashMap::new();
+    let Ok(text) = super::filesystem::mount_table(node) else {
+        return stats;
+    };
+    let Ok(mounts) = super::filesystem::mounts(&text) else {
+        return stats;
+    };
+    let mut devices_done = HashSet::new();
+    for m in mounts.iter().filter(|m| m.fstype == "btrfs") {
+        if devices_done.contains(m.device) {
+            continue;
+        }
+        let path = node.opts.rootfs_path(&m.mountpoint);
+        let Some(dir) = open_subvolume(&path) else { continue };
+        match crate::sys::btrfs_devices(&dir) {
+            Ok((fsid, devices)) => {
+                let id: String = fsid.iter().map(|b| format!("{b:02x}")).collect();
+                if stats.contains_key(&id) {
+                    continue;
+                }
+                devices_done.insert(m.device);
+                stats.insert(id, devices);
+            }
+            Err(e) => tracing::debug!(path = %path.display(), error = %e, "querying btrfs devices failed"),
+        }
+    }
+    stats
+}
+
+/// The mount point opened, if it is a btrfs subvolume root (inode 256, `BTRFS_SUPER_MAGIC`).
+fn open_subvolume(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    const FIRST_FREE_OBJECTID: u64 = 256;
+    const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.ino() != FIRST_FREE_OBJECTID || !meta.is_dir() {
+        return None;
+    }
+    let fs = nix::sys::statfs::statfs(path).ok()?;
+    if fs.filesystem_type().0 != BTRFS_SUPER_MAGIC {
+        return None;
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+        .or_else(|_| std::fs::File::open(path))
+        .ok()
+}
+
+/// A device UUID as dennwc/btrfs prints it (8-4-4-4-12 hex, `<zero>` for none).
+fn uuid_string(u: &[u8; 16]) -> String {
+    if u.iter().all(|&b| b == 0) {
+        return "<zero>".into();
+    }
+    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
     let base = node.opts.sys("fs/btrfs");
     let mut all = Vec::new();
@@ -163,6 +232,11 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
                 .map_err(|e| CollectError::Failed(format!("failed to retrieve Btrfs stats from procfs: {e}")))?,
         );
     }
+    let ioctl = if all.is_empty() {
+        HashMap::new()
+    } else {
+        ioctl_stats(node)
+    };
     for fs in &all {
         let uuid = fs.uuid.as_str();
         out.gauge(
@@ -206,13 +280,53 @@ pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
                 );
             }
         }
-        for (device, size) in &fs.devices {
+        let Some(devices) = ioctl.get(&uuid.replace('-', "")) else {
+            for (device, size) in &fs.devices {
+                out.gauge(
+                    "node_btrfs_device_size_bytes",
+                    "Size of a device that is part of the filesystem.",
+                    &[("uuid", uuid), ("device", device)],
+                    *size,
+                );
+            }
+            continue;
+        };
+        for d in devices {
+            let device = d.path.rsplit('/').next().unwrap_or(&d.path);
+            let dev_uuid = uuid_string(&d.uuid);
+            let labels = [
+                ("uuid", uuid),
+                ("device", device),
+                ("btrfs_dev_uuid", dev_uuid.as_str()),
+            ];
             out.gauge(
                 "node_btrfs_device_size_bytes",
                 "Size of a device that is part of the filesystem.",
-                &[("uuid", uuid), ("device", device)],
-                *size,
+                &labels,
+                d.total_bytes as f64,
             );
+            out.gauge(
+                "node_btrfs_device_unused_bytes",
+                "Unused bytes unused on a device that is part of the filesystem.",
+                &labels,
+                d.total_bytes.wrapping_sub(d.bytes_used) as f64,
+            );
+            for (typ, n) in ["write", "read", "flush", "corruption", "generation"]
+                .iter()
+                .zip(d.errors)
+            {
+                out.counter(
+                    "node_btrfs_device_errors_total",
+                    "Errors reported for the device",
+                    &[
+                        ("uuid", uuid),
+                        ("type", typ),
+                        ("device", device),
+                        ("btrfs_dev_uuid", &dev_uuid),
+                    ],
+                    n as f64,
+                );
+            }
         }
     }
     Ok(())

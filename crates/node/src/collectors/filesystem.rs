@@ -32,30 +32,60 @@ const FAMILIES: [(&str, &str); 6] = [
     ("node_filesystem_readonly", "Filesystem read-only status."),
 ];
 
-pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
+/// A line of the mount table: device, mount point (with `\040` and `\011` unescaped,
+/// as node_exporter unescapes them), type, options.
+pub(crate) struct Mount<'a> {
+    pub device: &'a str,
+    pub mountpoint: String,
+    pub fstype: &'a str,
+    pub options: &'a str,
+}
+
+/// The mount table node_exporter reads: `/proc/1/mounts`, else (hidepid) `/proc/mounts`.
+pub(crate) fn mount_table(node: &Node) -> Result<String> {
     let primary = node.opts.proc("1/mounts");
-    let text = match read::string(&primary) {
-        Ok(t) => t,
-        // /proc/1 is hidden with hidepid: the system-wide list instead.
+    match read::string(&primary) {
+        Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let fallback = node.opts.proc("mounts");
-            read::string(&fallback).map_err(|e| CollectError::at(&fallback, e))?
+            read::string(&fallback).map_err(|e| CollectError::at(&fallback, e))
         }
-        Err(e) => return Err(CollectError::at(&primary, e)),
-    };
-    let mut mounts = Vec::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 4 {
-            return Err(CollectError::Failed(format!(
-                "malformed mount point information: {line:?}"
-            )));
-        }
-        mounts.push((f[0], f[1].replace("\\040", " ").replace("\\011", "\t"), f[2], f[3]));
+        Err(e) => Err(CollectError::at(&primary, e)),
     }
+}
+
+/// The mounts of a mount table.
+pub(crate) fn mounts(text: &str) -> Result<Vec<Mount<'_>>> {
+    text.lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 4 {
+                return Err(CollectError::Failed(format!(
+                    "malformed mount point information: {line:?}"
+                )));
+            }
+            Ok(Mount {
+                device: f[0],
+                mountpoint: f[1].replace("\\040", " ").replace("\\011", "\t"),
+                fstype: f[2],
+                options: f[3],
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn collect(node: &Node, out: &mut Out) -> Result {
+    let text = mount_table(node)?;
+    let mounts = mounts(&text)?;
     let mut seen = HashSet::new();
     let mut written = HashSet::new();
-    for (device, raw_mountpoint, fstype, options) in &mounts {
+    for Mount {
+        device,
+        mountpoint: raw_mountpoint,
+        fstype,
+        options,
+    } in &mounts
+    {
         let mountpoint = node.opts.strip_rootfs(raw_mountpoint);
         if node.opts.fs_mount_points_exclude.is_match(mountpoint) || node.opts.fs_types_exclude.is_match(fstype) {
             continue;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{Peer, Sextant, client, free_port, peer_binary, wait_for};
+use crate::support::{BtrfsMount, Peer, Sextant, client, free_port, peer_binary, wait_for};
 use sextant_expfmt::{Exposition, Format, parse};
 use sextant_model::{Labels, MetricMetadata};
 
@@ -91,6 +91,8 @@ fn exporter_families(e: &Exposition) -> BTreeMap<String, Vec<Vec<String>>> {
 #[tokio::test(flavor = "multi_thread")]
 async fn same_names_labels_and_values_as_node_exporter() {
     let dir = tempfile::tempdir().unwrap();
+    // A btrfs mount, where the machine allows one, for the btrfs collector's ioctl path.
+    let btrfs = BtrfsMount::try_new(dir.path());
     let sx = Sextant::start(&dir.path().join("data"), Some("storage:\n  retention: 0s\n")).await;
     let port = free_port();
     let _ne = Peer(
@@ -155,8 +157,15 @@ async fn same_names_labels_and_values_as_node_exporter() {
         .filter(|(l, _)| l.metric_name() == Some("node_scrape_collector_success"))
         .map(|(l, v)| format!("{}={v}", l.get("collector").unwrap_or("")))
         .collect();
+    let btrfs_series = ne
+        .keys()
+        .filter(|l| l.metric_name().is_some_and(|n| n.starts_with("node_btrfs_device_")))
+        .count();
+    if btrfs.is_some() {
+        assert!(btrfs_series > 0, "the btrfs mount shows no device series");
+    }
     eprintln!(
-        "node collector vs node_exporter 1.5 on this machine: {} series, {} families, all within tolerance; collectors: {}",
+        "node collector vs node_exporter 1.5 on this machine: {} series ({btrfs_series} btrfs device series), {} families, all within tolerance; collectors: {}",
         ne.len(),
         ne_meta.len(),
         collectors.join(" ")

@@ -231,3 +231,41 @@ impl Sextant {
         .await
     }
 }
+
+/// A btrfs file system in a file, loop-mounted for the duration of a test, so the btrfs
+/// collector has something to read. `None` where this machine cannot (no btrfs-progs,
+/// no btrfs in the kernel, or not allowed to mount).
+pub struct BtrfsMount {
+    pub mountpoint: PathBuf,
+}
+
+impl BtrfsMount {
+    pub fn try_new(dir: &Path) -> Option<BtrfsMount> {
+        let image = dir.join("btrfs.img");
+        let mountpoint = dir.join("btrfs");
+        std::fs::create_dir_all(&mountpoint).ok()?;
+        std::fs::File::create(&image).ok()?.set_len(300 << 20).ok()?;
+        let run = |cmd: &mut Command| {
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let made = run(Command::new("mkfs.btrfs")
+            .args(["-q", "-f", "-L", "sextant-test"])
+            .arg(&image));
+        if !made || !run(Command::new("mount").arg("-o").arg("loop").arg(&image).arg(&mountpoint)) {
+            eprintln!("no btrfs file system for this test: mkfs.btrfs or mount -o loop is not available here");
+            return None;
+        }
+        Some(BtrfsMount { mountpoint })
+    }
+}
+
+impl Drop for BtrfsMount {
+    fn drop(&mut self) {
+        // Lazy: a node_exporter of another test may still hold the mount point open
+        // (node_exporter 1.5 does not close it after its btrfs ioctls).
+        let _ = Command::new("umount").arg("-l").arg(&self.mountpoint).status();
+    }
+}
