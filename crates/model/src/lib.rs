@@ -1,5 +1,6 @@
 //! Sextant's shared vocabulary: label sets, series identity, samples, matchers,
-//! metric metadata, and Prometheus-style times and durations.
+//! metric metadata, Prometheus-style times and durations, and YAML node positions for
+//! errors in config-like files.
 //!
 //! This crate does no I/O and knows nothing of storage, scraping or HTTP; every
 //! other crate depends on it, so it stays small and allocation-conscious.
@@ -9,6 +10,7 @@ mod labels;
 mod matcher;
 mod metadata;
 pub mod time;
+pub mod yaml;
 
 pub use error::{Error, Result};
 pub use labels::{Label, Labels, LabelsBuilder, is_valid_label_name, is_valid_metric_name};

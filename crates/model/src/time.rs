@@ -67,22 +67,26 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     Ok(Duration::from_millis(total))
 }
 
-/// Formats a duration the way Prometheus prints one (`1h30m`, `15s`, `0s`).
+/// Formats a duration the way Prometheus prints one (`1h30m`, `15s`, `0s`): years and
+/// weeks only when they divide the whole duration (`4w`, but `30d` rather than `4w2d`).
 pub fn format_duration(d: Duration) -> String {
     let mut ms = d.as_millis() as u64;
     if ms == 0 {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [
-        ("y", 365 * 24 * 3600 * 1000u64),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
+    for (unit, size, exact) in [
+        ("y", 365 * 24 * 3600 * 1000u64, true),
+        ("w", 7 * 24 * 3600 * 1000, true),
+        ("d", 24 * 3600 * 1000, false),
+        ("h", 3600 * 1000, false),
+        ("m", 60 * 1000, false),
+        ("s", 1000, false),
+        ("ms", 1, false),
     ] {
+        if exact && ms % size != 0 {
+            continue;
+        }
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -206,6 +210,9 @@ mod tests {
         );
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(format_duration(Duration::from_secs(28 * 86400)), "4w");
+        assert_eq!(format_duration(Duration::from_secs(30 * 86400)), "30d");
+        assert_eq!(format_duration(Duration::from_secs(86400)), "1d");
     }
 
     #[test]
