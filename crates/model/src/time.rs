@@ -263,3 +263,11 @@ impl std::fmt::Display for PromDuration {
         f.write_str(&format_duration(self.0))
     }
 }
+
+impl std::str::FromStr for PromDuration {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        parse_duration(s).map(PromDuration)
+    }
+}

@@ -4,6 +4,7 @@
 mod config;
 mod query_cmd;
 mod serve;
+mod slo_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,17 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
+    /// SLOs: generate Sloth-equivalent Prometheus rules from specs.
+    Slo {
+        #[command(subcommand)]
+        what: SloCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SloCommand {
+    /// Write the Prometheus rules Sloth v0.16 generates for Sloth or OpenSLO specs.
+    Generate(slo_cmd::GenerateArgs),
 }
 
 #[derive(Subcommand)]
@@ -52,6 +64,13 @@ enum CheckCommand {
     /// Validate Prometheus rule files as `promtool check rules` does (exit 1 if any
     /// is invalid).
     Rules {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Validate SLO specs (Sloth prometheus/v1, OpenSLO v1alpha and v1; exit 1 if any
+    /// is invalid).
+    Slo {
         /// Files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -70,6 +89,12 @@ fn main() -> ExitCode {
         Command::Check {
             what: CheckCommand::Rules { files },
         } => check_rules(&files),
+        Command::Check {
+            what: CheckCommand::Slo { files },
+        } => slo_cmd::check(&files),
+        Command::Slo {
+            what: SloCommand::Generate(args),
+        } => slo_cmd::generate_cmd(args),
     }
 }
 
