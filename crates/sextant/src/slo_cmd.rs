@@ -100,7 +100,10 @@ pub fn check(files: &[PathBuf]) -> ExitCode {
     for f in files {
         println!("Checking {}", f.display());
         match sextant_slo::spec::load(f) {
-            Ok(docs) => println!("  SUCCESS: {} SLOs found", docs.iter().map(|d| d.slos.len()).sum::<usize>()),
+            Ok(docs) => println!(
+                "  SUCCESS: {} SLOs found",
+                docs.iter().map(|d| d.slos.len()).sum::<usize>()
+            ),
             Err(errors) => {
                 println!("  FAILED:");
                 for e in errors {

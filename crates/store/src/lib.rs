@@ -16,6 +16,7 @@ mod error;
 mod format;
 mod metrics;
 mod registry;
+mod slices;
 mod store;
 mod writer;
 
@@ -23,4 +24,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use format::FORMAT_VERSION;
 pub use registry::SeriesId;
 pub use sextant_model::SeriesData;
+pub use slices::{SliceRow, WindowSum};
 pub use store::{AppendOutcome, AppendRequest, MetricsStore, SeriesRef, SeriesSamples, StoreOptions};

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -289,6 +289,71 @@ impl MetricsStore {
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Appends SLO slices; resolves once they are durable.
+    pub async fn append_slices(&self, rows: Vec<crate::SliceRow>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::AppendSlices { rows, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Deletes SLO slices ending at or before `cutoff_ms`; returns how many.
+    pub async fn drop_slices_before(&self, cutoff_ms: i64) -> Result<usize> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::SliceRetention { cutoff_ms, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The end of each SLI's newest stored slice.
+    pub async fn last_slices(&self) -> Result<HashMap<String, i64>> {
+        self.with_reader(crate::slices::last).await
+    }
+
+    /// Window sums over SLO slices ending at `end_ms` (see [`crate::WindowSum`]), for
+    /// every SLI or those of `only`; `slice_target` counts time slices below it.
+    pub async fn slice_sums(
+        &self,
+        end_ms: i64,
+        windows_ms: Vec<i64>,
+        only: Option<Vec<String>>,
+        slice_target: Option<f64>,
+    ) -> Result<HashMap<String, Vec<crate::WindowSum>>> {
+        self.with_reader(move |c| crate::slices::sums(c, end_ms, &windows_ms, only.as_deref(), slice_target))
+            .await
+    }
+
+    /// The slices of `sli` in `(from_ms, to_ms]`.
+    pub async fn slice_range(&self, sli: String, from_ms: i64, to_ms: i64) -> Result<Vec<crate::SliceRow>> {
+        self.with_reader(move |c| crate::slices::range(c, &sli, from_ms, to_ms))
+            .await
+    }
+
+    /// Runs `f` on a reader connection off the async executor.
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = store.reader()?;
+            let out = f(&conn);
+            store.inner.readers.lock().expect("poisoned").push(conn);
+            out
+        })
+        .await
+        .map_err(|e| Error::CommitFailed(format!("slice query task: {e}")))?
     }
 
     /// Commits what is queued, checkpoints the database and stops the writer. Appends

@@ -52,6 +52,14 @@ pub(crate) enum Command {
         before_ms: i64,
         reply: oneshot::Sender<Result<usize>>,
     },
+    AppendSlices {
+        rows: Vec<crate::slices::SliceRow>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    SliceRetention {
+        cutoff_ms: i64,
+        reply: oneshot::Sender<Result<usize>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -84,7 +92,8 @@ pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
          CREATE TABLE IF NOT EXISTS metadata (seq BIGINT NOT NULL, metric VARCHAR NOT NULL,
              type VARCHAR NOT NULL, help VARCHAR NOT NULL, unit VARCHAR NOT NULL);",
     )?;
-    crate::compact::create_schema(conn)
+    crate::compact::create_schema(conn)?;
+    crate::slices::create_schema(conn)
 }
 
 /// Loads series, metadata and per-series bounds into `registry`; returns the blocks.
@@ -338,6 +347,12 @@ impl Writer {
                     }
                     Command::Compact { before_ms, reply } => {
                         let _ = reply.send(self.compact_before(before_ms));
+                    }
+                    Command::AppendSlices { rows, reply } => {
+                        let _ = reply.send(crate::slices::append(&self.conn, &rows));
+                    }
+                    Command::SliceRetention { cutoff_ms, reply } => {
+                        let _ = reply.send(crate::slices::delete_before(&self.conn, cutoff_ms));
                     }
                     Command::Shutdown { reply } => {
                         self.checkpoint();

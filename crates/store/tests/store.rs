@@ -488,3 +488,66 @@ async fn append_by_reference() {
     store.close().await.unwrap();
     empty.close().await.unwrap();
 }
+
+/// SLO slices: appended durably, summed per window in one scan, kept across a reopen,
+/// deleted by their own retention.
+#[tokio::test]
+async fn slo_slices_sum_per_window_and_survive_reopen() {
+    use sextant_store::SliceRow;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let minute = 60_000;
+    let mut rows = Vec::new();
+    for i in 1..=120 {
+        // One bad event in ten, and a slice with a 50% error ratio every 30 minutes.
+        let bad = if i % 30 == 0 { 50.0 } else { 10.0 };
+        rows.push(SliceRow {
+            sli: "a".into(),
+            t_ms: i * minute,
+            bad,
+            total: 100.0,
+        });
+    }
+    rows.push(SliceRow {
+        sli: "b".into(),
+        t_ms: 120 * minute,
+        bad: 0.0,
+        total: 0.0,
+    });
+    store.append_slices(rows).await.unwrap();
+    let sums = store
+        .slice_sums(120 * minute, vec![5 * minute, 60 * minute], None, Some(0.8))
+        .await
+        .unwrap();
+    let a = &sums["a"];
+    // The last 5 minutes hold slice 120 (50 bad) and four of 10.
+    assert_eq!(
+        (a[0].bad, a[0].total, a[0].slices, a[0].bad_slices),
+        (90.0, 500.0, 5, 1)
+    );
+    assert_eq!(
+        (a[1].bad, a[1].total, a[1].slices, a[1].bad_slices),
+        (680.0, 6000.0, 60, 2)
+    );
+    assert_eq!(sums["b"][0].slices, 1, "a slice with data but no events is covered");
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = open(dir.path());
+    assert_eq!(store.last_slices().await.unwrap()["a"], 120 * minute);
+    assert_eq!(
+        store
+            .slice_range("a".into(), 100 * minute, 102 * minute)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(store.drop_slices_before(60 * minute).await.unwrap(), 60);
+    let only = store
+        .slice_sums(120 * minute, vec![120 * minute], Some(vec!["a".into()]), None)
+        .await
+        .unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only["a"][0].slices, 60);
+}

@@ -1,0 +1,154 @@
+//! SLO slices: for each SLI (named by the SLO engine, e.g. `<slo id>@<revision>`), the
+//! bad and total event counts of every fixed time slice that had data. Windows of any
+//! length are sums over slices, so 30-day error budgets are exact and cheap. The table
+//! is appended in time order through the writer thread, like samples; it has its own
+//! retention, since an SLO's period may be longer than the samples are kept.
+
+use std::collections::HashMap;
+
+use duckdb::{Connection, params_from_iter};
+
+use crate::error::Result;
+
+/// One slice of one SLI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceRow {
+    /// The SLI's key.
+    pub sli: String,
+    /// End of the slice, epoch milliseconds (the slice is `(t - length, t]`).
+    pub t_ms: i64,
+    /// Bad events in the slice.
+    pub bad: f64,
+    /// All events in the slice.
+    pub total: f64,
+}
+
+/// Sums of the slices of one window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowSum {
+    /// Bad events.
+    pub bad: f64,
+    /// All events.
+    pub total: f64,
+    /// Slices with data.
+    pub slices: u64,
+    /// Slices with data whose good ratio was below the time-slice target (only for
+    /// [`crate::MetricsStore::slice_sums`] calls that give one).
+    pub bad_slices: u64,
+}
+
+pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS slo_slices (sli VARCHAR NOT NULL, t BIGINT NOT NULL, bad DOUBLE NOT NULL, total DOUBLE NOT NULL)",
+    )?;
+    Ok(())
+}
+
+/// Appends `rows` in one transaction.
+pub(crate) fn append(conn: &Connection, rows: &[SliceRow]) -> Result<()> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let result = (|| -> Result<()> {
+        let mut app = conn.appender("slo_slices")?;
+        for r in rows {
+            app.append_row(duckdb::params![r.sli, r.t_ms, r.bad, r.total])?;
+        }
+        app.flush()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Deletes slices ending at or before `cutoff_ms`; returns how many.
+pub(crate) fn delete_before(conn: &Connection, cutoff_ms: i64) -> Result<usize> {
+    Ok(conn.execute("DELETE FROM slo_slices WHERE t <= ?", [cutoff_ms])?)
+}
+
+/// The end of the newest slice of every SLI.
+pub(crate) fn last(conn: &Connection) -> Result<HashMap<String, i64>> {
+    let mut stmt = conn.prepare("SELECT sli, max(t) FROM slo_slices GROUP BY sli")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    Ok(rows.collect::<duckdb::Result<_>>()?)
+}
+
+/// For every SLI (or those of `only`), the sums of the windows `(end - w, end]` for each
+/// `w` of `windows_ms`, in one scan. With `slice_target`, slices whose good ratio is
+/// below it are counted too (time-slice budgeting).
+pub(crate) fn sums(
+    conn: &Connection,
+    end_ms: i64,
+    windows_ms: &[i64],
+    only: Option<&[String]>,
+    slice_target: Option<f64>,
+) -> Result<HashMap<String, Vec<WindowSum>>> {
+    let Some(&longest) = windows_ms.iter().max() else {
+        return Ok(HashMap::new());
+    };
+    let mut cols = Vec::new();
+    for w in windows_ms {
+        let since = end_ms - w;
+        let f = format!("FILTER (WHERE t > {since})");
+        cols.push(format!(
+            "coalesce(sum(bad) {f}, 0), coalesce(sum(total) {f}, 0), count(*) {f}"
+        ));
+        match slice_target {
+            Some(target) => cols.push(format!(
+                "count(*) FILTER (WHERE t > {since} AND total > 0 AND (total - bad) / total < {target:?})"
+            )),
+            None => cols.push("0".into()),
+        }
+    }
+    let mut sql = format!(
+        "SELECT sli, {} FROM slo_slices WHERE t > {} AND t <= {end_ms}",
+        cols.join(", "),
+        end_ms - longest
+    );
+    let mut params: Vec<String> = Vec::new();
+    if let Some(keys) = only {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        sql.push_str(&format!(" AND sli IN ({})", vec!["?"; keys.len()].join(", ")));
+        params.extend(keys.iter().cloned());
+    }
+    sql.push_str(" GROUP BY sli");
+    let mut stmt = conn.prepare(&sql)?;
+    let n = windows_ms.len();
+    let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
+        let key: String = r.get(0)?;
+        let mut sums = Vec::with_capacity(n);
+        for i in 0..n {
+            sums.push(WindowSum {
+                bad: r.get(1 + 4 * i)?,
+                total: r.get(2 + 4 * i)?,
+                slices: r.get::<_, i64>(3 + 4 * i)? as u64,
+                bad_slices: r.get::<_, i64>(4 + 4 * i)? as u64,
+            });
+        }
+        Ok((key, sums))
+    })?;
+    Ok(rows.collect::<duckdb::Result<_>>()?)
+}
+
+/// The slices of one SLI in `(from, to]`, in time order.
+pub(crate) fn range(conn: &Connection, sli: &str, from_ms: i64, to_ms: i64) -> Result<Vec<SliceRow>> {
+    let mut stmt =
+        conn.prepare("SELECT t, bad, total FROM slo_slices WHERE sli = ? AND t > ? AND t <= ? ORDER BY t")?;
+    let rows = stmt.query_map(duckdb::params![sli, from_ms, to_ms], |r| {
+        Ok(SliceRow {
+            sli: sli.to_owned(),
+            t_ms: r.get(0)?,
+            bad: r.get(1)?,
+            total: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<duckdb::Result<_>>()?)
+}
