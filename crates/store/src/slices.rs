@@ -72,10 +72,10 @@ pub(crate) fn delete_before(conn: &Connection, cutoff_ms: i64) -> Result<usize> 
     Ok(conn.execute("DELETE FROM slo_slices WHERE t <= ?", [cutoff_ms])?)
 }
 
-/// The end of the newest slice of every SLI.
-pub(crate) fn last(conn: &Connection) -> Result<HashMap<String, i64>> {
-    let mut stmt = conn.prepare("SELECT sli, max(t) FROM slo_slices GROUP BY sli")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+/// The ends of the oldest and newest slice of every SLI.
+pub(crate) fn bounds(conn: &Connection) -> Result<HashMap<String, (i64, i64)>> {
+    let mut stmt = conn.prepare("SELECT sli, min(t), max(t) FROM slo_slices GROUP BY sli")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))))?;
     Ok(rows.collect::<duckdb::Result<_>>()?)
 }
 

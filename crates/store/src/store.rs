@@ -316,9 +316,9 @@ impl MetricsStore {
         rx.await.map_err(|_| Error::Closed)?
     }
 
-    /// The end of each SLI's newest stored slice.
-    pub async fn last_slices(&self) -> Result<HashMap<String, i64>> {
-        self.with_reader(crate::slices::last).await
+    /// The ends of each SLI's oldest and newest stored slices.
+    pub async fn slice_bounds(&self) -> Result<HashMap<String, (i64, i64)>> {
+        self.with_reader(crate::slices::bounds).await
     }
 
     /// Window sums over SLO slices ending at `end_ms` (see [`crate::WindowSum`]), for

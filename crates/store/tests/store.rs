@@ -534,7 +534,7 @@ async fn slo_slices_sum_per_window_and_survive_reopen() {
     drop(store);
 
     let store = open(dir.path());
-    assert_eq!(store.last_slices().await.unwrap()["a"], 120 * minute);
+    assert_eq!(store.slice_bounds().await.unwrap()["a"], (minute, 120 * minute));
     assert_eq!(
         store
             .slice_range("a".into(), 100 * minute, 102 * minute)
