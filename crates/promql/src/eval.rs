@@ -392,6 +392,43 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
+    /// Like [`Self::map_windows`], for exact counter windows: each window is open at its
+    /// start, `f` also gets the last sample at or before the start, if it is within
+    /// the lookback delta.
+    pub fn map_windows_with_base(
+        &self,
+        arg: &RangeArg<'_>,
+        mut f: impl FnMut(Option<Sample>, &[Sample]) -> Option<f64>,
+    ) -> Result<Vec<(Labels, Vec<Option<f64>>)>> {
+        self.check_points(arg.series.len())?;
+        let lookback = ms(self.opts.lookback_delta);
+        let mut out = Vec::with_capacity(arg.series.len());
+        for (idx, (labels, samples)) in arg.series.iter().enumerate() {
+            if idx % 256 == 0 {
+                self.check_deadline()?;
+            }
+            let mut vals = vec![None; self.n];
+            let (mut lo, mut hi) = (0, 0);
+            for (i, slot) in vals.iter_mut().enumerate() {
+                let end = arg.at_ms.unwrap_or_else(|| self.ts(i)).saturating_sub(arg.offset_ms);
+                let start = end.saturating_sub(arg.range_ms);
+                while hi < samples.len() && samples[hi].t_ms <= end {
+                    hi += 1;
+                }
+                while lo < hi && samples[lo].t_ms <= start {
+                    lo += 1;
+                }
+                let base = lo
+                    .checked_sub(1)
+                    .map(|b| samples[b])
+                    .filter(|b| b.t_ms > start.saturating_sub(lookback));
+                *slot = f(base, &samples[lo..hi]);
+            }
+            out.push((labels.clone(), vals));
+        }
+        Ok(out)
+    }
+
     // ---------------------------------------------------------------- aggregation
 
     fn aggregate(&self, a: &AggregateExpr) -> Result<Val> {

@@ -261,89 +261,100 @@ fn range_function(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Val>
     let range_s = arg.range_ms as f64 / 1000.0;
     let mut failure: Option<Error> = None;
     let mut scratch: Vec<f64> = Vec::new();
-    let windows = ev.map_windows(&arg, |w, start, end, i| {
-        if w.is_empty() {
-            return None;
-        }
-        match name {
-            "rate" => extrapolated_rate(w, start, end, true, true, range_s),
-            "increase" => extrapolated_rate(w, start, end, true, false, range_s),
-            "delta" => extrapolated_rate(w, start, end, false, false, range_s),
-            "irate" => instant_value(w, true),
-            "idelta" => instant_value(w, false),
-            "deriv" => (w.len() >= 2).then(|| linear_regression(w, w[0].t_ms).0),
-            "predict_linear" => (w.len() >= 2).then(|| {
-                let (slope, intercept) = linear_regression(w, ev.ts(i));
-                intercept + slope * params[0][i]
-            }),
-            "holt_winters" => {
-                let (sf, tf) = (params[0][i], params[1][i]);
-                if sf <= 0.0 || sf >= 1.0 {
-                    failure.get_or_insert(Error::Execution(format!(
-                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
-                    )));
-                    return None;
-                }
-                if tf <= 0.0 || tf >= 1.0 {
-                    failure.get_or_insert(Error::Execution(format!(
-                        "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
-                    )));
-                    return None;
-                }
-                holt_winters(w, sf, tf)
+    let exact = ev.opts.exact_counter_windows
+        && matches!(name, "rate" | "increase")
+        && matches!(args[0], Expr::MatrixSelector(_));
+    let windows = if exact {
+        let per_second = name == "rate";
+        ev.map_windows_with_base(&arg, |base, w| {
+            let inc = exact_increase(base, w)?;
+            Some(if per_second { inc / range_s } else { inc })
+        })?
+    } else {
+        ev.map_windows(&arg, |w, start, end, i| {
+            if w.is_empty() {
+                return None;
             }
-            "changes" => Some(
-                w.windows(2)
-                    .filter(|p| p[0].v != p[1].v && !(p[0].v.is_nan() && p[1].v.is_nan()))
-                    .count() as f64,
-            ),
-            "resets" => Some(w.windows(2).filter(|p| p[1].v < p[0].v).count() as f64),
-            "avg_over_time" => {
-                // An incremental mean with compensated summation, which keeps
-                // large values from overflowing (as Prometheus 2.42 computes it).
-                let (mut mean, mut count, mut c) = (0.0f64, 0.0f64, 0.0f64);
-                for s in w {
-                    count += 1.0;
-                    if mean.is_infinite() {
-                        if s.v.is_infinite() && (mean > 0.0) == (s.v > 0.0) {
-                            continue;
-                        }
-                        if !s.v.is_infinite() && !s.v.is_nan() {
-                            continue;
-                        }
+            match name {
+                "rate" => extrapolated_rate(w, start, end, true, true, range_s),
+                "increase" => extrapolated_rate(w, start, end, true, false, range_s),
+                "delta" => extrapolated_rate(w, start, end, false, false, range_s),
+                "irate" => instant_value(w, true),
+                "idelta" => instant_value(w, false),
+                "deriv" => (w.len() >= 2).then(|| linear_regression(w, w[0].t_ms).0),
+                "predict_linear" => (w.len() >= 2).then(|| {
+                    let (slope, intercept) = linear_regression(w, ev.ts(i));
+                    intercept + slope * params[0][i]
+                }),
+                "holt_winters" => {
+                    let (sf, tf) = (params[0][i], params[1][i]);
+                    if sf <= 0.0 || sf >= 1.0 {
+                        failure.get_or_insert(Error::Execution(format!(
+                            "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                        )));
+                        return None;
                     }
-                    (mean, c) = kahan_inc(s.v / count - mean / count, mean, c);
+                    if tf <= 0.0 || tf >= 1.0 {
+                        failure.get_or_insert(Error::Execution(format!(
+                            "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+                        )));
+                        return None;
+                    }
+                    holt_winters(w, sf, tf)
                 }
-                Some(if mean.is_infinite() { mean } else { mean + c })
-            }
-            "sum_over_time" => {
-                let (mut sum, mut c) = (0.0, 0.0);
-                for s in w {
-                    (sum, c) = kahan_inc(s.v, sum, c);
+                "changes" => Some(
+                    w.windows(2)
+                        .filter(|p| p[0].v != p[1].v && !(p[0].v.is_nan() && p[1].v.is_nan()))
+                        .count() as f64,
+                ),
+                "resets" => Some(w.windows(2).filter(|p| p[1].v < p[0].v).count() as f64),
+                "avg_over_time" => {
+                    // An incremental mean with compensated summation, which keeps
+                    // large values from overflowing (as Prometheus 2.42 computes it).
+                    let (mut mean, mut count, mut c) = (0.0f64, 0.0f64, 0.0f64);
+                    for s in w {
+                        count += 1.0;
+                        if mean.is_infinite() {
+                            if s.v.is_infinite() && (mean > 0.0) == (s.v > 0.0) {
+                                continue;
+                            }
+                            if !s.v.is_infinite() && !s.v.is_nan() {
+                                continue;
+                            }
+                        }
+                        (mean, c) = kahan_inc(s.v / count - mean / count, mean, c);
+                    }
+                    Some(if mean.is_infinite() { mean } else { mean + c })
                 }
-                Some(if sum.is_infinite() { sum } else { sum + c })
+                "sum_over_time" => {
+                    let (mut sum, mut c) = (0.0, 0.0);
+                    for s in w {
+                        (sum, c) = kahan_inc(s.v, sum, c);
+                    }
+                    Some(if sum.is_infinite() { sum } else { sum + c })
+                }
+                "count_over_time" => Some(w.len() as f64),
+                "min_over_time" => Some(
+                    w.iter()
+                        .fold(w[0].v, |m, s| if s.v < m || m.is_nan() { s.v } else { m }),
+                ),
+                "max_over_time" => Some(
+                    w.iter()
+                        .fold(w[0].v, |m, s| if s.v > m || m.is_nan() { s.v } else { m }),
+                ),
+                "last_over_time" => Some(w[w.len() - 1].v),
+                "present_over_time" => Some(1.0),
+                "stddev_over_time" => Some(variance(w).sqrt()),
+                "stdvar_over_time" => Some(variance(w)),
+                "quantile_over_time" => {
+                    scratch.clear();
+                    scratch.extend(w.iter().map(|s| s.v));
+                    Some(quantile(params[0][i], &mut scratch))
+                }
+                _ => None,
             }
-            "count_over_time" => Some(w.len() as f64),
-            "min_over_time" => Some(
-                w.iter()
-                    .fold(w[0].v, |m, s| if s.v < m || m.is_nan() { s.v } else { m }),
-            ),
-            "max_over_time" => Some(
-                w.iter()
-                    .fold(w[0].v, |m, s| if s.v > m || m.is_nan() { s.v } else { m }),
-            ),
-            "last_over_time" => Some(w[w.len() - 1].v),
-            "present_over_time" => Some(1.0),
-            "stddev_over_time" => Some(variance(w).sqrt()),
-            "stdvar_over_time" => Some(variance(w)),
-            "quantile_over_time" => {
-                scratch.clear();
-                scratch.extend(w.iter().map(|s| s.v));
-                Some(quantile(params[0][i], &mut scratch))
-            }
-            _ => None,
-        }
-    })?;
+        })?
+    };
     if let Some(e) = failure {
         return Err(e);
     }
@@ -373,6 +384,20 @@ fn range_function(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Val>
 
 /// `rate`, `increase` and `delta`: the change over the window, extrapolated towards
 /// the window's edges as Prometheus does.
+/// The increase of a counter from `base` (or, for a series that starts in the window,
+/// its first sample) to the window's last sample, counting resets; `None` without a
+/// sample in the window.
+fn exact_increase(base: Option<Sample>, w: &[Sample]) -> Option<f64> {
+    let first = w.first()?;
+    let mut prev = base.unwrap_or(*first).v;
+    let mut inc = 0.0;
+    for s in w {
+        inc += if s.v < prev { s.v } else { s.v - prev };
+        prev = s.v;
+    }
+    Some(inc)
+}
+
 fn extrapolated_rate(
     w: &[Sample],
     range_start: i64,

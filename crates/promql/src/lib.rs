@@ -86,6 +86,12 @@ pub struct EngineOptions {
     /// Step of a subquery written without one (`x[1h:]`): the global evaluation
     /// interval (1m).
     pub default_subquery_step: Duration,
+    /// `rate` and `increase` count the exact increase from the last sample at or before
+    /// the window's start (within the lookback delta) to the last sample in it, with
+    /// counter resets and without extrapolation; the window is open at its start. So
+    /// consecutive windows add up to exactly the increase over their union, which is
+    /// what the SLO engine's slices need. Off (Prometheus' extrapolation) by default.
+    pub exact_counter_windows: bool,
 }
 
 impl Default for EngineOptions {
@@ -95,6 +101,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step: Duration::from_secs(60),
+            exact_counter_windows: false,
         }
     }
 }

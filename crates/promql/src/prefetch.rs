@@ -36,7 +36,11 @@ fn walk(expr: &Expr, s: i64, e: i64, q: QueryRange, opts: &EngineOptions, out: &
     let lookback = ms(opts.lookback_delta);
     match expr {
         Expr::VectorSelector(vs) => add(vs, s, e, lookback, q, out),
-        Expr::MatrixSelector(m) => add(&m.vs, s, e, ms(m.range), q, out),
+        Expr::MatrixSelector(m) => {
+            // Exact counter windows also read the sample before the window.
+            let extra = if opts.exact_counter_windows { lookback } else { 0 };
+            add(&m.vs, s, e, ms(m.range) + extra, q, out)
+        }
         Expr::Subquery(sq) => {
             let (s, e) = at_ms(sq.at.as_ref(), q).map_or((s, e), |a| (a, a));
             let off = offset_ms(sq.offset.as_ref());

@@ -24,5 +24,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use format::FORMAT_VERSION;
 pub use registry::SeriesId;
 pub use sextant_model::SeriesData;
-pub use slices::{SliceRow, WindowSum};
+pub use slices::{RevisionRow, SliceFilter, SliceRow, WindowSum};
 pub use store::{AppendOutcome, AppendRequest, MetricsStore, SeriesRef, SeriesSamples, StoreOptions};

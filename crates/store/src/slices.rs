@@ -37,11 +37,60 @@ pub struct WindowSum {
     pub bad_slices: u64,
 }
 
+/// Which SLIs a [`crate::MetricsStore::slice_sums`] call reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SliceFilter {
+    /// Every SLI.
+    All,
+    /// These keys.
+    Keys(Vec<String>),
+    /// Keys starting with this (an SLO revision's per-group slices).
+    Prefix(String),
+}
+
+/// What the SLO engine keeps about one revision of an SLI besides its slices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionRow {
+    /// The SLI's key (`<slo id>@<revision>`).
+    pub sli: String,
+    /// The definition the revision was computed from, for people reading it later.
+    pub definition: String,
+    /// When the revision was first seen, epoch milliseconds.
+    pub created_ms: i64,
+    /// How far back slices have been computed (backfill progress): slices ending
+    /// after this exist wherever the data had them.
+    pub computed_from_ms: i64,
+}
+
 pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
     conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS slo_slices (sli VARCHAR NOT NULL, t BIGINT NOT NULL, bad DOUBLE NOT NULL, total DOUBLE NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS slo_slices (sli VARCHAR NOT NULL, t BIGINT NOT NULL, bad DOUBLE NOT NULL, total DOUBLE NOT NULL);
+         CREATE TABLE IF NOT EXISTS slo_revisions (sli VARCHAR PRIMARY KEY, definition VARCHAR NOT NULL, created BIGINT NOT NULL, computed_from BIGINT NOT NULL);",
     )?;
     Ok(())
+}
+
+/// Inserts or replaces revision rows.
+pub(crate) fn put_revisions(conn: &Connection, rows: &[RevisionRow]) -> Result<()> {
+    let mut stmt = conn.prepare("INSERT OR REPLACE INTO slo_revisions VALUES (?, ?, ?, ?)")?;
+    for r in rows {
+        stmt.execute(duckdb::params![r.sli, r.definition, r.created_ms, r.computed_from_ms])?;
+    }
+    Ok(())
+}
+
+/// Every revision row.
+pub(crate) fn revisions(conn: &Connection) -> Result<Vec<RevisionRow>> {
+    let mut stmt = conn.prepare("SELECT sli, definition, created, computed_from FROM slo_revisions ORDER BY sli")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(RevisionRow {
+            sli: r.get(0)?,
+            definition: r.get(1)?,
+            created_ms: r.get(2)?,
+            computed_from_ms: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<duckdb::Result<_>>()?)
 }
 
 /// Appends `rows` in one transaction.
@@ -75,18 +124,20 @@ pub(crate) fn delete_before(conn: &Connection, cutoff_ms: i64) -> Result<usize> 
 /// The ends of the oldest and newest slice of every SLI.
 pub(crate) fn bounds(conn: &Connection) -> Result<HashMap<String, (i64, i64)>> {
     let mut stmt = conn.prepare("SELECT sli, min(t), max(t) FROM slo_slices GROUP BY sli")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+    })?;
     Ok(rows.collect::<duckdb::Result<_>>()?)
 }
 
-/// For every SLI (or those of `only`), the sums of the windows `(end - w, end]` for each
+/// For every SLI of `filter`, the sums of the windows `(end - w, end]` for each
 /// `w` of `windows_ms`, in one scan. With `slice_target`, slices whose good ratio is
 /// below it are counted too (time-slice budgeting).
 pub(crate) fn sums(
     conn: &Connection,
     end_ms: i64,
     windows_ms: &[i64],
-    only: Option<&[String]>,
+    filter: &SliceFilter,
     slice_target: Option<f64>,
 ) -> Result<HashMap<String, Vec<WindowSum>>> {
     let Some(&longest) = windows_ms.iter().max() else {
@@ -112,12 +163,19 @@ pub(crate) fn sums(
         end_ms - longest
     );
     let mut params: Vec<String> = Vec::new();
-    if let Some(keys) = only {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
+    match filter {
+        SliceFilter::All => {}
+        SliceFilter::Keys(keys) => {
+            if keys.is_empty() {
+                return Ok(HashMap::new());
+            }
+            sql.push_str(&format!(" AND sli IN ({})", vec!["?"; keys.len()].join(", ")));
+            params.extend(keys.iter().cloned());
         }
-        sql.push_str(&format!(" AND sli IN ({})", vec!["?"; keys.len()].join(", ")));
-        params.extend(keys.iter().cloned());
+        SliceFilter::Prefix(prefix) => {
+            sql.push_str(" AND starts_with(sli, ?)");
+            params.push(prefix.clone());
+        }
     }
     sql.push_str(" GROUP BY sli");
     let mut stmt = conn.prepare(&sql)?;

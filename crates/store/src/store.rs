@@ -322,16 +322,35 @@ impl MetricsStore {
     }
 
     /// Window sums over SLO slices ending at `end_ms` (see [`crate::WindowSum`]), for
-    /// every SLI or those of `only`; `slice_target` counts time slices below it.
+    /// the SLIs of `filter`; `slice_target` counts time slices below it.
     pub async fn slice_sums(
         &self,
         end_ms: i64,
         windows_ms: Vec<i64>,
-        only: Option<Vec<String>>,
+        filter: crate::SliceFilter,
         slice_target: Option<f64>,
     ) -> Result<HashMap<String, Vec<crate::WindowSum>>> {
-        self.with_reader(move |c| crate::slices::sums(c, end_ms, &windows_ms, only.as_deref(), slice_target))
+        self.with_reader(move |c| crate::slices::sums(c, end_ms, &windows_ms, &filter, slice_target))
             .await
+    }
+
+    /// Records SLO revisions (inserted or replaced by key); resolves once durable.
+    pub async fn put_slo_revisions(&self, rows: Vec<crate::RevisionRow>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::PutRevisions { rows, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Every recorded SLO revision.
+    pub async fn slo_revisions(&self) -> Result<Vec<crate::RevisionRow>> {
+        self.with_reader(crate::slices::revisions).await
     }
 
     /// The slices of `sli` in `(from_ms, to_ms]`.

@@ -60,6 +60,10 @@ pub(crate) enum Command {
         cutoff_ms: i64,
         reply: oneshot::Sender<Result<usize>>,
     },
+    PutRevisions {
+        rows: Vec<crate::slices::RevisionRow>,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -353,6 +357,9 @@ impl Writer {
                     }
                     Command::SliceRetention { cutoff_ms, reply } => {
                         let _ = reply.send(crate::slices::delete_before(&self.conn, cutoff_ms));
+                    }
+                    Command::PutRevisions { rows, reply } => {
+                        let _ = reply.send(crate::slices::put_revisions(&self.conn, &rows));
                     }
                     Command::Shutdown { reply } => {
                         self.checkpoint();

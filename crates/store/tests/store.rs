@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use sextant_model::{Labels, MatchOp, Matcher, MetricMetadata, MetricType, Sample, time::now_ms};
-use sextant_store::{AppendRequest, ErrorKind, MetricsStore, SeriesSamples, StoreOptions};
+use sextant_store::{AppendRequest, ErrorKind, MetricsStore, RevisionRow, SeriesSamples, SliceFilter, StoreOptions};
 
 fn labels(name: &str, job: &str) -> Labels {
     Labels::from_pairs([("__name__", name), ("job", job)]).unwrap()
@@ -516,7 +516,7 @@ async fn slo_slices_sum_per_window_and_survive_reopen() {
     });
     store.append_slices(rows).await.unwrap();
     let sums = store
-        .slice_sums(120 * minute, vec![5 * minute, 60 * minute], None, Some(0.8))
+        .slice_sums(120 * minute, vec![5 * minute, 60 * minute], SliceFilter::All, Some(0.8))
         .await
         .unwrap();
     let a = &sums["a"];
@@ -530,10 +530,18 @@ async fn slo_slices_sum_per_window_and_survive_reopen() {
         (680.0, 6000.0, 60, 2)
     );
     assert_eq!(sums["b"][0].slices, 1, "a slice with data but no events is covered");
+    let revision = RevisionRow {
+        sli: "a".into(),
+        definition: "events: x / y".into(),
+        created_ms: 7,
+        computed_from_ms: minute,
+    };
+    store.put_slo_revisions(vec![revision.clone()]).await.unwrap();
     store.close().await.unwrap();
     drop(store);
 
     let store = open(dir.path());
+    assert_eq!(store.slo_revisions().await.unwrap(), vec![revision]);
     assert_eq!(store.slice_bounds().await.unwrap()["a"], (minute, 120 * minute));
     assert_eq!(
         store
@@ -545,9 +553,19 @@ async fn slo_slices_sum_per_window_and_survive_reopen() {
     );
     assert_eq!(store.drop_slices_before(60 * minute).await.unwrap(), 60);
     let only = store
-        .slice_sums(120 * minute, vec![120 * minute], Some(vec!["a".into()]), None)
+        .slice_sums(
+            120 * minute,
+            vec![120 * minute],
+            SliceFilter::Keys(vec!["a".into()]),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(only.len(), 1);
     assert_eq!(only["a"][0].slices, 60);
+    let prefixed = store
+        .slice_sums(120 * minute, vec![120 * minute], SliceFilter::Prefix("b".into()), None)
+        .await
+        .unwrap();
+    assert_eq!(prefixed.keys().collect::<Vec<_>>(), ["b"]);
 }
