@@ -11,9 +11,11 @@ mod query;
 mod query_log;
 mod remote_write;
 mod selector;
+mod slos;
 mod status;
 
 pub use query_log::QueryLog;
+pub use slos::openapi_document;
 pub use status::StatusInfo;
 
 use std::future::Future;
@@ -27,6 +29,7 @@ use sextant_collect::ScrapeManager;
 use sextant_node::NodeCollector;
 use sextant_promql::Engine;
 use sextant_rules::RuleManager;
+use sextant_slo::SloEngine;
 use sextant_store::MetricsStore;
 use tower_http::trace::TraceLayer;
 
@@ -92,6 +95,8 @@ pub struct AppState {
     pub engine: Engine,
     /// The rule manager (for `/api/v1/rules`).
     pub rules: RuleManager,
+    /// The SLO engine (for `/api/sextant/v1/slos`).
+    pub slo: SloEngine,
     /// What the status endpoints report.
     pub status: Arc<RwLock<StatusInfo>>,
     /// Sextant's own metrics, served at `/metrics`.
@@ -124,6 +129,7 @@ pub fn app(state: AppState) -> Router {
         .merge(status::routes())
         .merge(remote_write::routes())
         .merge(ops::routes())
+        .merge(slos::routes())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -28,6 +28,13 @@ pub struct Config {
     /// Prometheus rule files (globs), relative to the config file's directory.
     #[serde(default, deserialize_with = "rule_files")]
     pub rule_files: Vec<String>,
+    /// SLO spec files (globs: Sloth prometheus/v1, OpenSLO), relative to the config
+    /// file's directory.
+    #[serde(default, deserialize_with = "rule_files")]
+    pub slo_files: Vec<String>,
+    /// The SLO engine.
+    #[serde(default, deserialize_with = "yaml::null_as_default")]
+    pub slo: SloConfig,
     /// The built-in node collector (node_exporter's flags).
     #[serde(default, deserialize_with = "yaml::null_as_default")]
     pub node: sextant_node::NodeConfig,
@@ -147,6 +154,60 @@ pub struct StorageConfig {
     pub max_pending_appends: Option<usize>,
 }
 
+/// `slo` section: the SLO engine's settings (defaults in brackets).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SloConfig {
+    /// Length of a slice, the unit SLIs are counted in [1m].
+    pub slice: Option<PromDuration>,
+    /// Time between evaluations [30s].
+    pub interval: Option<PromDuration>,
+    /// How late samples may arrive for a slice [30s].
+    pub settle: Option<PromDuration>,
+    /// Coverage below which windows are unknown [0.9].
+    pub coverage_floor: Option<f64>,
+    /// Period of specs that name none (Sloth's `--default-slo-period`) [30d].
+    pub default_period: Option<PromDuration>,
+    /// Directory of Sloth AlertWindows catalogs (`--slo-period-windows-path`).
+    pub windows_path: Option<PathBuf>,
+    /// Windows up to this long are computed as Prometheus computes Sloth's rules [1h].
+    pub direct_max_window: Option<PromDuration>,
+    /// How long slices are kept [93d].
+    pub slice_retention: Option<PromDuration>,
+}
+
+impl SloConfig {
+    /// The engine options this section gives.
+    pub fn engine_options(&self) -> Result<sextant_slo::EngineOptions, String> {
+        let d = sextant_slo::EngineOptions::default();
+        let windows = match &self.windows_path {
+            Some(dir) => sextant_slo::windows::WindowCatalog::load_dir(dir)?,
+            None => d.windows.clone(),
+        };
+        let o = sextant_slo::EngineOptions {
+            slice: self.slice.map_or(d.slice, |x| x.0),
+            interval: self.interval.map_or(d.interval, |x| x.0),
+            settle: self.settle.map_or(d.settle, |x| x.0),
+            coverage_floor: self.coverage_floor.unwrap_or(d.coverage_floor),
+            default_period: self.default_period.map_or(d.default_period, |x| x.0),
+            windows,
+            direct_max_window: self.direct_max_window.map_or(d.direct_max_window, |x| x.0),
+            slice_retention: self.slice_retention.map_or(d.slice_retention, |x| x.0),
+            ..d
+        };
+        if o.slice < Duration::from_secs(1) || o.interval.is_zero() {
+            return Err("slo: slice must be at least 1s and interval positive".into());
+        }
+        if !(0.0..=1.0).contains(&o.coverage_floor) {
+            return Err(format!(
+                "slo: coverage_floor must be within [0, 1], not {}",
+                o.coverage_floor
+            ));
+        }
+        Ok(o)
+    }
+}
+
 /// `server` section.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +263,21 @@ pub fn parse(text: &str, name: &str) -> Result<Config, String> {
             return Err(format!("{name}:{line}: invalid rule file path {f:?}"));
         }
     }
+    for f in &config.slo_files {
+        if !valid_rule_file_path(f) {
+            let line = line_of(text, "slo_files", 0).unwrap_or(1);
+            return Err(format!("{name}:{line}: invalid SLO file path {f:?}"));
+        }
+    }
+    // The windows directory is read once paths are resolved (in `load`).
+    let settings = SloConfig {
+        windows_path: None,
+        ..config.slo.clone()
+    };
+    if let Err(e) = settings.engine_options() {
+        let line = line_of(text, "slo", 0).unwrap_or(1);
+        return Err(format!("{name}:{line}: {e}"));
+    }
     let defaults = ScrapeDefaults {
         interval: config.global.scrape_interval.0,
         timeout: config.global.scrape_timeout.0,
@@ -231,6 +307,58 @@ fn valid_rule_file_path(p: &str) -> bool {
     match p.find('*') {
         None => true,
         Some(i) => !p[i..].contains('/'),
+    }
+}
+
+/// Every file a list of globs names (relative to the config file's directory), sorted
+/// per pattern.
+fn expand_globs(config: &Config, patterns: &[String], what: &str) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for pattern in patterns {
+        let full = if Path::new(pattern).is_absolute() {
+            PathBuf::from(pattern)
+        } else {
+            config.base_dir.join(pattern)
+        };
+        let paths =
+            glob::glob(&full.to_string_lossy()).map_err(|e| format!("{what}: invalid pattern {pattern:?}: {e}"))?;
+        let mut paths: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+        paths.sort();
+        out.extend(paths);
+    }
+    Ok(out)
+}
+
+/// Loads every SLO spec `config.slo_files` names and checks them as the engine will
+/// run them; every problem of every file, each with file and line.
+pub fn load_slo_files(config: &Config) -> Result<Vec<sextant_slo::Slo>, String> {
+    let opts = config.slo.engine_options()?;
+    let mut slos: Vec<sextant_slo::Slo> = Vec::new();
+    let mut errors = Vec::new();
+    for p in expand_globs(config, &config.slo_files, "slo_files")? {
+        match sextant_slo::spec::load(&p) {
+            Ok(docs) => {
+                for s in docs.into_iter().flat_map(|d| d.slos) {
+                    if let Some(other) = slos.iter().find(|o| o.id == s.id) {
+                        errors.push(format!(
+                            "{}: duplicate SLO id {:?} (also at {})",
+                            s.location, s.id, other.location
+                        ));
+                    } else {
+                        slos.push(s);
+                    }
+                }
+            }
+            Err(e) => errors.extend(e.into_iter().map(|e| e.to_string())),
+        }
+    }
+    if let Err(e) = sextant_slo::SloEngine::check(&slos, &opts) {
+        errors.extend(e);
+    }
+    if errors.is_empty() {
+        Ok(slos)
+    } else {
+        Err(errors.join("\n"))
     }
 }
 
@@ -323,6 +451,11 @@ pub fn load(path: &Path) -> Result<Config, String> {
     }
     config.node.resolve_paths(base);
     if let Some(p) = &mut config.global.query_log_file
+        && p.is_relative()
+    {
+        *p = base.join(&*p);
+    }
+    if let Some(p) = &mut config.slo.windows_path
         && p.is_relative()
     {
         *p = base.join(&*p);

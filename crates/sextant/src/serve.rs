@@ -18,6 +18,7 @@ use sextant_model::time::{format_duration, now_ms};
 use sextant_node::NodeCollector;
 use sextant_promql::{Engine, EngineOptions};
 use sextant_rules::RuleManager;
+use sextant_slo::SloEngine;
 use sextant_store::{MetricsStore, StoreOptions};
 
 use crate::config::{self, Config};
@@ -124,6 +125,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let engine = Engine::new(engine_options(&cfg));
     let rules = RuleManager::new(engine.clone(), store.clone(), &mut registry);
     let rule_files = config::load_rule_files(&cfg).map_err(anyhow::Error::msg)?;
+    let slos = config::load_slo_files(&cfg).map_err(anyhow::Error::msg)?;
+    let slo_options = cfg.slo.engine_options().map_err(anyhow::Error::msg)?;
+    let slo = SloEngine::start(store.clone(), engine.clone(), slo_options, &mut registry);
     let status = Arc::new(std::sync::RwLock::new(StatusInfo {
         config_yaml: cfg.source.clone(),
         flags: flags(&cfg, retention, &data_dir, &listen, args.config.as_deref()),
@@ -144,18 +148,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)?;
     rules.apply(rule_files, cfg.global.evaluation_interval.0).await;
+    slo.apply(slos).await.map_err(|e| anyhow::Error::msg(e.join("\n")))?;
 
     let reload: Option<ReloadFn> = args.config.clone().map(|path| {
-        let (scrape, rules, status, node, query_log) = (
+        let (scrape, rules, status, node, query_log, slo) = (
             scrape.clone(),
             rules.clone(),
             status.clone(),
             node.clone(),
             query_log.clone(),
+            slo.clone(),
         );
         let current = Arc::new(std::sync::Mutex::new(cfg.clone()));
         let f: ReloadFn = Arc::new(move || {
-            let (path, scrape, rules, status, current, node, query_log) = (
+            let (path, scrape, rules, status, current, node, query_log, slo) = (
                 path.clone(),
                 scrape.clone(),
                 rules.clone(),
@@ -163,11 +169,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 current.clone(),
                 node.clone(),
                 query_log.clone(),
+                slo.clone(),
             );
             Box::pin(async move {
                 let applied = async {
                     let new = config::load(&path)?;
                     let rule_files = config::load_rule_files(&new)?;
+                    // Everything is checked before anything is applied, so a bad SLO
+                    // spec keeps the old configuration, SLOs included.
+                    let slos = config::load_slo_files(&new)?;
                     scrape.apply(new.scrape_configs.clone()).await?;
                     // Cannot fail: config::load validated the node section.
                     node.apply(&new.node).map_err(|e| e.to_string())?;
@@ -175,6 +185,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         .set_path(new.global.query_log_file.as_deref())
                         .map_err(|e| format!("opening the query log: {e}"))?;
                     rules.apply(rule_files, new.global.evaluation_interval.0).await;
+                    slo.apply(slos).await.map_err(|e| e.join("\n"))?;
                     Ok::<_, String>(new)
                 }
                 .await;
@@ -189,12 +200,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 let old = std::mem::replace(&mut *current.lock().expect("poisoned"), new.clone());
                 if old.storage != new.storage
                     || old.server != new.server
+                    || old.slo != new.slo
                     || old.global.evaluation_interval != new.global.evaluation_interval
                 {
                     // The engine (query limits, default subquery step) and the store keep
                     // the settings they started with; rule groups take the new interval.
                     tracing::warn!(
-                        "storage, server and evaluation_interval settings changed; they take effect at the next restart"
+                        "storage, server, slo and evaluation_interval settings changed; they take effect at the next restart"
                     );
                 }
                 tracing::info!(file = %path.display(), "configuration reloaded");
@@ -222,6 +234,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         scrape: scrape.clone(),
         engine,
         rules: rules.clone(),
+        slo: slo.clone(),
         status,
         registry: Arc::new(registry),
         node: node.clone(),
@@ -274,6 +287,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     retention.abort();
     scrape.shutdown().await;
     rules.shutdown().await;
+    slo.shutdown().await;
     store.close().await?;
     tracing::info!("shutdown complete");
     Ok(())
@@ -287,6 +301,7 @@ fn engine_options(cfg: &Config) -> EngineOptions {
         max_samples: cfg.server.query_max_samples.unwrap_or(d.max_samples),
         timeout: cfg.server.query_timeout.map_or(d.timeout, |x| x.0),
         default_subquery_step: cfg.global.evaluation_interval.0,
+        exact_counter_windows: false,
     }
 }
 

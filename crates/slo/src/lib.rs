@@ -2,16 +2,20 @@
 //! read into one model ([`Slo`]), validated with Sloth's rules and messages, and the
 //! Prometheus rules Sloth would generate for them.
 //!
-//! This crate knows nothing of storage or HTTP.
+//! [`engine`] runs them: slices in the metrics store, Sloth's series, budgets, tiers
+//! and backfill. [`status`] is what it reports.
 
 pub mod calendar;
+pub mod engine;
 mod error;
 pub mod gofmt;
 pub mod model;
 pub mod sloth_rules;
 pub mod spec;
+pub mod status;
 mod template;
 pub mod windows;
 
+pub use engine::{EngineOptions, SloEngine};
 pub use error::{Result, SpecError};
 pub use model::{Slo, SloDocument};

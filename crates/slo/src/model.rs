@@ -117,6 +117,9 @@ pub enum Period {
         unit: CalendarUnit,
         /// IANA time zone name.
         time_zone: String,
+        /// When periods start (civil date-time in the zone), OpenSLO's
+        /// `calendar.startTime`; `None`: the 1st of the month, or Monday, at midnight.
+        start: Option<String>,
     },
 }
 
@@ -142,6 +145,68 @@ pub struct BurnRateCondition {
     pub lookback: Duration,
     /// How long the condition must hold.
     pub alert_after: Duration,
+}
+
+/// One multi-window condition of a burn-rate tier: the error ratio over `long` and
+/// over `short` both above `burn_rate` times the error budget (Sloth's `>`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TierWindow {
+    /// The long window.
+    pub long: Duration,
+    /// The short window, which makes the alert reset quickly once the burn stops;
+    /// `None` for single-window conditions (OpenSLO's `lookbackWindow`).
+    pub short: Option<Duration>,
+    /// How the threshold is given.
+    pub threshold: BurnThreshold,
+}
+
+/// A burn-rate threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BurnThreshold {
+    /// A burn rate, used as written.
+    BurnRate(f64),
+    /// A share of the period's error budget consumed within the long window (Sloth's
+    /// `errorBudgetPercent`): the burn rate is `percent * period / 100 / long`, so it
+    /// scales with the period as Sloth scales it.
+    BudgetPercent(f64),
+}
+
+impl TierWindow {
+    /// The burn rate above which this condition holds, for an SLO period.
+    pub fn burn_rate(&self, period: Duration) -> f64 {
+        match self.threshold {
+            BurnThreshold::BurnRate(b) => b,
+            BurnThreshold::BudgetPercent(p) => {
+                p * (period.as_secs_f64() / 3600.0) / 100.0 / (self.long.as_secs_f64() / 3600.0)
+            }
+        }
+    }
+}
+
+/// An alerting tier (page, ticket, ...): fires when any of its conditions holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierSpec {
+    /// `page`, `ticket`, or an OpenSLO condition's name.
+    pub name: String,
+    /// `sloth_severity` of the alerts this tier becomes.
+    pub severity: String,
+    /// Its conditions (any one fires the tier).
+    pub windows: Vec<TierWindow>,
+    /// Fire only while less than this fraction of the period's budget remains.
+    pub below_budget_remaining: Option<f64>,
+    /// How long a condition must hold before the tier fires (OpenSLO `alertAfter`).
+    pub for_: Duration,
+}
+
+/// Sextant's additions to a spec (a `sextant:` block in Sloth specs).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Extension {
+    /// Labels to attribute errors to (e.g. `route`, `pod`, `code`).
+    pub dimensions: Vec<String>,
+    /// Coverage below which windows are `unknown`; `None` is the engine's default.
+    pub coverage_floor: Option<f64>,
+    /// Tiers replacing the defaults from the window catalog.
+    pub tiers: Option<Vec<TierSpec>>,
 }
 
 /// One SLO.
@@ -171,6 +236,8 @@ pub struct Slo {
     pub ticket_alert: Option<AlertSpec>,
     /// OpenSLO burn-rate conditions of the SLO's alert policies.
     pub burn_rate_conditions: Vec<BurnRateCondition>,
+    /// Sextant's additions.
+    pub extension: Extension,
     /// Where the spec came from.
     pub spec: SpecKind,
     /// `file:line` of the SLO in its spec, for messages.

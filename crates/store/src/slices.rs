@@ -57,44 +57,57 @@ pub struct RevisionRow {
     pub definition: String,
     /// When the revision was first seen, epoch milliseconds.
     pub created_ms: i64,
-    /// How far back slices have been computed (backfill progress): slices ending
-    /// after this exist wherever the data had them.
+    /// Slices ending in `(computed_from_ms, computed_to_ms]` have been computed
+    /// (they exist wherever the data had them): backfill moves the start back, live
+    /// evaluation the end forward. Each slice is computed once, so none is counted
+    /// twice.
     pub computed_from_ms: i64,
+    /// See `computed_from_ms`.
+    pub computed_to_ms: i64,
 }
 
 pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS slo_slices (sli VARCHAR NOT NULL, t BIGINT NOT NULL, bad DOUBLE NOT NULL, total DOUBLE NOT NULL);
-         CREATE TABLE IF NOT EXISTS slo_revisions (sli VARCHAR PRIMARY KEY, definition VARCHAR NOT NULL, created BIGINT NOT NULL, computed_from BIGINT NOT NULL);",
+         CREATE TABLE IF NOT EXISTS slo_revisions (sli VARCHAR PRIMARY KEY, definition VARCHAR NOT NULL, created BIGINT NOT NULL, computed_from BIGINT NOT NULL, computed_to BIGINT NOT NULL);",
     )?;
     Ok(())
 }
 
 /// Inserts or replaces revision rows.
 pub(crate) fn put_revisions(conn: &Connection, rows: &[RevisionRow]) -> Result<()> {
-    let mut stmt = conn.prepare("INSERT OR REPLACE INTO slo_revisions VALUES (?, ?, ?, ?)")?;
+    let mut stmt = conn.prepare("INSERT OR REPLACE INTO slo_revisions VALUES (?, ?, ?, ?, ?)")?;
     for r in rows {
-        stmt.execute(duckdb::params![r.sli, r.definition, r.created_ms, r.computed_from_ms])?;
+        stmt.execute(duckdb::params![
+            r.sli,
+            r.definition,
+            r.created_ms,
+            r.computed_from_ms,
+            r.computed_to_ms
+        ])?;
     }
     Ok(())
 }
 
 /// Every revision row.
 pub(crate) fn revisions(conn: &Connection) -> Result<Vec<RevisionRow>> {
-    let mut stmt = conn.prepare("SELECT sli, definition, created, computed_from FROM slo_revisions ORDER BY sli")?;
+    let mut stmt =
+        conn.prepare("SELECT sli, definition, created, computed_from, computed_to FROM slo_revisions ORDER BY sli")?;
     let rows = stmt.query_map([], |r| {
         Ok(RevisionRow {
             sli: r.get(0)?,
             definition: r.get(1)?,
             created_ms: r.get(2)?,
             computed_from_ms: r.get(3)?,
+            computed_to_ms: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<duckdb::Result<_>>()?)
 }
 
-/// Appends `rows` in one transaction.
-pub(crate) fn append(conn: &Connection, rows: &[SliceRow]) -> Result<()> {
+/// Appends `rows` and records `progress` in one transaction, so the slices and the
+/// record of which were computed never disagree.
+pub(crate) fn append(conn: &Connection, rows: &[SliceRow], progress: &[RevisionRow]) -> Result<()> {
     conn.execute_batch("BEGIN TRANSACTION")?;
     let result = (|| -> Result<()> {
         let mut app = conn.appender("slo_slices")?;
@@ -102,7 +115,8 @@ pub(crate) fn append(conn: &Connection, rows: &[SliceRow]) -> Result<()> {
             app.append_row(duckdb::params![r.sli, r.t_ms, r.bad, r.total])?;
         }
         app.flush()?;
-        Ok(())
+        drop(app);
+        put_revisions(conn, progress)
     })();
     match result {
         Ok(()) => {

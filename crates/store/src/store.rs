@@ -291,15 +291,16 @@ impl MetricsStore {
         rx.await.map_err(|_| Error::Closed)?
     }
 
-    /// Appends SLO slices; resolves once they are durable.
-    pub async fn append_slices(&self, rows: Vec<crate::SliceRow>) -> Result<()> {
-        if rows.is_empty() {
+    /// Appends SLO slices and records how far their revisions are computed, in one
+    /// transaction; resolves once durable.
+    pub async fn append_slices(&self, rows: Vec<crate::SliceRow>, progress: Vec<crate::RevisionRow>) -> Result<()> {
+        if rows.is_empty() && progress.is_empty() {
             return Ok(());
         }
         let (reply, rx) = oneshot::channel();
         self.inner
             .tx
-            .send(Command::AppendSlices { rows, reply })
+            .send(Command::AppendSlices { rows, progress, reply })
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?

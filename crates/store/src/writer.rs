@@ -54,6 +54,7 @@ pub(crate) enum Command {
     },
     AppendSlices {
         rows: Vec<crate::slices::SliceRow>,
+        progress: Vec<crate::slices::RevisionRow>,
         reply: oneshot::Sender<Result<()>>,
     },
     SliceRetention {
@@ -352,8 +353,8 @@ impl Writer {
                     Command::Compact { before_ms, reply } => {
                         let _ = reply.send(self.compact_before(before_ms));
                     }
-                    Command::AppendSlices { rows, reply } => {
-                        let _ = reply.send(crate::slices::append(&self.conn, &rows));
+                    Command::AppendSlices { rows, progress, reply } => {
+                        let _ = reply.send(crate::slices::append(&self.conn, &rows, &progress));
                     }
                     Command::SliceRetention { cutoff_ms, reply } => {
                         let _ = reply.send(crate::slices::delete_before(&self.conn, cutoff_ms));

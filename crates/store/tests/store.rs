@@ -514,7 +514,7 @@ async fn slo_slices_sum_per_window_and_survive_reopen() {
         bad: 0.0,
         total: 0.0,
     });
-    store.append_slices(rows).await.unwrap();
+    store.append_slices(rows, Vec::new()).await.unwrap();
     let sums = store
         .slice_sums(120 * minute, vec![5 * minute, 60 * minute], SliceFilter::All, Some(0.8))
         .await
@@ -535,6 +535,7 @@ async fn slo_slices_sum_per_window_and_survive_reopen() {
         definition: "events: x / y".into(),
         created_ms: 7,
         computed_from_ms: minute,
+        computed_to_ms: 120 * minute,
     };
     store.put_slo_revisions(vec![revision.clone()]).await.unwrap();
     store.close().await.unwrap();

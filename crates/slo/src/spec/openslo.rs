@@ -175,6 +175,7 @@ pub(super) fn parse_v1alpha(doc: &Document, pos: &Positions) -> Result<Option<Sl
                 page_alert: None,
                 ticket_alert: None,
                 burn_rate_conditions: Vec::new(),
+                extension: Default::default(),
                 spec: SpecKind::OpenSloV1Alpha,
                 location: doc.error(pos, &at, "").location,
             }),
@@ -304,7 +305,6 @@ struct V1Window {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct V1Calendar {
-    #[allow(dead_code)]
     start_time: Option<serde_yaml::Value>,
     time_zone: String,
 }
@@ -487,10 +487,20 @@ fn period(windows: &[V1Window]) -> std::result::Result<Period, String> {
         .calendar
         .as_ref()
         .ok_or("a calendar timeWindow needs calendar.timeZone")?;
-    crate::calendar::check_time_zone(&cal.time_zone)?;
+    let start = match &cal.start_time {
+        None => None,
+        Some(serde_yaml::Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            return Err(format!(
+                "calendar.startTime must be a date-time like \"2022-01-01 12:00:00\", not {other:?}"
+            ));
+        }
+    };
+    crate::calendar::Calendar::new(unit, &cal.time_zone, start.as_deref())?;
     Ok(Period::Calendar {
         unit,
         time_zone: cal.time_zone.clone(),
+        start,
     })
 }
 
@@ -651,6 +661,7 @@ pub(super) fn parse_v1(doc: &Document, pos: &Positions) -> Result<Option<SloDocu
                 page_alert: None,
                 ticket_alert: None,
                 burn_rate_conditions: conditions.clone(),
+                extension: Default::default(),
                 spec: SpecKind::OpenSloV1,
                 location: doc.error(pos, &at, "").location,
             })

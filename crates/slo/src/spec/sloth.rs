@@ -8,8 +8,12 @@ use sextant_model::yaml::Positions;
 
 use super::{Document, check_labels, valid_name};
 use crate::error::Result;
-use crate::model::{AlertSpec, Budgeting, Period, Sli, Slo, SloDocument, SpecKind};
+use crate::model::{
+    AlertSpec, Budgeting, BurnThreshold, CalendarUnit, Extension, Period, Sli, Slo, SloDocument, SpecKind, TierSpec,
+    TierWindow,
+};
 use crate::template;
+use sextant_model::time::PromDuration;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +42,165 @@ struct SloDoc {
     sli: SliDoc,
     #[serde(default)]
     alerting: AlertingDoc,
+    /// Sextant's additions (Sloth does not know this key).
+    #[serde(default)]
+    sextant: Option<ExtensionDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtensionDoc {
+    period: Option<PromDuration>,
+    calendar: Option<CalendarDoc>,
+    #[serde(default)]
+    dimensions: Vec<String>,
+    coverage_floor: Option<f64>,
+    tiers: Option<Vec<TierDoc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalendarDoc {
+    unit: String,
+    #[serde(default = "utc")]
+    time_zone: String,
+    start: Option<String>,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierDoc {
+    name: String,
+    severity: Option<String>,
+    windows: Vec<TierWindowDoc>,
+    below_budget_remaining: Option<f64>,
+    #[serde(rename = "for")]
+    for_: Option<PromDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierWindowDoc {
+    long: PromDuration,
+    short: Option<PromDuration>,
+    burn_rate: Option<f64>,
+    budget_percent: Option<f64>,
+}
+
+/// Sextant's `sextant:` block: period, dimensions, coverage floor, tiers.
+fn extension(doc: &ExtensionDoc) -> std::result::Result<(Option<Period>, Extension), (String, String)> {
+    let fail = |field: &str, msg: String| (format!("sextant.{field}"), msg);
+    let period = match (&doc.period, &doc.calendar) {
+        (Some(_), Some(_)) => return Err(fail("calendar", "give period or calendar, not both".into())),
+        (Some(p), None) if p.0.is_zero() => return Err(fail("period", "period must be positive".into())),
+        (Some(p), None) => Some(Period::Rolling(Some(p.0))),
+        (None, Some(c)) => {
+            let unit = match c.unit.as_str() {
+                "month" => CalendarUnit::Month,
+                "week" => CalendarUnit::Week,
+                other => {
+                    return Err(fail(
+                        "calendar.unit",
+                        format!("unit must be month or week, not {other:?}"),
+                    ));
+                }
+            };
+            crate::calendar::Calendar::new(unit, &c.time_zone, c.start.as_deref()).map_err(|e| fail("calendar", e))?;
+            Some(Period::Calendar {
+                unit,
+                time_zone: c.time_zone.clone(),
+                start: c.start.clone(),
+            })
+        }
+        (None, None) => None,
+    };
+    for (i, d) in doc.dimensions.iter().enumerate() {
+        if !sextant_model::is_valid_label_name(d) || d == "__name__" {
+            return Err(fail(&format!("dimensions.{i}"), format!("invalid label name {d:?}")));
+        }
+    }
+    if let Some(f) = doc.coverage_floor
+        && !(0.0..=1.0).contains(&f)
+    {
+        return Err(fail(
+            "coverage_floor",
+            format!("coverage_floor must be within [0, 1], not {f}"),
+        ));
+    }
+    let tiers = match &doc.tiers {
+        None => None,
+        Some(tiers) => {
+            let mut out = Vec::new();
+            for (i, t) in tiers.iter().enumerate() {
+                let at = |f: &str| format!("tiers.{i}.{f}");
+                if !valid_name(&t.name) {
+                    return Err(fail(&at("name"), format!("invalid tier name {:?}", t.name)));
+                }
+                if out.iter().any(|x: &TierSpec| x.name == t.name) {
+                    return Err(fail(&at("name"), format!("duplicate tier {:?}", t.name)));
+                }
+                if t.windows.is_empty() {
+                    return Err(fail(&at("windows"), "a tier needs at least one window".into()));
+                }
+                if let Some(b) = t.below_budget_remaining
+                    && !(b > 0.0 && b <= 1.0)
+                {
+                    return Err(fail(
+                        &at("below_budget_remaining"),
+                        format!("below_budget_remaining must be within (0, 1], not {b}"),
+                    ));
+                }
+                let mut windows = Vec::new();
+                for (j, w) in t.windows.iter().enumerate() {
+                    let here = at(&format!("windows.{j}"));
+                    let threshold = match (w.burn_rate, w.budget_percent) {
+                        (Some(b), None) if b > 0.0 && b.is_finite() => BurnThreshold::BurnRate(b),
+                        (None, Some(p)) if p > 0.0 && p <= 100.0 => BurnThreshold::BudgetPercent(p),
+                        (Some(_), Some(_)) | (None, None) => {
+                            return Err(fail(&here, "give exactly one of burn_rate and budget_percent".into()));
+                        }
+                        _ => {
+                            return Err(fail(
+                                &here,
+                                "burn_rate must be positive, budget_percent within (0, 100]".into(),
+                            ));
+                        }
+                    };
+                    if w.long.0.is_zero() || w.short.is_some_and(|s| s.0.is_zero() || s.0 >= w.long.0) {
+                        return Err(fail(
+                            &here,
+                            "windows must be positive and short shorter than long".into(),
+                        ));
+                    }
+                    windows.push(TierWindow {
+                        long: w.long.0,
+                        short: w.short.map(|s| s.0),
+                        threshold,
+                    });
+                }
+                out.push(TierSpec {
+                    name: t.name.clone(),
+                    severity: t.severity.clone().unwrap_or_else(|| t.name.clone()),
+                    windows,
+                    below_budget_remaining: t.below_budget_remaining,
+                    for_: t.for_.map(|d| d.0).unwrap_or_default(),
+                });
+            }
+            Some(out)
+        }
+    };
+    Ok((
+        period,
+        Extension {
+            dimensions: doc.dimensions.clone(),
+            coverage_floor: doc.coverage_floor,
+            tiers,
+        },
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -271,6 +434,16 @@ pub(super) fn parse(doc: &Document, pos: &Positions) -> Result<Option<SloDocumen
             if let Some(a) = &ticket {
                 check_alert(a, "ticket").map_err(|e| ("alerting".to_owned(), e))?;
             }
+            let (period, extension) = match &s.sextant {
+                Some(x) => extension(x)?,
+                None => (None, Extension::default()),
+            };
+            if !extension.dimensions.is_empty() && !matches!(sli, Sli::Events { .. } | Sli::Latency { .. }) {
+                return Err((
+                    "sextant.dimensions".into(),
+                    "attribution dimensions need an events or latency SLI".into(),
+                ));
+            }
             Ok(Slo {
                 id: id.clone(),
                 service: spec.service.clone(),
@@ -279,11 +452,12 @@ pub(super) fn parse(doc: &Document, pos: &Positions) -> Result<Option<SloDocumen
                 objective_percent: s.objective,
                 labels,
                 sli,
-                period: Period::Rolling(None),
+                period: period.unwrap_or(Period::Rolling(None)),
                 budgeting: Budgeting::Occurrences,
                 page_alert: page,
                 ticket_alert: ticket,
                 burn_rate_conditions: Vec::new(),
+                extension,
                 spec: SpecKind::SlothPrometheusV1,
                 location: doc.error(pos, &format!("slos.{i}"), "").location,
             })

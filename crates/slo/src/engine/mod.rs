@@ -1,0 +1,594 @@
+//! The SLO engine: every SLI's good and total events per fixed slice, stored durably,
+//! so every window is an exact sum over slices; Sloth's series from them each cycle;
+//! backfill of new revisions from stored samples; burn-rate tiers with `unknown` when
+//! data is missing.
+//!
+//! One task runs the cycles. Each cycle, per SLO: compute the slices that settled
+//! since the last cycle (samples arrive up to `settle` late), evaluate the windows,
+//! budget and tiers, and record the series; then spend what is left of half the
+//! interval on backfill, newest slices first. Slices and the record of which slices a
+//! revision has computed are written in one transaction, so a crash never computes a
+//! slice twice.
+
+mod evaluate;
+mod plan;
+mod slicer;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use sextant_model::{Labels, Sample, stale_nan};
+use sextant_promql::Engine;
+use sextant_store::{AppendRequest, MetricsStore, RevisionRow, SeriesSamples};
+use tokio::sync::{Notify, watch};
+
+use crate::model::Slo;
+use crate::status::{SloStatus, SloSummary, State};
+use crate::windows::WindowCatalog;
+use evaluate::{Context, TierMemory};
+use plan::Plan;
+
+/// The engine's settings (the `slo:` section of the configuration).
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Length of a slice (1m).
+    pub slice: Duration,
+    /// Time between evaluation cycles (30s).
+    pub interval: Duration,
+    /// How long after a slice ends its samples are taken as complete (30s): a slice is
+    /// computed once, after this.
+    pub settle: Duration,
+    /// Coverage below which a window is `unknown` (0.9).
+    pub coverage_floor: f64,
+    /// Period of Sloth specs, which name none (30d).
+    pub default_period: Duration,
+    /// Alert window catalogs by period (Sloth's built-in ones by default).
+    pub windows: WindowCatalog,
+    /// Windows up to this long are evaluated directly with the SLI's PromQL, as
+    /// Prometheus evaluates Sloth's rules, so they agree with Prometheus exactly;
+    /// longer ones are sums over slices (1h).
+    pub direct_max_window: Duration,
+    /// Slices computed per backfill step (6h).
+    pub backfill_chunk: Duration,
+    /// How long slices are kept (93d: a quarter, for calendar history).
+    pub slice_retention: Duration,
+    /// `sloth_version` of `sloth_slo_info`.
+    pub version: String,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            slice: Duration::from_secs(60),
+            interval: Duration::from_secs(30),
+            settle: Duration::from_secs(30),
+            coverage_floor: 0.9,
+            default_period: Duration::from_secs(30 * 86400),
+            windows: WindowCatalog::default(),
+            direct_max_window: Duration::from_secs(3600),
+            backfill_chunk: Duration::from_secs(6 * 3600),
+            slice_retention: Duration::from_secs(93 * 86400),
+            version: concat!("sextant-", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Metrics {
+    cycles: Counter,
+    cycle_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    failures: Counter,
+    slices: Counter,
+    backfilling: Gauge,
+    slos: Gauge,
+}
+
+/// What the cycle task and `apply` share.
+#[derive(Default)]
+struct Shared {
+    plans: Vec<Plan>,
+    /// Every known revision, by key.
+    revisions: HashMap<String, RevisionRow>,
+    /// Tier memory per revision key.
+    memory: HashMap<String, HashMap<String, TierMemory>>,
+    /// Series each SLO wrote last, by SLO id.
+    written: HashMap<String, HashSet<Labels>>,
+    /// Last error per SLO id.
+    errors: HashMap<String, String>,
+    revisions_loaded: bool,
+    last_retention_ms: i64,
+    last_cycle_ms: Option<i64>,
+}
+
+struct Inner {
+    opts: EngineOptions,
+    store: MetricsStore,
+    engine: Engine,
+    exact: Engine,
+    shared: tokio::sync::Mutex<Shared>,
+    statuses: RwLock<BTreeMap<String, SloStatus>>,
+    wake: Notify,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    metrics: Metrics,
+}
+
+/// Handle to the running engine; cheap to clone.
+#[derive(Clone)]
+pub struct SloEngine {
+    inner: Arc<Inner>,
+}
+
+impl SloEngine {
+    /// Starts the engine with no SLOs; `engine` evaluates direct windows (the
+    /// server's PromQL engine, with its limits). Registers its metrics in `registry`.
+    pub fn start(store: MetricsStore, engine: Engine, opts: EngineOptions, registry: &mut Registry) -> Self {
+        let metrics = Metrics::default();
+        registry.register(
+            "sextant_slo_cycles",
+            "SLO evaluation cycles run",
+            metrics.cycles.clone(),
+        );
+        registry.register(
+            "sextant_slo_cycle_duration_seconds",
+            "How long the last SLO evaluation cycle took (without backfill)",
+            metrics.cycle_seconds.clone(),
+        );
+        registry.register(
+            "sextant_slo_evaluation_failures",
+            "SLO evaluations that failed",
+            metrics.failures.clone(),
+        );
+        registry.register(
+            "sextant_slo_slices_computed",
+            "SLO slices computed (live and backfill)",
+            metrics.slices.clone(),
+        );
+        registry.register(
+            "sextant_slo_backfilling",
+            "SLOs whose backfill has not finished",
+            metrics.backfilling.clone(),
+        );
+        registry.register("sextant_slo_slos", "SLOs loaded", metrics.slos.clone());
+        let mut exact_opts = engine.options().clone();
+        exact_opts.exact_counter_windows = true;
+        let (stop, stop_rx) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            opts,
+            store,
+            engine,
+            exact: Engine::new(exact_opts),
+            shared: tokio::sync::Mutex::new(Shared::default()),
+            statuses: RwLock::new(BTreeMap::new()),
+            wake: Notify::new(),
+            stop,
+            task: Mutex::new(None),
+            metrics,
+        });
+        let task = tokio::spawn(run(inner.clone(), stop_rx));
+        *inner.task.lock().expect("poisoned") = Some(task);
+        Self { inner }
+    }
+
+    /// The engine's settings.
+    pub fn options(&self) -> &EngineOptions {
+        &self.inner.opts
+    }
+
+    /// Checks `slos` as `apply` would, without applying them.
+    pub fn check(slos: &[Slo], opts: &EngineOptions) -> Result<(), Vec<String>> {
+        let errors: Vec<String> = slos.iter().filter_map(|s| Plan::new(s, opts).err()).collect();
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    /// Replaces the SLOs. If any fails to compile nothing changes and the errors are
+    /// returned (reload keeps the old SLOs). New revisions start computing at once;
+    /// series of removed SLOs are marked stale.
+    pub async fn apply(&self, slos: Vec<Slo>) -> Result<(), Vec<String>> {
+        let inner = &self.inner;
+        let mut errors = Vec::new();
+        let mut plans = Vec::new();
+        let mut ids = HashSet::new();
+        for s in &slos {
+            if !ids.insert(s.id.clone()) {
+                errors.push(format!("{}: duplicate SLO id {:?}", s.location, s.id));
+                continue;
+            }
+            match Plan::new(s, &inner.opts) {
+                Ok(p) => plans.push(p),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut shared = inner.shared.lock().await;
+        if !shared.revisions_loaded {
+            let rows = inner.store.slo_revisions().await.map_err(|e| vec![e.to_string()])?;
+            shared.revisions = rows.into_iter().map(|r| (r.sli.clone(), r)).collect();
+            shared.revisions_loaded = true;
+        }
+        let now = sextant_model::time::now_ms();
+        let mut new_rows = Vec::new();
+        for p in &plans {
+            if !shared.revisions.contains_key(&p.key) {
+                let end = evaluate::slices_end(p, now, inner.opts.settle.as_millis() as i64);
+                let row = RevisionRow {
+                    sli: p.key.clone(),
+                    definition: p.definition.clone(),
+                    created_ms: now,
+                    computed_from_ms: end,
+                    computed_to_ms: end,
+                };
+                tracing::info!(slo = %p.slo.id, revision = %p.revision, "new SLO revision; backfilling its slices from stored samples");
+                new_rows.push(row.clone());
+                shared.revisions.insert(p.key.clone(), row);
+            }
+        }
+        inner
+            .store
+            .put_slo_revisions(new_rows)
+            .await
+            .map_err(|e| vec![format!("recording SLO revisions: {e}")])?;
+        // Series of SLOs that are gone go stale now.
+        let keep: HashSet<String> = plans.iter().map(|p| p.slo.id.clone()).collect();
+        let gone: Vec<String> = shared
+            .written
+            .keys()
+            .filter(|id| !keep.contains(*id))
+            .cloned()
+            .collect();
+        let mut stale = Vec::new();
+        for id in gone {
+            for labels in shared.written.remove(&id).unwrap_or_default() {
+                stale.push(SeriesSamples {
+                    labels,
+                    samples: vec![Sample::new(now, stale_nan())],
+                });
+            }
+            shared.errors.remove(&id);
+        }
+        if !stale.is_empty()
+            && let Err(e) = inner
+                .store
+                .append(AppendRequest {
+                    series: stale,
+                    ..Default::default()
+                })
+                .await
+        {
+            tracing::warn!(error = %e, "cannot mark the series of removed SLOs stale");
+        }
+        inner.metrics.slos.set(plans.len() as i64);
+        shared.plans = plans;
+        inner
+            .statuses
+            .write()
+            .expect("poisoned")
+            .retain(|id, _| keep.contains(id));
+        drop(shared);
+        inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Every SLO's summary after the last cycle, by id.
+    pub fn summaries(&self) -> Vec<SloSummary> {
+        self.inner
+            .statuses
+            .read()
+            .expect("poisoned")
+            .values()
+            .map(|s| s.summary.clone())
+            .collect()
+    }
+
+    /// The ids of the loaded SLOs that have been evaluated.
+    pub fn ids(&self) -> Vec<String> {
+        self.inner.statuses.read().expect("poisoned").keys().cloned().collect()
+    }
+
+    /// One SLO in full, evaluated at `at_ms` (default: the last cycle's time), with
+    /// previous calendar periods and attribution. Read-only: tier `since` and `for`
+    /// continue from the live state. `Ok(None)` for an unknown id.
+    pub async fn detail(&self, id: &str, at_ms: Option<i64>) -> Result<Option<SloStatus>, String> {
+        let inner = &self.inner;
+        let shared = inner.shared.lock().await;
+        let Some(plan) = shared.plans.iter().find(|p| p.slo.id == id).cloned() else {
+            return Ok(None);
+        };
+        let t = at_ms
+            .or(shared.last_cycle_ms)
+            .unwrap_or_else(sextant_model::time::now_ms);
+        let revision = shared.revisions.get(&plan.key).cloned().ok_or("no revision")?;
+        let all: Vec<RevisionRow> = shared.revisions.values().cloned().collect();
+        let mut memory = shared.memory.get(&plan.key).cloned().unwrap_or_default();
+        drop(shared);
+        let ctx = Context {
+            engine: &inner.engine,
+            store: &inner.store,
+            settle_ms: inner.opts.settle.as_millis() as i64,
+            version: &inner.opts.version,
+        };
+        let eval = evaluate::evaluate(&plan, &ctx, &revision, &all, &mut memory, t, true).await?;
+        Ok(Some(eval.status))
+    }
+
+    /// Runs a cycle now and waits for it (tests, and `POST`-style refreshes).
+    pub async fn run_cycle(&self) {
+        cycle(&self.inner, sextant_model::time::now_ms()).await;
+    }
+
+    /// Stops the cycles (no staleness markers: a restart continues the series).
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        let task = self.inner.task.lock().expect("poisoned").take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    let interval = inner.opts.interval.as_millis().max(1) as i64;
+    loop {
+        let now = sextant_model::time::now_ms();
+        let next = now - now.rem_euclid(interval) + interval;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis((next - now) as u64)) => {}
+            _ = inner.wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let started = Instant::now();
+        let t = sextant_model::time::now_ms();
+        cycle(&inner, t).await;
+        // Backfill with what is left of half the interval.
+        let budget = inner.opts.interval / 2;
+        while started.elapsed() < budget {
+            if !backfill_step(&inner, t).await {
+                break;
+            }
+        }
+    }
+}
+
+/// One evaluation cycle at `t`.
+async fn cycle(inner: &Inner, t: i64) {
+    let started = Instant::now();
+    let mut shared = inner.shared.lock().await;
+    let settle = inner.opts.settle.as_millis() as i64;
+    let ctx = Context {
+        engine: &inner.engine,
+        store: &inner.store,
+        settle_ms: settle,
+        version: &inner.opts.version,
+    };
+    let plans = shared.plans.clone();
+    let all: Vec<RevisionRow> = shared.revisions.values().cloned().collect();
+    let mut series = Vec::new();
+    let mut statuses = BTreeMap::new();
+    for plan in &plans {
+        let id = plan.slo.id.clone();
+        let result = async {
+            slicer::check_latency_boundary(plan, &inner.store, t)?;
+            let mut rev = shared.revisions.get(&plan.key).cloned().ok_or("no revision row")?;
+            let end = evaluate::slices_end(plan, t, settle);
+            // Catch up, a day at a time (after downtime there may be many).
+            while rev.computed_to_ms < end {
+                let to = end.min(rev.computed_to_ms + 86_400_000);
+                rev = compute_and_store(inner, plan, &rev, rev.computed_to_ms, to, false).await?;
+                shared.revisions.insert(plan.key.clone(), rev.clone());
+            }
+            // A fresh revision gets its alert windows before its first evaluation.
+            let target = plan.backfill_target(end)?;
+            if rev.computed_to_ms - rev.computed_from_ms < plan.longest_window_ms() && rev.computed_from_ms > target {
+                let span = (inner.opts.backfill_chunk.as_millis() as i64).max(plan.longest_window_ms());
+                let from = target.max(rev.computed_from_ms - span);
+                rev = compute_and_store(inner, plan, &rev, from, rev.computed_from_ms, true).await?;
+                shared.revisions.insert(plan.key.clone(), rev.clone());
+            }
+            let memory = shared.memory.entry(plan.key.clone()).or_default();
+            evaluate::evaluate(plan, &ctx, &rev, &all, memory, t, false).await
+        }
+        .await;
+        match result {
+            Ok(eval) => {
+                if shared.errors.remove(&id).is_some() {
+                    tracing::info!(slo = %id, "SLO evaluates again");
+                }
+                let current: HashSet<Labels> = eval.series.iter().map(|(l, _)| l.clone()).collect();
+                let previous = shared.written.insert(id.clone(), current.clone()).unwrap_or_default();
+                for gone in previous.difference(&current) {
+                    series.push(SeriesSamples {
+                        labels: gone.clone(),
+                        samples: vec![Sample::new(t, stale_nan())],
+                    });
+                }
+                series.extend(eval.series.into_iter().map(|(labels, v)| SeriesSamples {
+                    labels,
+                    samples: vec![Sample::new(t, v)],
+                }));
+                statuses.insert(id, eval.status);
+            }
+            Err(e) => {
+                inner.metrics.failures.inc();
+                if shared.errors.get(&id) != Some(&e) {
+                    tracing::warn!(slo = %id, error = %e, "SLO evaluation failed");
+                }
+                shared.errors.insert(id.clone(), e.clone());
+                // Keep the last good status, with the error.
+                let old = inner.statuses.read().expect("poisoned").get(&id).cloned();
+                if let Some(mut s) = old {
+                    s.summary.error = Some(e);
+                    statuses.insert(id, s);
+                } else {
+                    statuses.insert(id.clone(), failed_status(plan, e));
+                }
+            }
+        }
+    }
+    if !series.is_empty()
+        && let Err(e) = inner
+            .store
+            .append(AppendRequest {
+                series,
+                ..Default::default()
+            })
+            .await
+    {
+        tracing::warn!(error = %e, "cannot store SLO series");
+    }
+    if t - shared.last_retention_ms >= 3_600_000 {
+        shared.last_retention_ms = t;
+        let cutoff = t - inner.opts.slice_retention.as_millis() as i64;
+        if let Err(e) = inner.store.drop_slices_before(cutoff).await {
+            tracing::warn!(error = %e, "SLO slice retention failed");
+        }
+    }
+    shared.last_cycle_ms = Some(t);
+    let backfilling = shared
+        .plans
+        .iter()
+        .filter(|p| needs_backfill(p, &shared.revisions, t, settle))
+        .count();
+    inner.metrics.backfilling.set(backfilling as i64);
+    *inner.statuses.write().expect("poisoned") = statuses;
+    inner.metrics.cycles.inc();
+    inner.metrics.cycle_seconds.set(started.elapsed().as_secs_f64());
+}
+
+fn needs_backfill(plan: &Plan, revisions: &HashMap<String, RevisionRow>, t: i64, settle: i64) -> bool {
+    let end = evaluate::slices_end(plan, t, settle);
+    match (revisions.get(&plan.key), plan.backfill_target(end)) {
+        (Some(r), Ok(target)) => r.computed_from_ms > target,
+        _ => false,
+    }
+}
+
+/// One backfill chunk for the SLO furthest from done; false when none needs one.
+async fn backfill_step(inner: &Inner, t: i64) -> bool {
+    let mut shared = inner.shared.lock().await;
+    let settle = inner.opts.settle.as_millis() as i64;
+    let Some(plan) = shared
+        .plans
+        .iter()
+        .filter(|p| needs_backfill(p, &shared.revisions, t, settle))
+        .max_by_key(|p| shared.revisions.get(&p.key).map_or(0, |r| r.computed_from_ms))
+        .cloned()
+    else {
+        return false;
+    };
+    let Some(rev) = shared.revisions.get(&plan.key).cloned() else {
+        return false;
+    };
+    let Ok(target) = plan.backfill_target(evaluate::slices_end(&plan, t, settle)) else {
+        return false;
+    };
+    let from = target.max(rev.computed_from_ms - inner.opts.backfill_chunk.as_millis() as i64);
+    match compute_and_store(inner, &plan, &rev, from, rev.computed_from_ms, true).await {
+        Ok(rev) => {
+            if rev.computed_from_ms <= target {
+                tracing::info!(slo = %plan.slo.id, revision = %plan.revision, "SLO backfill done");
+            }
+            shared.revisions.insert(plan.key.clone(), rev);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(slo = %plan.slo.id, error = %e, "SLO backfill failed; retrying next cycle");
+            false
+        }
+    }
+}
+
+/// Computes the slices in `(from, to]`, stores them with the revision's new bounds
+/// in one transaction, and returns the new revision row.
+async fn compute_and_store(
+    inner: &Inner,
+    plan: &Plan,
+    rev: &RevisionRow,
+    from: i64,
+    to: i64,
+    backward: bool,
+) -> Result<RevisionRow, String> {
+    let rows = slicer::compute(plan, &inner.exact, &inner.store, from, to).await?;
+    let mut next = rev.clone();
+    if backward {
+        next.computed_from_ms = from;
+    } else {
+        next.computed_to_ms = to;
+    }
+    inner.metrics.slices.inc_by(rows.len() as u64);
+    inner
+        .store
+        .append_slices(rows, vec![next.clone()])
+        .await
+        .map_err(|e| format!("storing slices: {e}"))?;
+    Ok(next)
+}
+
+fn failed_status(plan: &Plan, error: String) -> SloStatus {
+    let slo = &plan.slo;
+    SloStatus {
+        summary: SloSummary {
+            id: slo.id.clone(),
+            service: slo.service.clone(),
+            name: slo.name.clone(),
+            objective: slo.objective_ratio(),
+            period: plan.period_name.clone(),
+            state: State::Unknown,
+            budget_remaining: None,
+            current_burn_rate: None,
+            period_coverage: 0.0,
+            revision: plan.revision.clone(),
+            evaluated_at: None,
+            error: Some(error),
+        },
+        description: slo.description.clone(),
+        labels: slo.labels.clone(),
+        spec_location: slo.location.clone(),
+        spec_kind: slo.spec.label().to_owned(),
+        budgeting: if plan.slice_target.is_some() {
+            "timeslices"
+        } else {
+            "occurrences"
+        }
+        .to_owned(),
+        slice_seconds: plan.slice_ms as f64 / 1000.0,
+        slices_until: None,
+        windows: Vec::new(),
+        budget: crate::status::BudgetStatus {
+            period_start: None,
+            period_end: None,
+            objective: slo.objective_ratio(),
+            error_budget: plan.error_budget,
+            period_error_ratio: None,
+            consumed: None,
+            remaining: None,
+            total_events: None,
+            bad_events: None,
+            budget_events: None,
+            remaining_events: None,
+            budget_minutes: None,
+            bad_minutes: None,
+            remaining_minutes: None,
+            unknown_minutes: None,
+            exhaustion_seconds: None,
+        },
+        calendar: Vec::new(),
+        tiers: Vec::new(),
+        attribution: None,
+        revisions: Vec::new(),
+        backfill: crate::status::BackfillStatus {
+            done: false,
+            progress: 0.0,
+            computed_from: None,
+            target: None,
+        },
+    }
+}
