@@ -306,6 +306,7 @@ impl SloEngine {
         let revision = shared.revisions.get(&plan.key).cloned().ok_or("no revision")?;
         let all: Vec<RevisionRow> = shared.revisions.values().cloned().collect();
         let mut memory = shared.memory.get(&plan.key).cloned().unwrap_or_default();
+        let error = shared.errors.get(id).cloned();
         drop(shared);
         let ctx = Context {
             engine: &inner.engine,
@@ -313,13 +314,14 @@ impl SloEngine {
             settle_ms: inner.opts.settle.as_millis() as i64,
             version: &inner.opts.version,
         };
-        let eval = evaluate::evaluate(&plan, &ctx, &revision, &all, &mut memory, t, true).await?;
+        let mut eval = evaluate::evaluate(&plan, &ctx, &revision, &all, &mut memory, t, true).await?;
+        eval.status.summary.error = error;
         Ok(Some(eval.status))
     }
 
-    /// Runs a cycle now and waits for it (tests, and `POST`-style refreshes).
+    /// Runs a cycle now, with its backfill, and waits for it.
     pub async fn run_cycle(&self) {
-        cycle(&self.inner, sextant_model::time::now_ms()).await;
+        cycle_and_backfill(&self.inner).await;
     }
 
     /// Stops the cycles (no staleness markers: a restart continues the series).
@@ -345,15 +347,19 @@ async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        let started = Instant::now();
-        let t = sextant_model::time::now_ms();
-        cycle(&inner, t).await;
-        // Backfill with what is left of half the interval.
-        let budget = inner.opts.interval / 2;
-        while started.elapsed() < budget {
-            if !backfill_step(&inner, t).await {
-                break;
-            }
+        cycle_and_backfill(&inner).await;
+    }
+}
+
+/// A cycle, then backfill with what is left of half the interval.
+async fn cycle_and_backfill(inner: &Inner) {
+    let started = Instant::now();
+    let t = sextant_model::time::now_ms();
+    cycle(inner, t).await;
+    let budget = inner.opts.interval / 2;
+    while started.elapsed() < budget {
+        if !backfill_step(inner, t).await {
+            break;
         }
     }
 }
