@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use promql_parser::parser::{
-    AggregateExpr, BinaryExpr, Expr, LabelModifier, SubqueryExpr, VectorMatchCardinality, VectorSelector,
+    AggregateExpr, BinaryExpr, Expr, LabelModifier, MatrixSelector, SubqueryExpr, VectorMatchCardinality,
+    VectorSelector,
 };
 use sextant_model::{Labels, Sample, is_stale_nan};
 
@@ -392,39 +393,55 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
-    /// Like [`Self::map_windows`], for exact counter windows: each window is open at its
-    /// start, `f` also gets the last sample at or before the start, if it is within
-    /// the lookback delta.
-    pub fn map_windows_with_base(
+    /// Exact counter windows (see `EngineOptions::exact_counter_windows`) of a range
+    /// selector: per step, the increase from the last sample at or before the
+    /// window's start (if within the lookback delta) through the samples in the
+    /// window, which is open at its start. A window without samples counts zero while
+    /// the series is present as an instant selector sees it (its latest sample within
+    /// the lookback delta and not a staleness marker), so a scrape interval longer
+    /// than the window does not look like missing data; otherwise it has no value.
+    pub fn exact_counter_windows(
         &self,
-        arg: &RangeArg<'_>,
+        m: &MatrixSelector,
         mut f: impl FnMut(Option<Sample>, &[Sample]) -> Option<f64>,
     ) -> Result<Vec<(Labels, Vec<Option<f64>>)>> {
-        self.check_points(arg.series.len())?;
+        let series = self.series_of(&m.vs)?;
+        self.check_points(series.len())?;
         let lookback = ms(self.opts.lookback_delta);
-        let mut out = Vec::with_capacity(arg.series.len());
-        for (idx, (labels, samples)) in arg.series.iter().enumerate() {
+        let range = ms(m.range);
+        let offset = offset_ms(m.vs.offset.as_ref());
+        let at = at_ms(m.vs.at.as_ref(), self.query);
+        let mut out = Vec::with_capacity(series.len());
+        let mut window: Vec<Sample> = Vec::new();
+        for (idx, s) in series.iter().enumerate() {
             if idx % 256 == 0 {
                 self.check_deadline()?;
             }
+            let raw = &s.samples[..];
             let mut vals = vec![None; self.n];
-            let (mut lo, mut hi) = (0, 0);
             for (i, slot) in vals.iter_mut().enumerate() {
-                let end = arg.at_ms.unwrap_or_else(|| self.ts(i)).saturating_sub(arg.offset_ms);
-                let start = end.saturating_sub(arg.range_ms);
-                while hi < samples.len() && samples[hi].t_ms <= end {
-                    hi += 1;
-                }
-                while lo < hi && samples[lo].t_ms <= start {
-                    lo += 1;
-                }
-                let base = lo
-                    .checked_sub(1)
-                    .map(|b| samples[b])
-                    .filter(|b| b.t_ms > start.saturating_sub(lookback));
-                *slot = f(base, &samples[lo..hi]);
+                let end = at.unwrap_or_else(|| self.ts(i)).saturating_sub(offset);
+                let start = end.saturating_sub(range);
+                let hi = raw.partition_point(|x| x.t_ms <= end);
+                let lo = raw.partition_point(|x| x.t_ms <= start);
+                window.clear();
+                window.extend(raw[lo..hi].iter().filter(|x| !is_stale_nan(x.v)));
+                *slot = if window.is_empty() {
+                    raw[..hi]
+                        .last()
+                        .filter(|x| !is_stale_nan(x.v) && x.t_ms > end.saturating_sub(lookback))
+                        .map(|_| 0.0)
+                } else {
+                    let base = raw[..lo]
+                        .iter()
+                        .rev()
+                        .find(|x| !is_stale_nan(x.v))
+                        .filter(|x| x.t_ms > start.saturating_sub(lookback))
+                        .copied();
+                    f(base, &window)
+                };
             }
-            out.push((labels.clone(), vals));
+            out.push(((*s.labels).clone(), vals));
         }
         Ok(out)
     }

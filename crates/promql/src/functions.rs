@@ -261,12 +261,13 @@ fn range_function(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Val>
     let range_s = arg.range_ms as f64 / 1000.0;
     let mut failure: Option<Error> = None;
     let mut scratch: Vec<f64> = Vec::new();
-    let exact = ev.opts.exact_counter_windows
-        && matches!(name, "rate" | "increase")
-        && matches!(args[0], Expr::MatrixSelector(_));
-    let windows = if exact {
+    let exact = match args[0] {
+        Expr::MatrixSelector(m) if ev.opts.exact_counter_windows && matches!(name, "rate" | "increase") => Some(m),
+        _ => None,
+    };
+    let windows = if let Some(m) = exact {
         let per_second = name == "rate";
-        ev.map_windows_with_base(&arg, |base, w| {
+        ev.exact_counter_windows(m, |base, w| {
             let inc = exact_increase(base, w)?;
             Some(if per_second { inc / range_s } else { inc })
         })?

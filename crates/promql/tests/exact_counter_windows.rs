@@ -86,7 +86,7 @@ proptest! {
 }
 
 #[test]
-fn a_window_without_samples_has_no_value_and_the_base_is_bounded_by_the_lookback() {
+fn a_window_without_samples_is_zero_while_the_series_is_present_and_the_base_is_bounded_by_the_lookback() {
     let mut storage = MemStorage::default();
     // Samples at 0s..60s every 15s, then a 10-minute gap, then 660s and 675s.
     let mut samples: Vec<Sample> = (0..5).map(|i| Sample::new(i * 15_000, i as f64 * 10.0)).collect();
@@ -99,11 +99,28 @@ fn a_window_without_samples_has_no_value_and_the_base_is_bounded_by_the_lookback
         step_ms: 60_000,
     };
     let vals = run(&storage, "increase(c[1m])", range);
-    // (0, 60]: 10+10+10+10 from the sample at 0; nothing in (60, 600]; at (600, 660]
-    // the last sample before is 10 minutes old, beyond the lookback: the window starts
-    // from its own first sample (0), and (660, 720] adds 10.
+    // (0, 60]: 10+10+10+10 from the sample at 0. Windows ending at 120s..300s have no
+    // samples but the series is still present (its last sample within the lookback
+    // delta): zero. From 360s it is gone: no value. At (600, 660] the last sample
+    // before is 10 minutes old, beyond the lookback: the window starts from its own
+    // first sample (0), and (660, 720] adds 10.
     assert_eq!(vals[0], Some(40.0));
-    assert!(vals[1..10].iter().all(Option::is_none), "{vals:?}");
+    assert!(vals[1..5].iter().all(|v| *v == Some(0.0)), "{vals:?}");
+    assert!(vals[5..10].iter().all(Option::is_none), "{vals:?}");
     assert_eq!(vals[10], Some(0.0));
     assert_eq!(vals[11], Some(10.0));
+}
+
+#[test]
+fn a_staleness_marker_ends_the_series_at_once() {
+    let mut storage = MemStorage::default();
+    let mut samples: Vec<Sample> = (0..5).map(|i| Sample::new(i * 15_000, i as f64)).collect();
+    samples.push(Sample::new(75_000, sextant_model::stale_nan()));
+    storage.add(Labels::from_pairs([("__name__", "c")]).unwrap(), samples);
+    let range = QueryRange {
+        start_ms: 60_000,
+        end_ms: 180_000,
+        step_ms: 60_000,
+    };
+    assert_eq!(run(&storage, "increase(c[1m])", range), [Some(4.0), None, None]);
 }

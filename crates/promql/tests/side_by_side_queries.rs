@@ -1,5 +1,5 @@
 //! The side-by-side query list (`tests/promql-side-by-side/queries.promql`, run against
-//! Prometheus by `scripts/promql-side-by-side`) stays valid and complete: at least 200
+//! Prometheus by `scripts/prometheus-side-by-side`) stays valid and complete: at least 200
 //! queries, each parses, and every 2.42 function, aggregation, operator and modifier
 //! appears.
 

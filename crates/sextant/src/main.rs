@@ -40,7 +40,7 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
-    /// SLOs: generate Sloth-equivalent Prometheus rules from specs.
+    /// SLOs: status of a running server's SLOs, Sloth-equivalent Prometheus rules.
     Slo {
         #[command(subcommand)]
         what: SloCommand,
@@ -51,6 +51,8 @@ enum Command {
 enum SloCommand {
     /// Write the Prometheus rules Sloth v0.16 generates for Sloth or OpenSLO specs.
     Generate(slo_cmd::GenerateArgs),
+    /// Print a running server's SLOs: state, budget left, burn rate, coverage.
+    Status(slo_cmd::StatusArgs),
 }
 
 #[derive(Subcommand)]
@@ -95,6 +97,9 @@ fn main() -> ExitCode {
         Command::Slo {
             what: SloCommand::Generate(args),
         } => slo_cmd::generate_cmd(args),
+        Command::Slo {
+            what: SloCommand::Status(args),
+        } => slo_cmd::status_cmd(args),
     }
 }
 
@@ -117,6 +122,13 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
                 println!("  SUCCESS: {} scrape configs found", c.scrape_configs.len());
                 match config::load_rule_files(&c) {
                     Ok(rf) => println!("  SUCCESS: {} rule files found", rf.len()),
+                    Err(e) => {
+                        println!("  FAILED:\n{e}");
+                        ok = false;
+                    }
+                }
+                match config::load_slo_files(&c) {
+                    Ok(slos) => println!("  SUCCESS: {} SLOs found", slos.len()),
                     Err(e) => {
                         println!("  FAILED:\n{e}");
                         ok = false;

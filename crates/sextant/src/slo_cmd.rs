@@ -93,17 +93,23 @@ pub fn generate_cmd(args: GenerateArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `sextant check slo`: promtool's output shape, one block per file.
+/// `sextant check slo`: promtool's output shape, one block per file. Specs are
+/// checked as the engine will run them (default engine settings), beyond the spec's
+/// own rules.
 #[allow(clippy::print_stdout)] // command output
 pub fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
+    let opts = sextant_slo::EngineOptions::default();
     for f in files {
         println!("Checking {}", f.display());
-        match sextant_slo::spec::load(f) {
-            Ok(docs) => println!(
-                "  SUCCESS: {} SLOs found",
-                docs.iter().map(|d| d.slos.len()).sum::<usize>()
-            ),
+        let checked = sextant_slo::spec::load(f)
+            .map_err(|e| e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>())
+            .and_then(|docs| {
+                let slos: Vec<_> = docs.into_iter().flat_map(|d| d.slos).collect();
+                sextant_slo::SloEngine::check(&slos, &opts).map(|()| slos.len())
+            });
+        match checked {
+            Ok(n) => println!("  SUCCESS: {n} SLOs found"),
             Err(errors) => {
                 println!("  FAILED:");
                 for e in errors {
@@ -115,4 +121,116 @@ pub fn check(files: &[PathBuf]) -> ExitCode {
         println!();
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Arguments of `sextant slo status`.
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// Server to ask.
+    #[arg(long, default_value = "http://127.0.0.1:9470")]
+    server: String,
+    /// Output: a table, or the API's JSON `data`.
+    #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+    output: String,
+}
+
+/// `sextant slo status`: the SLOs of a running server, one line each.
+#[allow(clippy::print_stdout)] // command output
+pub fn status_cmd(args: StatusArgs) -> ExitCode {
+    let url = format!("{}/api/sextant/v1/slos", args.server.trim_end_matches('/'));
+    let fetched = (|| -> Result<serde_json::Value, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let resp = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .map_err(|e| e.to_string())?
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let bytes = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+            serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| format!("{url}: {e}"))
+        })
+    })();
+    let body = match fetched {
+        Ok(b) if b["status"] == "success" => b,
+        Ok(b) => {
+            eprintln!("sextant slo status: {}", b["error"].as_str().unwrap_or("error"));
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("sextant slo status: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.output == "json" {
+        println!("{}", serde_json::to_string_pretty(&body["data"]).unwrap_or_default());
+    } else {
+        print!("{}", status_table(&body["data"]));
+    }
+    ExitCode::SUCCESS
+}
+
+/// One line per SLO: id, state, objective, period, budget left, current burn rate,
+/// period coverage.
+pub fn status_table(data: &serde_json::Value) -> String {
+    let pct = |v: &serde_json::Value| v.as_f64().map_or("-".to_owned(), |x| format!("{:.2}%", x * 100.0));
+    let mut rows = vec![[
+        "SLO".to_owned(),
+        "STATE".to_owned(),
+        "OBJECTIVE".to_owned(),
+        "PERIOD".to_owned(),
+        "BUDGET LEFT".to_owned(),
+        "BURN".to_owned(),
+        "COVERAGE".to_owned(),
+    ]];
+    for s in data.as_array().into_iter().flatten() {
+        let mut state = s["state"].as_str().unwrap_or("").to_owned();
+        if s["error"].is_string() {
+            state.push_str(" (error)");
+        }
+        rows.push([
+            s["id"].as_str().unwrap_or("").to_owned(),
+            state,
+            s["objective"].as_f64().map_or("-".into(), |o| {
+                format!("{}%", sextant_slo::gofmt::format_plain(o * 100.0))
+            }),
+            s["period"].as_str().unwrap_or("").to_owned(),
+            pct(&s["budget_remaining"]),
+            s["current_burn_rate"]
+                .as_f64()
+                .map_or("-".into(), |b| format!("{b:.2}x")),
+            pct(&s["period_coverage"]),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_table() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"[{"id":"shop-availability","state":"firing","objective":0.999,"period":"30d","budget_remaining":0.25,"current_burn_rate":14.5,"period_coverage":1.0,"error":null}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            super::status_table(&v),
+            "SLO                STATE   OBJECTIVE  PERIOD  BUDGET LEFT  BURN    COVERAGE\nshop-availability  firing  99.9%      30d     25.00%       14.50x  100.00%\n"
+        );
+    }
 }

@@ -15,3 +15,4 @@ mod remote_write;
 mod scrape_e2e;
 mod scrape_tls;
 mod shipped_files;
+mod slo_e2e;

@@ -11,7 +11,7 @@ use sextant_collect::remote_write::{LabelProto, SampleProto, TimeSeries, WriteRe
 
 const NO_SCRAPES: &str = "storage:\n  retention: 0s\nserver:\n  remote_write_max_compressed_bytes: 64KiB\n";
 
-fn series(name: &str, labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
+pub(crate) fn series(name: &str, labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
     let mut l = vec![LabelProto {
         name: "__name__".into(),
         value: name.into(),
@@ -33,7 +33,7 @@ fn series(name: &str, labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSe
     }
 }
 
-async fn post(sx: &Sextant, body: Vec<u8>) -> (u16, String, Option<String>) {
+pub(crate) async fn post(sx: &Sextant, body: Vec<u8>) -> (u16, String, Option<String>) {
     let r = client()
         .post(sx.url("/api/v1/write"))
         .header("Content-Encoding", "snappy")

@@ -43,7 +43,51 @@ fn example_config_passes_check() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 3 scrape configs found"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("SUCCESS: 3 scrape configs found"), "{text}");
+    assert!(text.contains("SUCCESS: 7 SLOs found"), "{text}");
+}
+
+/// The cluster SLOs pass `sextant check slo`, and the rules `sextant slo generate`
+/// writes for them pass the real `promtool check rules`.
+#[test]
+fn example_slos_pass_check_and_their_rules_pass_promtool() {
+    let specs: Vec<PathBuf> = std::fs::read_dir(repo().join("examples/slo"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    assert!(specs.len() >= 3);
+    let sextant = env!("CARGO_BIN_EXE_sextant");
+    let out = Command::new(sextant)
+        .args(["check", "slo"])
+        .args(&specs)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("SUCCESS").count(), specs.len(), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("slo.rules.yml");
+    let out = Command::new(sextant)
+        .args(["slo", "generate", "-o"])
+        .arg(&rules)
+        .args(&specs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let promtool = crate::support::peer_binary("promtool", "prometheus");
+    let out = Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -167,13 +167,25 @@ async fn a_known_error_ratio_gives_the_expected_ratio_budget_and_burn_in_every_w
     for (name, direct) in [("5m", true), ("30m", true), ("1h", true), ("2h", false), ("3d", false)] {
         assert_eq!(window(&s, name).source == "direct", direct, "{name}");
     }
-    // Slices with data: windows up to 2h are full, 6h holds 4h, the period 4h of 30d.
+    // Slices with data: windows up to 2h are full, 6h and the period hold the slices
+    // from the first sample on (about 4h: 239 or 240 minutes, by where the slices end
+    // against the 15s steps).
     for name in ["5m", "30m", "1h", "2h"] {
         assert_eq!(window(&s, name).coverage, 1.0, "{name}");
     }
-    close_to(window(&s, "6h").coverage, 4.0 / 6.0, "6h coverage");
+    let end_ms = jiff::Timestamp::from_str(s.slices_until.as_deref().unwrap())
+        .unwrap()
+        .as_millisecond();
+    let samples = counter(start, now, |_| 0.0, &[], &[]);
+    let covered = covered_minutes(&samples, end_ms, 6 * HOUR);
+    assert!((239..=240).contains(&covered), "{covered}");
+    close_to(window(&s, "6h").coverage, covered as f64 / 360.0, "6h coverage");
     let period = window(&s, "30d");
-    close_to(period.coverage, 4.0 / (30.0 * 24.0), "period coverage");
+    close_to(
+        period.coverage,
+        covered as f64 / (30.0 * 24.0 * 60.0),
+        "period coverage",
+    );
     // Exact event counts: 600 events per minute, 12 of them bad.
     close_to(window(&s, "2h").total_events, 120.0 * 600.0, "2h events");
     close_to(window(&s, "2h").bad_events, 120.0 * 12.0, "2h bad events");
@@ -250,13 +262,12 @@ async fn counter_resets_and_gaps_keep_slice_sums_exact_and_gaps_lower_coverage()
     let scrapes = counter(start, end_ms, |_| 0.0, &[], &[gap]).len() as f64;
     let period = window(&s, "30d");
     close_to(period.total_events, (scrapes - 2.0) * 150.0, "period events");
-    // The 6h window's slices with data: those holding a sample (none in the gap).
-    let mut slices: Vec<i64> = counter(start, end_ms, |_| 0.0, &[], &[gap])
-        .iter()
-        .map(|s| (s.t_ms + MINUTE - 1).div_euclid(MINUTE))
-        .collect();
-    slices.dedup();
-    close_to(window(&s, "6h").coverage, slices.len() as f64 / 360.0, "6h coverage");
+    let samples = counter(start, end_ms, |_| 0.0, &[], &[gap]);
+    close_to(
+        window(&s, "6h").coverage,
+        covered_minutes(&samples, end_ms, 6 * HOUR) as f64 / 360.0,
+        "6h coverage",
+    );
     h.close().await;
 }
 
@@ -405,6 +416,25 @@ slos:
 
 use std::str::FromStr;
 
+/// Slices of the window `(end - window, end]` with data: a sample in the slice, or the
+/// series still present at its end (latest sample within the lookback delta, 5m).
+fn covered_minutes(samples: &[Sample], end: i64, window: i64) -> usize {
+    let mut n = 0;
+    let mut e = end - window + MINUTE;
+    while e <= end {
+        if samples
+            .iter()
+            .rev()
+            .find(|s| s.t_ms <= e)
+            .is_some_and(|s| s.t_ms > e - 5 * MINUTE)
+        {
+            n += 1;
+        }
+        e += MINUTE;
+    }
+    n
+}
+
 /// The slice rule, written out: per minute slice `(e - 1m, e]`, the increases between
 /// consecutive samples in it, plus the one from the last sample before it when that is
 /// within the lookback delta (5m) of the slice's start; a drop is a reset from zero.
@@ -466,10 +496,7 @@ proptest::proptest! {
                 let want_total = want_bad + reference_window(&good, end, ms);
                 close_to(w.bad_events, want_bad, name);
                 close_to(w.total_events, want_total, name);
-                let mut minutes: Vec<i64> = bad.iter().filter(|x| x.t_ms > end - ms && x.t_ms <= end)
-                    .map(|x| (x.t_ms + MINUTE - 1).div_euclid(MINUTE)).collect();
-                minutes.dedup();
-                close_to(w.coverage, minutes.len() as f64 / (ms / MINUTE) as f64, name);
+                close_to(w.coverage, covered_minutes(&bad, end, ms) as f64 / (ms / MINUTE) as f64, name);
             }
             h.close().await;
         });

@@ -1,18 +1,30 @@
 #!/usr/bin/env python3
-"""PromQL side by side with Prometheus 2.42.
+"""PromQL and SLOs side by side with Prometheus 2.42, sharing one Prometheus.
 
 Debian's `prometheus` scrapes a deterministic workload (counters, a counter that
 resets, gauges with NaN and +Inf, classic histograms, a summary, series that come
 and go) every second and remote-writes everything to Sextant, so both hold the
-same samples, staleness markers included. Then every query of the list runs as a
-range query against both `/api/v1/query_range` and the results are compared:
-the same label sets, the same timestamps, values equal within a relative
-tolerance of 1e-5 (NaN equals NaN), and the same errorType where both refuse.
+same samples, staleness markers included.
 
-Prints one diff per mismatch and `promql side-by-side: N/M queries match (P%)`.
-Exits 1 if any query mismatches that `known-differences.txt` does not list.
+PromQL: every query of the list runs as a range query against both
+`/api/v1/query_range` and the results are compared: the same label sets, the same
+timestamps, values equal within a relative tolerance of 1e-5 (NaN equals NaN), and
+the same errorType where both refuse. Prints one diff per mismatch and
+`promql side-by-side: N/M queries match (P%)`.
 
-Usage: promql_side_by_side.py SEXTANT_BINARY [--minutes M] [--queries FILE]
+SLOs: Prometheus also evaluates the rules `sextant slo generate` writes for the
+specs in `tests/slo-side-by-side/slos.yml` (after `promtool check rules` passes
+them), while Sextant evaluates the specs themselves. Each SLO's
+`slo:sli_error:ratio_rate5m`, `...ratio_rate1h` and `slo:current_burn_rate:ratio` as
+Prometheus recorded them are compared with Sextant's answer for the same SLO
+evaluated at the same times (`/api/sextant/v1/slos/<id>?time=T`), within 1e-6
+relative. Prometheus' recorded series are not remote-written, so Sextant's own
+series stay its own. Prints `slo side-by-side: N/M points match`.
+
+Exits 1 on any PromQL mismatch that `known-differences.txt` does not list, or any
+SLO mismatch.
+
+Usage: prometheus_side_by_side.py SEXTANT_BINARY [--minutes M] [--queries FILE] [--slos FILE]
 """
 
 import argparse
@@ -33,7 +45,16 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "tests", "promql-side-by-side")
+SLOS = os.path.join(HERE, "..", "tests", "slo-side-by-side", "slos.yml")
 REL_TOL = 1e-5
+SLO_REL_TOL = 1e-6
+# Prometheus' recorded SLO series and the window each is compared with in Sextant's
+# answer (None: the current burn rate of the summary).
+SLO_SERIES = [
+    ("slo:sli_error:ratio_rate5m", "5m"),
+    ("slo:sli_error:ratio_rate1h", "1h"),
+    ("slo:current_burn_rate:ratio", None),
+]
 
 
 def free_port():
@@ -208,6 +229,87 @@ def compare(p, s):
     return "\n      ".join(problems[:6]) if problems else None
 
 
+def get_json(url):
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:
+        return json.load(e)
+
+
+def instant(base, q, t):
+    return get_json(base + "/api/v1/query?" + urllib.parse.urlencode({"query": q, "time": t}))
+
+
+def sextant_slo_value(status, window):
+    if window is None:
+        return status.get("current_burn_rate")
+    for w in status["windows"]:
+        if w["window"] == window:
+            return w["error_ratio"]
+    raise KeyError(f"no window {window} in {status['id']}")
+
+
+def compare_slos(prom, sx, start, end, every):
+    """Prometheus' recorded SLO series against Sextant's evaluation at the same times.
+
+    Returns (points compared, mismatches as text). A point where Prometheus recorded
+    NaN (Sloth's 0/0) matches Sextant's null. When a point differs, Prometheus' rule
+    expression is evaluated again at the same time over the data it holds now: if that
+    agrees with Sextant, Prometheus' rule ran before a scrape with an earlier timestamp
+    was committed (a race of its own); that is counted and reported, not a mismatch.
+    """
+    rules = get_json(prom + "/api/v1/rules")["data"]["groups"]
+    exprs = {}
+    for g in rules:
+        for r in g["rules"]:
+            if r["type"] == "recording":
+                exprs[(r["name"], r["labels"].get("sloth_id"))] = r["query"]
+    ids = sorted({sid for (_, sid) in exprs if sid})
+    cache = {}
+    compared, late, problems = 0, 0, []
+    for sid in ids:
+        for metric, window in SLO_SERIES:
+            sel = f'{metric}{{sloth_id="{sid}"}}[{end - start}s]'
+            res = instant(prom, sel, end)["data"]["result"]
+            if len(res) != 1:
+                problems.append(f"{sid} {metric}: prometheus recorded {len(res)} series")
+                continue
+            points = [(float(t), v) for t, v in res[0]["values"] if start <= float(t) <= end]
+            if not points:
+                problems.append(f"{sid} {metric}: no points recorded by prometheus")
+                continue
+            for t, pv in points[::every]:
+                key = (sid, t)
+                if key not in cache:
+                    a = get_json(sx + f"/api/sextant/v1/slos/{sid}?time={t:.3f}")
+                    if a.get("status") != "success":
+                        problems.append(f"{sid} @{t}: sextant {a.get('error')}")
+                        cache[key] = None
+                        continue
+                    cache[key] = a["data"]
+                if cache[key] is None:
+                    continue
+                compared += 1
+                sv = sextant_slo_value(cache[key], window)
+                p = to_float(pv)
+                if sv is None and math.isnan(p):
+                    continue
+                if sv is not None and abs(p - sv) <= SLO_REL_TOL * max(abs(p), abs(sv)):
+                    continue
+                again = instant(prom, exprs[(metric, sid)], f"{t:.3f}")["data"]["result"]
+                now = to_float(again[0]["value"][1]) if again else None
+                if now is not None and sv is not None and abs(now - sv) <= SLO_REL_TOL * max(abs(now), abs(sv)):
+                    late += 1
+                    continue
+                problems.append(f"{sid} {metric} @{t:.3f}: prometheus recorded {pv} (re-evaluated: {now}), "
+                                f"sextant {sv}")
+    if late:
+        print(f"slo side-by-side: {late} points where Prometheus' rule ran before its scrape was committed "
+              "(its expression evaluated again agrees with Sextant)")
+    return compared, problems
+
+
 def load_queries(path, at_time):
     out = []
     with open(path) as f:
@@ -237,7 +339,10 @@ def main():
     ap.add_argument("sextant")
     ap.add_argument("--minutes", type=float, default=6.5, help="how long Prometheus scrapes before the queries")
     ap.add_argument("--queries", default=os.path.join(DATA, "queries.promql"))
+    ap.add_argument("--slos", default=SLOS, help="SLO specs both evaluate")
+    ap.add_argument("--slo-every", type=int, default=5, help="compare every Nth recorded SLO point")
     ap.add_argument("--prometheus", default=shutil.which("prometheus") or "/usr/bin/prometheus")
+    ap.add_argument("--promtool", default=shutil.which("promtool") or "/usr/bin/promtool")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="sbs-")
@@ -256,10 +361,14 @@ def main():
     try:
         wl_port, sx_port, prom_port = free_port(), free_port(), free_port()
         serve_workload(Workload(), wl_port)
+        slo_rules = os.path.join(work, "slo.rules.yml")
+        subprocess.run([args.sextant, "slo", "generate", "-o", slo_rules, args.slos], check=True)
+        subprocess.run([args.promtool, "check", "rules", slo_rules], check=True, stdout=subprocess.DEVNULL)
         sx_cfg = os.path.join(work, "sextant.yml")
         with open(sx_cfg, "w") as f:
             # The same evaluation interval as Prometheus: it is the default subquery step.
-            f.write("global:\n  evaluation_interval: 1s\nscrape_configs: []\nstorage:\n  retention: 0s\n")
+            f.write("global:\n  evaluation_interval: 1s\nscrape_configs: []\nstorage:\n  retention: 0s\n"
+                    f"slo_files: [{json.dumps(os.path.abspath(args.slos))}]\n")
         procs.append(subprocess.Popen(
             [args.sextant, "serve", "--config", sx_cfg, "--data-dir", os.path.join(work, "sx-data"),
              "--listen", f"127.0.0.1:{sx_port}"],
@@ -272,12 +381,18 @@ def main():
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+rule_files: [{slo_rules}]
 scrape_configs:
   - job_name: workload
     static_configs: [{{targets: ['127.0.0.1:{wl_port}']}}]
 remote_write:
   - url: {sx}/api/v1/write
     queue_config: {{batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s}}
+    # Sextant records its own SLO series under the same names.
+    write_relabel_configs:
+      - source_labels: [__name__]
+        regex: 'slo:.*|sloth_slo_info|ALERTS|ALERTS_FOR_STATE'
+        action: drop
 """)
         procs.append(subprocess.Popen(
             [args.prometheus, f"--config.file={prom_cfg}", f"--web.listen-address=127.0.0.1:{prom_port}",
@@ -315,7 +430,13 @@ remote_write:
         pct = 100.0 * matched / len(queries)
         print(f"promql side-by-side: {matched}/{len(queries)} queries match ({pct:.1f}%), "
               f"range {end - start}s at {step}s steps")
-        return 1 if unexpected else 0
+        compared, problems = compare_slos(prom, sx, start, end, args.slo_every)
+        for p in problems:
+            print(f"SLO MISMATCH: {p}")
+        print(f"slo side-by-side: {compared - len(problems)}/{compared} points match "
+              f"(5m and 1h error ratios, current burn rate; every {args.slo_every}th recorded point "
+              f"over {end - start}s)")
+        return 1 if unexpected or problems or compared == 0 else 0
     finally:
         stop()
         if os.environ.get("SBS_KEEP") is None:
