@@ -18,7 +18,9 @@ them), while Sextant evaluates the specs themselves. Each SLO's
 `slo:sli_error:ratio_rate5m`, `...ratio_rate1h` and `slo:current_burn_rate:ratio` as
 Prometheus recorded them are compared with Sextant's answer for the same SLO
 evaluated at the same times (`/api/sextant/v1/slos/<id>?time=T`), within 1e-6
-relative. Prometheus' recorded series are not remote-written, so Sextant's own
+relative. (Sloth's burn-rate rule reads the recorded 5m ratio, so Prometheus' burn
+rate lags its ratio by up to one evaluation; it is compared with Sextant's at the
+time of the ratio it read.) Prometheus' recorded series are not remote-written, so Sextant's own
 series stay its own. Prints `slo side-by-side: N/M points match`.
 
 Exits 1 on any PromQL mismatch that `known-differences.txt` does not list, or any
@@ -269,17 +271,31 @@ def compare_slos(prom, sx, start, end, every):
     cache = {}
     compared, late, problems = 0, 0, []
     for sid in ids:
+        # Sloth's burn-rate rule (in its meta group) divides the *recorded* 5m ratio,
+        # so Prometheus' current burn rate at T is the ratio its SLI group recorded at
+        # the last evaluation before T; Sextant's is computed at T itself. Like is
+        # compared with like by asking Sextant for the time of that recorded ratio.
+        ratio_times = []
         for metric, window in SLO_SERIES:
-            sel = f'{metric}{{sloth_id="{sid}"}}[{end - start}s]'
+            sel = f'{metric}{{sloth_id="{sid}"}}[{end - start + 60}s]'
             res = instant(prom, sel, end)["data"]["result"]
             if len(res) != 1:
                 problems.append(f"{sid} {metric}: prometheus recorded {len(res)} series")
                 continue
-            points = [(float(t), v) for t, v in res[0]["values"] if start <= float(t) <= end]
+            all_points = [(float(t), v) for t, v in res[0]["values"]]
+            if metric == "slo:sli_error:ratio_rate5m":
+                ratio_times = [t for t, _ in all_points]
+            points = [(t, v) for t, v in all_points if start <= t <= end]
             if not points:
                 problems.append(f"{sid} {metric}: no points recorded by prometheus")
                 continue
-            for t, pv in points[::every]:
+            for t_rec, pv in points[::every]:
+                t = t_rec
+                if window is None:
+                    inputs = [x for x in ratio_times if x <= t_rec]
+                    if not inputs:
+                        continue
+                    t = inputs[-1]
                 key = (sid, t)
                 if key not in cache:
                     a = get_json(sx + f"/api/sextant/v1/slos/{sid}?time={t:.3f}")
@@ -297,13 +313,13 @@ def compare_slos(prom, sx, start, end, every):
                     continue
                 if sv is not None and abs(p - sv) <= SLO_REL_TOL * max(abs(p), abs(sv)):
                     continue
-                again = instant(prom, exprs[(metric, sid)], f"{t:.3f}")["data"]["result"]
+                again = instant(prom, exprs[(metric, sid)], f"{t_rec:.3f}")["data"]["result"]
                 now = to_float(again[0]["value"][1]) if again else None
                 if now is not None and sv is not None and abs(now - sv) <= SLO_REL_TOL * max(abs(now), abs(sv)):
                     late += 1
                     continue
-                problems.append(f"{sid} {metric} @{t:.3f}: prometheus recorded {pv} (re-evaluated: {now}), "
-                                f"sextant {sv}")
+                problems.append(f"{sid} {metric} @{t_rec:.3f}: prometheus recorded {pv} (re-evaluated: {now}), "
+                                f"sextant {sv} (at {t:.3f})")
     if late:
         print(f"slo side-by-side: {late} points where Prometheus' rule ran before its scrape was committed "
               "(its expression evaluated again agrees with Sextant)")

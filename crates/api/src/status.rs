@@ -41,6 +41,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/status/flags", get(flags))
         .route("/api/v1/status/config", get(config))
         .route("/api/v1/rules", get(rules))
+        .route("/api/v1/alerts", get(alerts))
 }
 
 /// The Prometheus API version Sextant implements; clients such as Grafana choose
@@ -135,12 +136,67 @@ struct RuleJson {
     kind: &'static str,
 }
 
+/// An alerting rule, in Prometheus' field order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AlertingRuleJson {
+    state: &'static str,
+    name: String,
+    query: String,
+    duration: f64,
+    keep_firing_for: f64,
+    labels: Labels,
+    annotations: BTreeMap<String, String>,
+    alerts: Vec<AlertJson>,
+    health: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    evaluation_time: f64,
+    last_evaluation: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// An active alert, as `/api/v1/alerts` and `/api/v1/rules` show it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AlertJson {
+    labels: Labels,
+    annotations: BTreeMap<String, String>,
+    state: &'static str,
+    active_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keep_firing_since: Option<String>,
+    /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`.
+    value: String,
+}
+
+impl From<sextant_rules::Alert> for AlertJson {
+    fn from(a: sextant_rules::Alert) -> Self {
+        Self {
+            labels: a.labels,
+            annotations: a.annotations,
+            state: a.state.as_str(),
+            active_at: format_rfc3339(a.active_at_ms),
+            keep_firing_since: a.keep_firing_since_ms.map(format_rfc3339),
+            value: sextant_template::gofmt::format_float(a.value, 'e', None),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AnyRuleJson {
+    Recording(RuleJson),
+    Alerting(AlertingRuleJson),
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct GroupJson {
     name: String,
     file: String,
-    rules: Vec<RuleJson>,
+    rules: Vec<AnyRuleJson>,
     interval: f64,
     limit: usize,
     evaluation_time: f64,
@@ -173,19 +229,36 @@ async fn rules(State(s): State<AppState>, p: Params) -> Result<impl IntoResponse
         .groups()
         .into_iter()
         .filter_map(|g| {
-            let rules: Vec<RuleJson> = g
+            let rules: Vec<AnyRuleJson> = g
                 .rules
                 .into_iter()
                 .filter(|r| want.is_none_or(|w| w == r.kind))
-                .map(|r| RuleJson {
-                    name: r.name,
-                    query: r.query,
-                    labels: r.labels,
-                    health: r.health.as_str(),
-                    last_error: r.last_error,
-                    evaluation_time: r.evaluation_time.as_secs_f64(),
-                    last_evaluation: eval_time(r.last_evaluation_ms),
-                    kind: r.kind,
+                .map(|r| match r.alerting {
+                    None => AnyRuleJson::Recording(RuleJson {
+                        name: r.name,
+                        query: r.query,
+                        labels: r.labels,
+                        health: r.health.as_str(),
+                        last_error: r.last_error,
+                        evaluation_time: r.evaluation_time.as_secs_f64(),
+                        last_evaluation: eval_time(r.last_evaluation_ms),
+                        kind: r.kind,
+                    }),
+                    Some(a) => AnyRuleJson::Alerting(AlertingRuleJson {
+                        state: a.state.as_str(),
+                        name: r.name,
+                        query: r.query,
+                        duration: a.for_.as_secs_f64(),
+                        keep_firing_for: a.keep_firing_for.as_secs_f64(),
+                        labels: r.labels,
+                        annotations: a.annotations.into_iter().collect(),
+                        alerts: a.alerts.into_iter().map(AlertJson::from).collect(),
+                        health: r.health.as_str(),
+                        last_error: r.last_error,
+                        evaluation_time: r.evaluation_time.as_secs_f64(),
+                        last_evaluation: eval_time(r.last_evaluation_ms),
+                        kind: r.kind,
+                    }),
                 })
                 .collect();
             // A type filter drops groups left without rules, as Prometheus does.
@@ -201,4 +274,16 @@ async fn rules(State(s): State<AppState>, p: Params) -> Result<impl IntoResponse
         })
         .collect();
     Ok(success(RulesJson { groups }))
+}
+
+#[derive(Serialize)]
+struct AlertsJson {
+    alerts: Vec<AlertJson>,
+}
+
+/// `GET /api/v1/alerts`: every pending and firing alert of every alerting rule.
+async fn alerts(State(s): State<AppState>) -> impl IntoResponse {
+    success(AlertsJson {
+        alerts: s.rules.alerts().into_iter().map(AlertJson::from).collect(),
+    })
 }

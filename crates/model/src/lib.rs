@@ -5,6 +5,7 @@
 //! This crate does no I/O and knows nothing of storage, scraping or HTTP; every
 //! other crate depends on it, so it stays small and allocation-conscious.
 
+pub mod alert;
 mod error;
 mod labels;
 mod matcher;
@@ -12,6 +13,7 @@ mod metadata;
 pub mod time;
 pub mod yaml;
 
+pub use alert::{AlertSink, PostableAlert};
 pub use error::{Error, Result};
 pub use labels::{Label, Labels, LabelsBuilder, is_valid_label_name, is_valid_metric_name};
 pub use matcher::{MatchOp, Matcher, anchored_regex};

@@ -54,12 +54,14 @@ pub enum RuleKind {
         /// The recorded metric name.
         record: String,
     },
-    /// `alert: NAME`.
+    /// `alert: NAME`; `labels` of the rule are templates.
     Alerting {
         /// The alert name.
         alert: String,
         /// How long the condition must hold before the alert fires.
         for_: Duration,
+        /// How long a firing alert keeps firing after its condition stops holding.
+        keep_firing_for: Duration,
         /// Annotation templates.
         annotations: BTreeMap<String, String>,
     },
@@ -102,6 +104,7 @@ struct RuleDoc {
     expr: Option<serde_yaml::Value>,
     #[serde(rename = "for")]
     for_: Option<PromDuration>,
+    keep_firing_for: Option<PromDuration>,
     labels: Option<BTreeMap<String, String>>,
     annotations: Option<BTreeMap<String, String>>,
 }
@@ -157,9 +160,14 @@ pub fn parse(text: &str, path: &Path) -> Result<RuleFile, Vec<String>> {
             let name = r.record.clone().or_else(|| r.alert.clone()).unwrap_or_default();
             let key = if r.record.is_some() { "record" } else { "alert" };
             let mut fail = |field: &str, msg: String| {
+                // An empty field: promtool names no position for this error.
+                let position = if field.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", at(&format!("rules.{ri}.{field}")))
+                };
                 errors.push(format!(
-                    "{file}: {}: group {:?}, rule {}, {:?}: {msg}",
-                    at(&format!("rules.{ri}.{field}")),
+                    "{file}: {position}group {:?}, rule {}, {:?}: {msg}",
                     g.name,
                     ri + 1,
                     name
@@ -200,6 +208,9 @@ fn validate_rule(r: RuleDoc) -> Result<Rule, (&'static str, String)> {
             if r.for_.is_some() {
                 return Err(("name", "invalid field 'for' in recording rule".into()));
             }
+            if r.keep_firing_for.is_some() {
+                return Err(("name", "invalid field 'keep_firing_for' in recording rule".into()));
+            }
             if !is_valid_metric_name(record) {
                 return Err(("name", format!("invalid recording rule name: {record}")));
             }
@@ -218,6 +229,7 @@ fn validate_rule(r: RuleDoc) -> Result<Rule, (&'static str, String)> {
             RuleKind::Alerting {
                 alert: alert.clone(),
                 for_: r.for_.map(|d| d.0).unwrap_or_default(),
+                keep_firing_for: r.keep_firing_for.map(|d| d.0).unwrap_or_default(),
                 annotations,
             }
         }
@@ -236,10 +248,21 @@ fn validate_rule(r: RuleDoc) -> Result<Rule, (&'static str, String)> {
     let labels = r.labels.unwrap_or_default();
     for k in labels.keys() {
         if k == sextant_model::METRIC_NAME {
-            return Err(("name", "invalid label name: __name__".into()));
+            return Err(("", "invalid label name: __name__".into()));
         }
         if !is_valid_label_name(k) {
-            return Err(("name", format!("invalid label name: {k}")));
+            return Err(("", format!("invalid label name: {k}")));
+        }
+    }
+    // Alerting rules' labels and annotations must parse as templates (promtool
+    // parses them without executing them, and names no position).
+    if let RuleKind::Alerting { alert, annotations, .. } = &kind {
+        let funcs = crate::templates::prometheus_funcs(None, "");
+        for (what, items) in [("label", &labels), ("annotation", annotations)] {
+            for (k, v) in items {
+                crate::templates::AlertTemplate::parse(alert, v, &funcs)
+                    .map_err(|e| ("", format!("{what} {k:?}: {e}")))?;
+            }
         }
     }
     let labels = Labels::from_pairs(labels).map_err(|e| ("name", e.to_string()))?;

@@ -2,7 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,12 +11,14 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use sextant_model::{Labels, METRIC_NAME, Sample, stale_nan};
+use sextant_model::{AlertSink, Labels, METRIC_NAME, MatchOp, Matcher, Sample, stale_nan};
 use sextant_promql::{Engine, QueryValue};
 use sextant_store::{AppendRequest, MetricsStore, SeriesSamples};
 use tokio::sync::watch;
 
+use crate::alerting::{Alert, AlertState, AlertingOptions, AlertingRule};
 use crate::file::{RuleFile, RuleGroup, RuleKind};
+use crate::templates::{QueryFn, prometheus_funcs};
 
 /// Health of a rule after its last evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +61,23 @@ pub struct RuleStatus {
     pub last_evaluation_ms: Option<i64>,
     /// How long that took.
     pub evaluation_time: Duration,
+    /// For alerting rules: their settings, state and alerts.
+    pub alerting: Option<AlertingStatus>,
+}
+
+/// An alerting rule's settings, state and active alerts.
+#[derive(Debug, Clone)]
+pub struct AlertingStatus {
+    /// `for`.
+    pub for_: Duration,
+    /// `keep_firing_for`.
+    pub keep_firing_for: Duration,
+    /// The annotations as written.
+    pub annotations: Vec<(String, String)>,
+    /// The highest state among its alerts.
+    pub state: AlertState,
+    /// Pending and firing alerts.
+    pub alerts: Vec<Alert>,
 }
 
 /// A group's state.
@@ -92,13 +112,25 @@ struct Metrics {
     last_duration_ms: Family<GroupLabels, Gauge>,
 }
 
-/// Per rule name, the series its last evaluation wrote.
+/// Per rule (record name, or `ALERTS/<index>/<name>`), the series its last
+/// evaluation wrote.
 type Written = HashMap<String, HashSet<Labels>>;
+
+/// What a stopped group hands to its successor: the series it wrote and its
+/// alerting rules with their alerts.
+type Carried = (Written, Vec<AlertingRule>);
 
 struct Running {
     key: (PathBuf, String),
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Written>,
+    task: tokio::task::JoinHandle<Carried>,
+}
+
+/// Where alerting rules send their alerts, and with which settings.
+#[derive(Clone, Default)]
+struct Alerting {
+    opts: AlertingOptions,
+    sink: Option<AlertSink>,
 }
 
 /// Runs rule groups on their schedules; results go to the store.
@@ -109,6 +141,10 @@ pub struct RuleManager {
     metrics: Metrics,
     status: Arc<Mutex<Vec<Arc<Mutex<GroupStatus>>>>>,
     running: Arc<tokio::sync::Mutex<Vec<Running>>>,
+    alerting: Arc<RwLock<Alerting>>,
+    /// Set once the first rule files are applied: groups of later reloads need no
+    /// restore of `for` state.
+    applied_once: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RuleManager {
@@ -141,7 +177,25 @@ impl RuleManager {
             metrics,
             status: Arc::default(),
             running: Arc::default(),
+            alerting: Arc::default(),
+            applied_once: Arc::default(),
         }
+    }
+
+    /// Sets where alerting rules send alerts and their settings; groups applied
+    /// after this use them.
+    pub fn set_alerting(&self, opts: AlertingOptions, sink: Option<AlertSink>) {
+        *self.alerting.write().expect("poisoned") = Alerting { opts, sink };
+    }
+
+    /// Every pending and firing alert of every alerting rule.
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.groups()
+            .into_iter()
+            .flat_map(|g| g.rules)
+            .filter_map(|r| r.alerting)
+            .flat_map(|a| a.alerts)
+            .collect()
     }
 
     /// Replaces the running groups with those of `files`. Series that removed groups
@@ -153,12 +207,16 @@ impl RuleManager {
         // vanishes after the reload still gets its staleness marker), removed groups'
         // series go stale now.
         let mut carried: HashMap<(PathBuf, String), Written> = HashMap::new();
+        let mut old_alerting: Vec<AlertingRule> = Vec::new();
         for r in old {
             let _ = r.stop.send(true);
-            if let Ok(written) = r.task.await {
+            if let Ok((written, alerting)) = r.task.await {
                 carried.insert(r.key, written);
+                old_alerting.extend(alerting);
             }
         }
+        let first = !self.applied_once.swap(true, std::sync::atomic::Ordering::SeqCst);
+        let alerting = self.alerting.read().expect("poisoned").clone();
         let mut statuses = Vec::new();
         for f in files {
             for g in f.groups {
@@ -183,6 +241,7 @@ impl RuleManager {
                             last_error: None,
                             last_evaluation_ms: None,
                             evaluation_time: Duration::ZERO,
+                            alerting: None,
                         })
                         .collect(),
                     last_evaluation_ms: None,
@@ -192,6 +251,48 @@ impl RuleManager {
                 let key = (f.path.clone(), g.name.clone());
                 let written = carried.remove(&key).unwrap_or_default();
                 let (stop_tx, stop_rx) = watch::channel(false);
+                let eval_ts = Arc::new(AtomicI64::new(0));
+                let funcs = prometheus_funcs(
+                    Some(query_fn(self.engine.clone(), self.store.clone(), eval_ts.clone())),
+                    &alerting.opts.external_url,
+                );
+                let rules = g
+                    .rules
+                    .iter()
+                    .map(|r| match &r.kind {
+                        RuleKind::Recording { .. } => None,
+                        RuleKind::Alerting {
+                            alert,
+                            for_,
+                            keep_firing_for,
+                            annotations,
+                        } => {
+                            let labels: Vec<(String, String)> =
+                                r.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect();
+                            let annotations: Vec<(String, String)> =
+                                annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                            // Validated when the file was loaded, so the templates parse.
+                            let mut rule = AlertingRule::new(
+                                alert,
+                                &r.expr.to_string(),
+                                *for_,
+                                *keep_firing_for,
+                                &labels,
+                                &annotations,
+                                &funcs,
+                                !first,
+                            )
+                            .ok()?;
+                            if let Some(old) = old_alerting
+                                .iter()
+                                .position(|o| o.name == rule.name && o.raw_labels == rule.raw_labels)
+                            {
+                                rule.inherit(&old_alerting.remove(old));
+                            }
+                            Some(rule)
+                        }
+                    })
+                    .collect();
                 let runner = GroupRunner {
                     group: g,
                     file: f.path.clone(),
@@ -201,6 +302,10 @@ impl RuleManager {
                     metrics: self.metrics.clone(),
                     status,
                     previous: written,
+                    rules,
+                    alerting: alerting.clone(),
+                    eval_ts,
+                    restore_after: if first { Some(2) } else { None },
                 };
                 running.push(Running {
                     key,
@@ -253,6 +358,26 @@ impl RuleManager {
     }
 }
 
+/// The `query` template function: an instant query at the evaluation time, from
+/// the synchronous template engine (it blocks its worker thread for the query).
+fn query_fn(engine: Engine, store: MetricsStore, ts: Arc<AtomicI64>) -> QueryFn {
+    Arc::new(move |q: &str| {
+        let expr = sextant_promql::parse(q).map_err(|e| e.to_string())?;
+        let handle = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return Err("query needs the multi-threaded runtime".into());
+        }
+        let at = ts.load(Ordering::Relaxed);
+        let value = tokio::task::block_in_place(|| handle.block_on(engine.instant(&store, &expr, at)))
+            .map_err(|e| e.to_string())?;
+        match value {
+            QueryValue::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
+            QueryValue::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
+            _ => Err("rule result is not a vector or scalar".into()),
+        }
+    })
+}
+
 struct GroupRunner {
     group: RuleGroup,
     file: PathBuf,
@@ -263,10 +388,17 @@ struct GroupRunner {
     status: Arc<Mutex<GroupStatus>>,
     /// Per rule name, the series its previous evaluation wrote.
     previous: Written,
+    /// Alerting rules' state, by rule index (`None` for recording rules).
+    rules: Vec<Option<AlertingRule>>,
+    alerting: Alerting,
+    /// The evaluation time, for the `query` template function.
+    eval_ts: Arc<AtomicI64>,
+    /// Evaluations to run before `for` state is restored (groups loaded at start-up).
+    restore_after: Option<u32>,
 }
 
 impl GroupRunner {
-    async fn run(mut self, mut stop: watch::Receiver<bool>) -> Written {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) -> Carried {
         let interval_ms = self.interval.as_millis().max(1) as i64;
         // Groups are spread over the interval by a hash of their identity, so many
         // groups with the same interval do not all run at once.
@@ -289,10 +421,10 @@ impl GroupRunner {
             let wait = (next - sextant_model::time::now_ms()).max(0) as u64;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
-                _ = stop.changed() => return self.previous,
+                _ = stop.changed() => return self.carry(),
             }
             if *stop.borrow() {
-                return self.previous;
+                return self.carry();
             }
             let started = Instant::now();
             self.evaluate(next).await;
@@ -308,6 +440,13 @@ impl GroupRunner {
                 s.evaluation_time = took;
                 if s.rules.iter().any(|r| r.health == Health::Err) {
                     self.metrics.failures.get_or_create(&labels).inc();
+                }
+            }
+            if let Some(n) = self.restore_after.as_mut() {
+                *n -= 1;
+                if *n == 0 {
+                    self.restore_after = None;
+                    self.restore().await;
                 }
             }
             next += interval_ms;
@@ -330,6 +469,13 @@ impl GroupRunner {
             let st = &mut s.rules[i];
             st.last_evaluation_ms = Some(ts);
             st.evaluation_time = started.elapsed();
+            st.alerting = self.rules[i].as_ref().map(|r| AlertingStatus {
+                for_: r.for_,
+                keep_firing_for: r.keep_firing_for,
+                annotations: r.raw_annotations.clone(),
+                state: r.state(),
+                alerts: r.active_alerts(),
+            });
             match result {
                 Ok(()) => {
                     st.health = Health::Ok;
@@ -344,11 +490,55 @@ impl GroupRunner {
         }
     }
 
+    fn carry(self) -> Carried {
+        (self.previous, self.rules.into_iter().flatten().collect())
+    }
+
+    /// Restores the `for` state of alerting rules from their `ALERTS_FOR_STATE`
+    /// series, at wall-clock time, after the first evaluations since start-up.
+    async fn restore(&mut self) {
+        let now = sextant_model::time::now_ms();
+        let tolerance = self.alerting.opts.for_outage_tolerance.as_millis() as i64;
+        for (i, slot) in self.rules.iter_mut().enumerate() {
+            let Some(rule) = slot else { continue };
+            let mut last = HashMap::new();
+            for a in rule.active.values() {
+                let mut matchers: Vec<Matcher> = Vec::new();
+                for l in a.labels.iter() {
+                    if let Ok(m) = Matcher::new(MatchOp::Equal, l.name.clone(), l.value.clone()) {
+                        matchers.push(m);
+                    }
+                }
+                matchers.extend(Matcher::new(MatchOp::Equal, METRIC_NAME, "ALERTS_FOR_STATE").ok());
+                match self.store.select(&matchers, now - tolerance, now).await {
+                    Ok(series) => {
+                        // Exactly the alert's labels plus the name.
+                        if let Some(s) = series
+                            .into_iter()
+                            .find(|s| s.labels.len() == a.labels.len() + 1)
+                            .and_then(|s| s.samples.last().copied())
+                        {
+                            let mut b = a.labels.to_builder();
+                            b.set(METRIC_NAME, "ALERTS_FOR_STATE");
+                            last.insert(b.build(), s);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %self.group.name, rule = i, error = %e, "failed to restore 'for' state");
+                    }
+                }
+            }
+            rule.restore(now, &self.alerting.opts, |l| last.get(l).copied());
+        }
+    }
+
     async fn evaluate_rule(&mut self, i: usize, ts: i64) -> Result<(), String> {
         let rule = &self.group.rules[i];
-        let RuleKind::Recording { record } = &rule.kind else {
-            return Err("alerting rules are evaluated once the alerting engine lands; this one is not".into());
+        let record = match &rule.kind {
+            RuleKind::Recording { record } => record.clone(),
+            RuleKind::Alerting { .. } => return self.evaluate_alerting(i, ts).await,
         };
+        let record = &record;
         let value = self
             .engine
             .instant(&self.store, &rule.expr, ts)
@@ -410,6 +600,61 @@ impl GroupRunner {
                 .map_err(|e| format!("storing results: {e}"))?;
         }
         self.previous.insert(record.clone(), current);
+        Ok(())
+    }
+
+    /// An alerting rule: query, alert states, `ALERTS` series (with staleness
+    /// markers for those that stop), then the alerts due go to the router.
+    async fn evaluate_alerting(&mut self, i: usize, ts: i64) -> Result<(), String> {
+        self.eval_ts.store(ts, Ordering::Relaxed);
+        let value = self
+            .engine
+            .instant(&self.store, &self.group.rules[i].expr, ts)
+            .await
+            .map_err(|e| e.to_string())?;
+        let result: Vec<(Labels, f64)> = match value {
+            QueryValue::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
+            QueryValue::Scalar { v, .. } => vec![(Labels::empty(), v)],
+            _ => return Err("rule result is not a vector or scalar".into()),
+        };
+        let limit = self.group.limit;
+        let opts = self.alerting.opts.clone();
+        let Some(rule) = self.rules[i].as_mut() else {
+            return Err("alerting rule without state".into());
+        };
+        let evaluated = rule.eval(ts, result, limit, &opts)?;
+        let due = rule.due(ts, self.interval, &opts);
+        let key = format!("ALERTS/{i}/{}", rule.name);
+        let current: HashSet<Labels> = evaluated.series.iter().map(|(l, _)| l.clone()).collect();
+        let mut series: Vec<SeriesSamples> = evaluated
+            .series
+            .into_iter()
+            .map(|(labels, v)| SeriesSamples {
+                labels,
+                samples: vec![Sample::new(ts, v)],
+            })
+            .collect();
+        for gone in self.previous.get(&key).into_iter().flat_map(|p| p.difference(&current)) {
+            series.push(SeriesSamples {
+                labels: gone.clone(),
+                samples: vec![Sample::new(ts, stale_nan())],
+            });
+        }
+        if !due.is_empty()
+            && let Some(sink) = &self.alerting.sink
+        {
+            sink(due);
+        }
+        if !series.is_empty() {
+            self.store
+                .append(AppendRequest {
+                    series,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("storing results: {e}"))?;
+        }
+        self.previous.insert(key, current);
         Ok(())
     }
 }

@@ -224,6 +224,18 @@ pub struct ServerConfig {
     pub query_max_samples: Option<usize>,
     /// How far back instant selectors look (`--query.lookback-delta`); default 5m.
     pub query_lookback_delta: Option<PromDuration>,
+    /// The URL Sextant is reached at (`--web.external-url`), for links in alerts;
+    /// default `http://<hostname>:<port>`.
+    pub external_url: Option<String>,
+    /// Least time between two sends of an unchanged alert
+    /// (`--rules.alert.resend-delay`); default 1m.
+    pub rules_alert_resend_delay: Option<PromDuration>,
+    /// Longest downtime after which alerts' `for` state is restored
+    /// (`--rules.alert.for-outage-tolerance`); default 1h.
+    pub rules_alert_for_outage_tolerance: Option<PromDuration>,
+    /// Least time a restored alert stays pending (`--rules.alert.for-grace-period`);
+    /// default 10m.
+    pub rules_alert_for_grace_period: Option<PromDuration>,
 }
 
 /// The configuration used when no file is given: scrape Sextant's own `/metrics` and its

@@ -147,6 +147,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .apply(cfg.scrape_configs.clone())
         .await
         .map_err(anyhow::Error::msg)?;
+    rules.set_alerting(alerting_options(&cfg, addr), None);
     rules.apply(rule_files, cfg.global.evaluation_interval.0).await;
     slo.apply(slos).await.map_err(|e| anyhow::Error::msg(e.join("\n")))?;
 
@@ -184,6 +185,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     query_log
                         .set_path(new.global.query_log_file.as_deref())
                         .map_err(|e| format!("opening the query log: {e}"))?;
+                    rules.set_alerting(alerting_options(&new, addr), None);
                     rules.apply(rule_files, new.global.evaluation_interval.0).await;
                     slo.apply(slos).await.map_err(|e| e.join("\n"))?;
                     Ok::<_, String>(new)
@@ -349,5 +351,41 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term => {},
+    }
+}
+
+/// The URL Sextant is reached at: `server.external_url`, else Prometheus' default of
+/// `http://<hostname>:<port>`.
+pub fn external_url(cfg: &Config, addr: SocketAddr) -> String {
+    match &cfg.server.external_url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("http://{host}:{}", addr.port())
+        }
+    }
+}
+
+/// Alerting rules' settings from the configuration.
+fn alerting_options(cfg: &Config, addr: SocketAddr) -> sextant_rules::AlertingOptions {
+    let d = sextant_rules::AlertingOptions::default();
+    sextant_rules::AlertingOptions {
+        resend_delay: cfg.server.rules_alert_resend_delay.map_or(d.resend_delay, |x| x.0),
+        for_outage_tolerance: cfg
+            .server
+            .rules_alert_for_outage_tolerance
+            .map_or(d.for_outage_tolerance, |x| x.0),
+        for_grace_period: cfg
+            .server
+            .rules_alert_for_grace_period
+            .map_or(d.for_grace_period, |x| x.0),
+        external_labels: Arc::new(
+            sextant_model::Labels::from_pairs(cfg.global.external_labels.clone()).unwrap_or_default(),
+        ),
+        external_url: external_url(cfg, addr).into(),
     }
 }

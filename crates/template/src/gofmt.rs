@@ -131,7 +131,8 @@ pub fn format_float(v: f64, verb: char, prec: Option<usize>) -> String {
                 }
             };
             let nd = d.digits.len() as i32;
-            let exp = if d.digits.is_empty() { 0 } else { d.dp - 1 };
+            // Zero has no digits and dp 0: exponent -1, printed as a plain 0.
+            let exp = d.dp - 1;
             if exp < -4 || exp >= eprec {
                 fmt_e(&mut out, &d, (nd - 1).max(0) as usize, upper);
             } else {
@@ -677,6 +678,7 @@ mod tests {
         assert_eq!(p4(1e-05), "1e-05");
         assert_eq!(p4(1.235), "1.235");
         assert_eq!(p4(1.0), "1");
+        assert_eq!(p4(0.0), "0");
         assert_eq!(p4(1234567.0), "1.235e+06");
         assert_eq!(format_float(123.0, 'g', Some(10)), "123");
         assert_eq!(format_float(1e6, 'g', Some(10)), "1000000");

@@ -12,6 +12,7 @@
 
 mod exec;
 pub mod gofmt;
+mod gotime;
 mod parse;
 mod value;
 
@@ -19,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use exec::{html_escape, query_escape};
+pub use gotime::GoTime;
 pub use parse::ParseError;
 pub use value::{Map, Object, Value};
 
