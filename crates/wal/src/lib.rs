@@ -1,0 +1,478 @@
+//! A write-ahead log for state that must survive `kill -9`: records (opaque bytes)
+//! in numbered segment files, each record framed with its length and a CRC-32C, and
+//! checkpoints (a snapshot of the owner's state) that let old segments go.
+//!
+//! Appending is group commit: [`Wal::append`] only queues the records and returns a
+//! [`Ticket`]; one writer thread takes everything queued, writes it, calls
+//! `fdatasync` once, and then completes every ticket of that batch. A ticket that
+//! resolves `Ok` means the records are on disk. Queuing is synchronous and cheap, so
+//! an owner can queue under its own lock, in the same order as it changes its state;
+//! a checkpoint queued under that lock then holds exactly the records queued before
+//! it.
+//!
+//! Opening replays the newest valid checkpoint and the segments after it. A record
+//! whose length runs past the end of its file or whose checksum fails ends the
+//! replay: the file is truncated there, later segments are removed, and the loss is
+//! reported in [`ReplayStats`] (a torn write after a crash, or corruption), never
+//! loaded as data and never a reason to refuse to start.
+//!
+//! This crate knows nothing of what the records mean.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Errors of the log.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file operation failed.
+    #[error("write-ahead log {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed.
+        source: io::Error,
+    },
+    /// The writer thread has stopped (the log was closed, or an earlier write
+    /// failed and the log refuses further writes).
+    #[error("write-ahead log is closed: {0}")]
+    Closed(String),
+}
+
+/// `Result` with this crate's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Settings of a log.
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    /// The log's own directory.
+    pub dir: PathBuf,
+    /// A segment is closed and a new one started beyond this size.
+    pub segment_bytes: u64,
+}
+
+impl WalOptions {
+    /// Defaults (64 MiB segments) in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What replay found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayStats {
+    /// Whether a checkpoint was loaded.
+    pub checkpoint: bool,
+    /// Records replayed after it.
+    pub records: u64,
+    /// Bytes of records replayed.
+    pub bytes: u64,
+    /// Segments read.
+    pub segments: u64,
+    /// Bytes dropped at a torn or corrupt tail (0 when the log was clean).
+    pub truncated_bytes: u64,
+    /// Where the log was cut, if it was: `segment:offset`.
+    pub truncated_at: Option<String>,
+    /// How long replay took.
+    pub duration: Duration,
+}
+
+/// One thing replay hands back, in log order.
+#[derive(Debug)]
+pub enum Replayed<'a> {
+    /// The snapshot of the newest checkpoint (first, if any).
+    Checkpoint(&'a [u8]),
+    /// A record appended after it.
+    Record(&'a [u8]),
+}
+
+/// Completes when the records it was returned for are durable.
+#[must_use = "a write is only durable once its ticket resolves Ok"]
+pub struct Ticket(tokio::sync::oneshot::Receiver<Result<(), String>>);
+
+impl Ticket {
+    /// Waits until the records are on disk.
+    pub async fn durable(self) -> Result<()> {
+        match self.0.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Closed(e)),
+            Err(_) => Err(Error::Closed("the writer stopped".into())),
+        }
+    }
+
+    /// Waits from a thread that is not running async code.
+    pub fn durable_blocking(self) -> Result<()> {
+        match self.0.blocking_recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Closed(e)),
+            Err(_) => Err(Error::Closed("the writer stopped".into())),
+        }
+    }
+}
+
+enum Command {
+    Append(Vec<Vec<u8>>, tokio::sync::oneshot::Sender<Result<(), String>>),
+    Checkpoint(Vec<u8>, tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
+/// Handle to an open log; cloning shares the writer.
+#[derive(Clone)]
+pub struct Wal {
+    tx: mpsc::Sender<Command>,
+    stats: std::sync::Arc<Counters>,
+}
+
+/// Counters kept by the writer.
+#[derive(Default, Debug)]
+pub struct Counters {
+    /// Batches written (one `fdatasync` each).
+    pub syncs: std::sync::atomic::AtomicU64,
+    /// Records written.
+    pub records: std::sync::atomic::AtomicU64,
+    /// Bytes written.
+    pub bytes: std::sync::atomic::AtomicU64,
+    /// Checkpoints written.
+    pub checkpoints: std::sync::atomic::AtomicU64,
+}
+
+const RECORD: u8 = 1;
+const HEADER: usize = 9;
+const CHECKPOINT_MAGIC: &[u8; 8] = b"SXWALCK1";
+
+fn segment_name(n: u64) -> String {
+    format!("{n:08}.seg")
+}
+
+fn checkpoint_name(n: u64) -> String {
+    format!("checkpoint.{n:08}")
+}
+
+fn number(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+    name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|f| f.sync_all()).map_err(io_err(dir))
+}
+
+fn frame(out: &mut Vec<u8>, payload: &[u8]) {
+    let mut crc = crc32c::crc32c(&[RECORD]);
+    crc = crc32c::crc32c_append(crc, payload);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.push(RECORD);
+    out.extend_from_slice(payload);
+}
+
+/// Reads one checkpoint file: its snapshot if the file is whole and its checksum
+/// holds.
+fn read_checkpoint(path: &Path) -> Option<Vec<u8>> {
+    let data = fs::read(path).ok()?;
+    if data.len() < 20 || &data[..8] != CHECKPOINT_MAGIC {
+        return None;
+    }
+    let len = u64::from_le_bytes(data[8..16].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(data[16..20].try_into().ok()?);
+    let body = data.get(20..20 + len)?;
+    (crc32c::crc32c(body) == crc).then(|| body.to_vec())
+}
+
+impl Wal {
+    /// Opens (or creates) the log in `opts.dir`, handing every checkpoint and record
+    /// to `replay` in order, and starts the writer.
+    pub fn open(opts: WalOptions, mut replay: impl FnMut(Replayed<'_>)) -> Result<(Self, ReplayStats)> {
+        let started = Instant::now();
+        let dir = opts.dir.clone();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut segments = Vec::new();
+        let mut checkpoints = Vec::new();
+        for e in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let e = e.map_err(io_err(&dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(n) = number(&name, "", ".seg") {
+                segments.push(n);
+            } else if let Some(n) = number(&name, "checkpoint.", "") {
+                checkpoints.push(n);
+            } else if name.ends_with(".tmp") {
+                // A checkpoint that never finished.
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        segments.sort_unstable();
+        checkpoints.sort_unstable();
+        let mut stats = ReplayStats::default();
+        // The newest checkpoint that reads back whole.
+        let mut from = 0;
+        while let Some(n) = checkpoints.pop() {
+            if let Some(snapshot) = read_checkpoint(&dir.join(checkpoint_name(n))) {
+                replay(Replayed::Checkpoint(&snapshot));
+                stats.checkpoint = true;
+                from = n;
+                break;
+            }
+            tracing::warn!(checkpoint = n, "unreadable write-ahead log checkpoint ignored");
+        }
+        for n in checkpoints {
+            let _ = fs::remove_file(dir.join(checkpoint_name(n)));
+        }
+        segments.retain(|n| {
+            if *n < from {
+                let _ = fs::remove_file(dir.join(segment_name(*n)));
+                false
+            } else {
+                true
+            }
+        });
+        let mut cut = false;
+        let mut last = from.max(1);
+        for (i, &n) in segments.iter().enumerate() {
+            let path = dir.join(segment_name(n));
+            if cut {
+                let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                stats.truncated_bytes += size;
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            last = n;
+            stats.segments += 1;
+            let mut data = Vec::new();
+            File::open(&path)
+                .and_then(|mut f| f.read_to_end(&mut data))
+                .map_err(io_err(&path))?;
+            let mut off = 0usize;
+            while off < data.len() {
+                let whole = data.len() - off >= HEADER && {
+                    let len = u32::from_le_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
+                    let crc = u32::from_le_bytes(data[off + 4..off + 8].try_into().expect("4 bytes"));
+                    data.len() - off - HEADER >= len && {
+                        let body = &data[off + 8..off + HEADER + len];
+                        if crc32c::crc32c(body) == crc && body[0] == RECORD {
+                            replay(Replayed::Record(&body[1..]));
+                            stats.records += 1;
+                            stats.bytes += len as u64;
+                            off += HEADER + len;
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                };
+                if !whole {
+                    stats.truncated_bytes += (data.len() - off) as u64;
+                    stats.truncated_at = Some(format!("{}:{off}", segment_name(n)));
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|f| {
+                            f.set_len(off as u64)?;
+                            f.sync_all()
+                        })
+                        .map_err(io_err(&path))?;
+                    cut = true;
+                    if i + 1 < segments.len() {
+                        tracing::warn!(segment = n, "write-ahead log cut before its last segment");
+                    }
+                    break;
+                }
+            }
+        }
+        if stats.truncated_bytes > 0 {
+            tracing::warn!(
+                bytes = stats.truncated_bytes,
+                at = stats.truncated_at.as_deref().unwrap_or(""),
+                dir = %dir.display(),
+                "write-ahead log had a torn or corrupt tail; cut there"
+            );
+        }
+        stats.duration = started.elapsed();
+        let path = dir.join(segment_name(last));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let size = file.metadata().map_err(io_err(&path))?.len();
+        sync_dir(&dir)?;
+        let (tx, rx) = mpsc::channel();
+        let counters = std::sync::Arc::new(Counters::default());
+        let writer = Writer {
+            dir,
+            opts,
+            file,
+            segment: last,
+            size,
+            counters: counters.clone(),
+        };
+        std::thread::Builder::new()
+            .name("wal-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(io_err(Path::new("wal-writer thread")))?;
+        Ok((Self { tx, stats: counters }, stats))
+    }
+
+    /// Queues records; the ticket resolves once they are on disk.
+    pub fn append(&self, records: Vec<Vec<u8>>) -> Ticket {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Err(mpsc::SendError(Command::Append(_, tx))) = self.tx.send(Command::Append(records, tx)) {
+            let _ = tx.send(Err("the writer stopped".into()));
+        }
+        Ticket(rx)
+    }
+
+    /// Queues a checkpoint: `snapshot` must be the owner's state with every record
+    /// queued before this call applied (and none after). Once written, segments
+    /// before it are deleted.
+    pub fn checkpoint(&self, snapshot: Vec<u8>) -> Ticket {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Err(mpsc::SendError(Command::Checkpoint(_, tx))) = self.tx.send(Command::Checkpoint(snapshot, tx)) {
+            let _ = tx.send(Err("the writer stopped".into()));
+        }
+        Ticket(rx)
+    }
+
+    /// The writer's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.stats
+    }
+}
+
+struct Writer {
+    dir: PathBuf,
+    opts: WalOptions,
+    file: File,
+    segment: u64,
+    size: u64,
+    counters: std::sync::Arc<Counters>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        let mut failed: Option<String> = None;
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+                if batch.len() >= 4096 {
+                    break;
+                }
+            }
+            if let Some(e) = &failed {
+                for c in batch {
+                    let (Command::Append(_, tx) | Command::Checkpoint(_, tx)) = c;
+                    let _ = tx.send(Err(e.clone()));
+                }
+                continue;
+            }
+            let result = self.write(&mut batch);
+            let reply = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "write-ahead log write failed; refusing further writes");
+                failed = Some(e.to_string());
+            }
+            for c in batch {
+                let (Command::Append(_, tx) | Command::Checkpoint(_, tx)) = c;
+                let _ = tx.send(reply.clone());
+            }
+        }
+    }
+
+    /// Writes a batch: records go to the current segment, a checkpoint closes it.
+    /// One `fdatasync` covers the records.
+    fn write(&mut self, batch: &mut [Command]) -> Result<()> {
+        let mut buf = Vec::new();
+        for c in batch.iter_mut() {
+            match c {
+                Command::Append(records, _) => {
+                    for r in records.iter() {
+                        frame(&mut buf, r);
+                        self.counters.records.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                Command::Checkpoint(snapshot, _) => {
+                    self.flush(&mut buf)?;
+                    let snapshot = std::mem::take(snapshot);
+                    self.write_checkpoint(&snapshot)?;
+                }
+            }
+            if self.size + buf.len() as u64 > self.opts.segment_bytes && !buf.is_empty() {
+                self.flush(&mut buf)?;
+                self.rotate()?;
+            }
+        }
+        self.flush(&mut buf)
+    }
+
+    fn flush(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.join(segment_name(self.segment));
+        self.file.write_all(buf).map_err(io_err(&path))?;
+        self.file.sync_data().map_err(io_err(&path))?;
+        self.size += buf.len() as u64;
+        self.counters
+            .bytes
+            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.counters.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        buf.clear();
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<()> {
+        self.segment += 1;
+        let path = self.dir.join(segment_name(self.segment));
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        self.size = 0;
+        sync_dir(&self.dir)
+    }
+
+    /// Starts a new segment, writes the snapshot as the checkpoint before it
+    /// (atomically: a temporary file renamed), and deletes what it replaces.
+    fn write_checkpoint(&mut self, snapshot: &[u8]) -> Result<()> {
+        self.rotate()?;
+        let n = self.segment;
+        let tmp = self.dir.join(format!("{}.tmp", checkpoint_name(n)));
+        let mut data = Vec::with_capacity(snapshot.len() + 20);
+        data.extend_from_slice(CHECKPOINT_MAGIC);
+        data.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
+        data.extend_from_slice(&crc32c::crc32c(snapshot).to_le_bytes());
+        data.extend_from_slice(snapshot);
+        File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(&data)?;
+                f.sync_all()
+            })
+            .map_err(io_err(&tmp))?;
+        let path = self.dir.join(checkpoint_name(n));
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.dir)?;
+        for e in fs::read_dir(&self.dir).map_err(io_err(&self.dir))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let old = number(&name, "", ".seg").is_some_and(|s| s < n)
+                || number(&name, "checkpoint.", "").is_some_and(|c| c < n);
+            if old {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        self.counters
+            .checkpoints
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
