@@ -96,7 +96,7 @@ impl Route {
         if self.group_by_all {
             return labels.clone();
         }
-        labels.filter(|l| self.group_by.iter().any(|g| *g == l.name))
+        labels.filter(|l| self.group_by.contains(&l.name))
     }
 }
 
@@ -194,7 +194,9 @@ route:
 
     type Want<'a> = (&'a str, &'a [&'a str], bool, u64, u64, u64, &'a str);
 
-    fn check(cfg: &str, cases: &[(&[(&str, &str)], &[Want<'_>])]) {
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [Want<'a>]);
+
+    fn check(cfg: &str, cases: &[Case<'_>]) {
         let text = format!("{cfg}{RECEIVERS}");
         let c = parse(&text, Path::new("route.yml")).unwrap();
         for (labels, want) in cases {

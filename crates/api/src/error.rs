@@ -126,3 +126,74 @@ pub(crate) fn write_error_status(kind: ErrorKind) -> (StatusCode, Option<&'stati
         ErrorKind::Incompatible | ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
     }
 }
+
+/// An error of the Alertmanager-compatible API, with the body Alertmanager 0.25
+/// answers: go-swagger's `{"code":N,"message":"..."}` for requests that do not fit
+/// the API's schema, a bare JSON string from its handlers, or Prometheus' envelope
+/// for the v1 API and Sextant's own incident routes.
+#[derive(Debug)]
+pub enum AmError {
+    /// `{"code":N,"message":"..."}`.
+    Swagger {
+        /// HTTP status.
+        status: StatusCode,
+        /// go-swagger's code (400, 422's 601/602/612, ...).
+        code: u16,
+        /// Message.
+        message: String,
+    },
+    /// A JSON string.
+    Text {
+        /// HTTP status.
+        status: StatusCode,
+        /// Message.
+        message: String,
+    },
+    /// Prometheus' envelope.
+    Prometheus(ApiError),
+}
+
+impl AmError {
+    /// A go-swagger error body.
+    pub fn swagger(status: StatusCode, code: u16, message: String) -> Self {
+        AmError::Swagger { status, code, message }
+    }
+
+    /// A JSON-string body with this status.
+    pub fn text(status: StatusCode, message: impl Into<String>) -> Self {
+        AmError::Text {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A JSON-string body, 400.
+    pub fn text400(message: impl Into<String>) -> Self {
+        Self::text(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// Prometheus' `bad_data`.
+    pub fn prometheus_bad_data(message: impl Into<String>) -> Self {
+        AmError::Prometheus(ApiError::bad_data(message))
+    }
+
+    /// Prometheus' `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        AmError::Prometheus(ApiError {
+            kind: ErrorType::NotFound,
+            message: message.into(),
+        })
+    }
+}
+
+impl IntoResponse for AmError {
+    fn into_response(self) -> Response {
+        match self {
+            AmError::Swagger { status, code, message } => {
+                (status, Json(serde_json::json!({"code": code, "message": message}))).into_response()
+            }
+            AmError::Text { status, message } => (status, Json(message)).into_response(),
+            AmError::Prometheus(e) => e.into_response(),
+        }
+    }
+}

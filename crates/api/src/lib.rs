@@ -4,6 +4,8 @@
 //! [`app`] builds the whole router from an [`AppState`], so tests can drive it with
 //! `tower::ServiceExt::oneshot` without a socket.
 
+pub mod alertmanager;
+pub mod auth;
 pub mod error;
 mod ops;
 mod prometheus;
@@ -113,6 +115,10 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Where answered queries are logged (`global.query_log_file`).
     pub query_log: Arc<QueryLog>,
+    /// The alert router (Alertmanager's API, incidents).
+    pub alertmanager: sextant_alertmanager::Alertmanager,
+    /// Access control (`server.auth`).
+    pub auth: auth::Auth,
 }
 
 impl AppState {
@@ -123,6 +129,13 @@ impl AppState {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    let am = alertmanager::router(
+        alertmanager::AlertmanagerApi {
+            am: state.alertmanager.clone(),
+        },
+        "",
+    );
+    let auth = state.auth.clone();
     Router::new()
         .merge(prometheus::routes())
         .merge(query::routes())
@@ -130,6 +143,23 @@ pub fn app(state: AppState) -> Router {
         .merge(remote_write::routes())
         .merge(ops::routes())
         .merge(slos::routes())
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
+        .merge(am)
+        .layer(axum::middleware::from_fn_with_state(auth, auth::layer))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Alertmanager's API alone, for `sextant alertmanager` (drop-in mode), under its
+/// route prefix, with `/-/healthy`, `/-/ready`, `/-/reload` and `/metrics`.
+pub fn alertmanager_app(
+    am: sextant_alertmanager::Alertmanager,
+    auth: auth::Auth,
+    prefix: &str,
+    registry: Arc<Registry>,
+    reload: Option<ReloadFn>,
+) -> Router {
+    ops::alertmanager_ops(prefix, registry, reload)
+        .merge(alertmanager::router(alertmanager::AlertmanagerApi { am }, prefix))
+        .layer(axum::middleware::from_fn_with_state(auth, auth::layer))
+        .layer(TraceLayer::new_for_http())
 }

@@ -63,3 +63,49 @@ async fn reload(State(s): State<AppState>) -> Response {
             .into_response(),
     }
 }
+
+/// The operations endpoints of drop-in Alertmanager mode (`sextant alertmanager`):
+/// `/metrics`, `/-/healthy`, `/-/ready`, `/-/reload`, under the route prefix.
+pub(crate) fn alertmanager_ops(
+    prefix: &str,
+    registry: std::sync::Arc<prometheus_client::registry::Registry>,
+    reload_fn: Option<crate::ReloadFn>,
+) -> Router {
+    let metrics = move || {
+        let registry = registry.clone();
+        async move {
+            let mut body = String::new();
+            match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response(),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response(),
+            }
+        }
+    };
+    let reload = move || {
+        let reload_fn = reload_fn.clone();
+        async move {
+            match reload_fn {
+                None => (StatusCode::BAD_REQUEST, "no configuration file to reload\n").into_response(),
+                Some(f) => match f().await {
+                    Ok(()) => StatusCode::OK.into_response(),
+                    Err(e) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("failed to reload config: {e}\n"),
+                    )
+                        .into_response(),
+                },
+            }
+        }
+    };
+    let r = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "OK" }).head(|| async { "" }))
+        .route("/-/ready", get(|| async { "OK" }).head(|| async { "" }))
+        .route("/-/reload", post(reload));
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        r
+    } else {
+        Router::new().nest(prefix, r)
+    }
+}

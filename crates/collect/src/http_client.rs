@@ -1,6 +1,8 @@
-//! The HTTP client of a scrape job: TLS settings (CA, client certificate, server name,
-//! skip-verify, protocol versions), proxy, redirects, HTTP/2, and credentials (basic,
-//! `Authorization` header, OAuth 2.0 client credentials).
+//! HTTP clients with Prometheus' client settings (its `HTTPClientConfig`): TLS (CA,
+//! client certificate, server name, skip-verify, protocol versions), proxy,
+//! redirects, HTTP/2, and credentials (basic, `Authorization` header, OAuth 2.0
+//! client credentials). Scrape jobs use them, and so do Alertmanager-style
+//! receivers, whose `http_config` is the same format.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +14,8 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{Authorization, BasicAuth, OAuth2, ProxyUrl, ScrapeConfig, TlsConfig, TlsVersion};
 
-/// A job's HTTP client and the credentials it sends.
-pub(crate) struct JobClient {
+/// An HTTP client and the credentials it sends.
+pub struct JobClient {
     /// The client, with the job's TLS, proxy and redirect settings.
     pub http: reqwest::Client,
     auth: Auth,
@@ -26,8 +28,49 @@ enum Auth {
     OAuth2(Box<OAuth2Source>),
 }
 
-/// Builds the client for one job; fails on settings that cannot work (unreadable CA,
-/// invalid client certificate, TLS versions the TLS stack does not have).
+/// Client settings, Prometheus' `HTTPClientConfig` fields.
+pub struct ClientSettings<'a> {
+    /// TLS.
+    pub tls: &'a TlsConfig,
+    /// Proxy.
+    pub proxy: Option<&'a ProxyUrl>,
+    /// Follow redirects.
+    pub follow_redirects: bool,
+    /// Offer HTTP/2.
+    pub http2: bool,
+    /// Basic authentication.
+    pub basic_auth: Option<&'a BasicAuth>,
+    /// `Authorization` header.
+    pub authorization: Option<&'a Authorization>,
+    /// OAuth 2.0 client credentials.
+    pub oauth2: Option<&'a OAuth2>,
+}
+
+/// Builds a client; fails on settings that cannot work (unreadable CA, invalid
+/// client certificate, TLS versions the TLS stack does not have). `what` names the
+/// user of the client in errors.
+pub fn build(s: ClientSettings<'_>, what: &str) -> Result<JobClient, String> {
+    let http = http_client(s.tls, s.proxy, &Default::default(), s.follow_redirects, s.http2)
+        .map_err(|e| format!("building HTTP client for {what}: {e}"))?;
+    let auth = if let Some(b) = s.basic_auth {
+        Auth::Basic(b.clone())
+    } else if let Some(a) = s.authorization {
+        Auth::Header(a.clone())
+    } else if let Some(o) = s.oauth2 {
+        let client = http_client(&o.tls_config, o.proxy_url.as_ref(), &Default::default(), true, true)
+            .map_err(|e| format!("building OAuth2 client for {what}: {e}"))?;
+        Auth::OAuth2(Box::new(OAuth2Source {
+            config: o.clone(),
+            client,
+            token: tokio::sync::Mutex::new(None),
+        }))
+    } else {
+        Auth::None
+    };
+    Ok(JobClient { http, auth })
+}
+
+/// Builds the client for one job (see [`build`]).
 pub(crate) fn build_client(cfg: &ScrapeConfig) -> Result<JobClient, String> {
     let job = &cfg.job_name;
     let http = http_client(
@@ -38,22 +81,20 @@ pub(crate) fn build_client(cfg: &ScrapeConfig) -> Result<JobClient, String> {
         cfg.enable_http2,
     )
     .map_err(|e| format!("building HTTP client for job {job:?}: {e}"))?;
-    let auth = if let Some(b) = &cfg.basic_auth {
-        Auth::Basic(b.clone())
-    } else if let Some(a) = &cfg.authorization {
-        Auth::Header(a.clone())
-    } else if let Some(o) = &cfg.oauth2 {
-        let client = http_client(&o.tls_config, o.proxy_url.as_ref(), &Default::default(), true, true)
-            .map_err(|e| format!("building OAuth2 client for job {job:?}: {e}"))?;
-        Auth::OAuth2(Box::new(OAuth2Source {
-            config: o.clone(),
-            client,
-            token: tokio::sync::Mutex::new(None),
-        }))
-    } else {
-        Auth::None
-    };
-    Ok(JobClient { http, auth })
+    let mut client = build(
+        ClientSettings {
+            tls: &cfg.tls_config,
+            proxy: cfg.proxy_url.as_ref(),
+            follow_redirects: cfg.follow_redirects,
+            http2: cfg.enable_http2,
+            basic_auth: cfg.basic_auth.as_ref(),
+            authorization: cfg.authorization.as_ref(),
+            oauth2: cfg.oauth2.as_ref(),
+        },
+        &format!("job {job:?}"),
+    )?;
+    client.http = http;
+    Ok(client)
 }
 
 fn http_client(

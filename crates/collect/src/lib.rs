@@ -7,7 +7,7 @@
 
 pub mod config;
 pub mod discovery;
-mod http_client;
+pub mod http_client;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;

@@ -168,7 +168,7 @@ fn two<'a>(name: &str, args: &'a [Value]) -> Result<(&'a Value, &'a Value), Call
     }
 }
 
-fn string_arg<'a>(v: &'a Value) -> Result<&'a str, CallError> {
+fn string_arg(v: &Value) -> Result<&str, CallError> {
     v.as_str()
         .ok_or_else(|| CallError::Args(format!("wrong type for value; expected string; got {}", v.type_name())))
 }

@@ -44,9 +44,16 @@ pub struct Config {
     /// The HTTP server.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Alert routing: Alertmanager's configuration, inline or as
+    /// `{config_file: alertmanager.yml}` (read by [`load_alerting`]).
+    #[serde(default)]
+    pub alerting: Option<serde_yaml::Value>,
     /// The document this was read from (for `/api/v1/status/config`).
     #[serde(skip)]
     pub source: String,
+    /// The file it was read from (for errors).
+    #[serde(skip)]
+    pub path: PathBuf,
     /// The directory relative paths resolve against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -236,6 +243,110 @@ pub struct ServerConfig {
     /// Least time a restored alert stays pending (`--rules.alert.for-grace-period`);
     /// default 10m.
     pub rules_alert_for_grace_period: Option<PromDuration>,
+    /// Access control; without it every caller may do everything, and Sextant
+    /// says so at start-up.
+    pub auth: Option<AuthConfig>,
+}
+
+/// `server.auth`: who may read, silence and acknowledge, and reload.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// What callers without credentials may do: `viewer` (default) or `none`.
+    #[serde(default = "default_anonymous")]
+    pub anonymous: String,
+    /// Bearer tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Basic-auth users.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+fn default_anonymous() -> String {
+    "viewer".into()
+}
+
+/// A bearer token: its name (the identity recorded as author), role, and the
+/// hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Identity.
+    pub name: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+/// A basic-auth user with the hex SHA-256 of the password.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// User name (the identity recorded as author).
+    pub username: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    /// Hex SHA-256 of the password.
+    pub password_sha256: String,
+}
+
+impl AuthConfig {
+    /// The checked settings for the API.
+    pub fn build(&self) -> Result<sextant_api::auth::Auth, String> {
+        use sextant_api::auth::{Auth, Credential, Role};
+        let digest = |what: &str, h: &str| -> Result<[u8; 32], String> {
+            let h = h.trim();
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("server.auth: {what}: expected 64 hex digits (a SHA-256)"));
+            }
+            let mut out = [0u8; 32];
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex");
+            }
+            Ok(out)
+        };
+        let mut tokens = Vec::new();
+        for t in &self.tokens {
+            tokens.push(Credential {
+                name: t.name.clone(),
+                role: Role::parse(&t.role).map_err(|e| format!("server.auth: token {:?}: {e}", t.name))?,
+                sha256: digest(&format!("token {:?}", t.name), &t.sha256)?,
+            });
+        }
+        let mut users = Vec::new();
+        for u in &self.users {
+            users.push(Credential {
+                name: u.username.clone(),
+                role: Role::parse(&u.role).map_err(|e| format!("server.auth: user {:?}: {e}", u.username))?,
+                sha256: digest(&format!("user {:?}", u.username), &u.password_sha256)?,
+            });
+        }
+        let anonymous = match self.anonymous.as_str() {
+            "none" => None,
+            other => Some(Role::parse(other).map_err(|e| format!("server.auth.anonymous: {e}"))?),
+        };
+        Ok(Auth::new(tokens, users, anonymous))
+    }
+}
+
+/// The alert router's configuration: the `alerting` section (inline or its
+/// `config_file`), or, without one, a single receiver with no integrations (alerts
+/// are held and shown, and open incidents, but notify no one).
+pub fn load_alerting(config: &Config) -> Result<sextant_alertmanager::config::Config, String> {
+    if config.alerting.is_none() {
+        return sextant_alertmanager::config::parse(
+            "route: {receiver: default}\nreceivers: [{name: default}]\n",
+            Path::new("built-in alerting defaults"),
+        );
+    }
+    let file = if config.path.as_os_str().is_empty() {
+        Path::new("embedded defaults")
+    } else {
+        config.path.as_path()
+    };
+    sextant_alertmanager::config::parse_section(&config.source, file)?.ok_or_else(|| "alerting: empty section".into())
 }
 
 /// The configuration used when no file is given: scrape Sextant's own `/metrics` and its
@@ -458,6 +569,7 @@ pub fn load(path: &Path) -> Result<Config, String> {
     let mut config = parse(&text, &path.display().to_string())?;
     let base = path.parent().unwrap_or(Path::new("."));
     config.base_dir = base.to_path_buf();
+    config.path = path.to_path_buf();
     for c in &mut config.scrape_configs {
         c.resolve_paths(base);
     }

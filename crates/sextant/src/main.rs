@@ -1,6 +1,8 @@
 //! The `sextant` binary: command line, configuration loading, wiring of the store,
 //! collectors and HTTP API, signal handling and shutdown.
 
+mod alert_cmd;
+mod alertmanager_cmd;
 mod config;
 mod query_cmd;
 mod serve;
@@ -45,6 +47,37 @@ enum Command {
         #[command(subcommand)]
         what: SloCommand,
     },
+    /// Alerts: which receivers labels reach, acknowledging groups and incidents.
+    Alert {
+        #[command(subcommand)]
+        what: AlertCommand,
+    },
+    /// Alertmanager drop-in mode: Alertmanager 0.25's flags and API alone
+    /// (`sextant alertmanager --help` lists the flags).
+    #[command(disable_help_flag = true)]
+    Alertmanager {
+        /// Alertmanager's flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertCommand {
+    /// Routing tests, as `amtool config routes test`.
+    Routes {
+        #[command(subcommand)]
+        what: RoutesCommand,
+    },
+    /// Acknowledge an alert group (by key) or incident (by id): its repeats and
+    /// escalation stop until another alert fires in it.
+    Ack(alert_cmd::AckArgs),
+}
+
+#[derive(Subcommand)]
+enum RoutesCommand {
+    /// Which receivers a label set reaches.
+    Test(alert_cmd::RoutesTestArgs),
 }
 
 #[derive(Subcommand)]
@@ -80,6 +113,11 @@ enum CheckCommand {
 }
 
 fn main() -> ExitCode {
+    // Drop-in mode parses Alertmanager's flags itself (and sets up logging).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("alertmanager") {
+        return alertmanager_cmd::run(argv[2..].to_vec());
+    }
     let cli = Cli::parse();
     init_tracing(&cli.log_level);
     match cli.command {
@@ -100,10 +138,20 @@ fn main() -> ExitCode {
         Command::Slo {
             what: SloCommand::Status(args),
         } => slo_cmd::status_cmd(args),
+        Command::Alert {
+            what: AlertCommand::Routes {
+                what: RoutesCommand::Test(args),
+            },
+        } => alert_cmd::routes_test(args),
+        Command::Alert {
+            what: AlertCommand::Ack(args),
+        } => alert_cmd::ack(args),
+        Command::Alertmanager { args } => alertmanager_cmd::run(args),
     }
 }
 
-fn init_tracing(level: &str) {
+/// Logs go to stderr, filtered by `RUST_LOG` or `level`.
+pub fn init_tracing(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt()
@@ -129,6 +177,18 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
                 }
                 match config::load_slo_files(&c) {
                     Ok(slos) => println!("  SUCCESS: {} SLOs found", slos.len()),
+                    Err(e) => {
+                        println!("  FAILED:\n{e}");
+                        ok = false;
+                    }
+                }
+                match config::load_alerting(&c) {
+                    Ok(a) => println!(
+                        "  SUCCESS: alerting: {} receivers, {} inhibit rules, {} templates",
+                        a.receivers.len(),
+                        a.inhibit_rules.len(),
+                        a.template_files.len()
+                    ),
                     Err(e) => {
                         println!("  FAILED:\n{e}");
                         ok = false;

@@ -128,6 +128,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let slos = config::load_slo_files(&cfg).map_err(anyhow::Error::msg)?;
     let slo_options = cfg.slo.engine_options().map_err(anyhow::Error::msg)?;
     let slo = SloEngine::start(store.clone(), engine.clone(), slo_options, &mut registry);
+    let alerting = config::load_alerting(&cfg).map_err(anyhow::Error::msg)?;
+    let am = sextant_alertmanager::Alertmanager::open(
+        sextant_alertmanager::Options::new(data_dir.join("alerting"), external_url(&cfg, addr)),
+        alerting,
+        &mut registry,
+    )
+    .map_err(anyhow::Error::msg)
+    .with_context(|| format!("opening the alerting state in {}", data_dir.display()))?;
+    let sink = am.sink();
+    slo.set_alert_sink(
+        tier_alert_sink(sink.clone(), &cfg, slo.options().interval, external_url(&cfg, addr)),
+        &external_url(&cfg, addr),
+    );
+    let auth = match &cfg.server.auth {
+        Some(a) => a.build().map_err(anyhow::Error::msg)?,
+        None => {
+            if addr.ip().is_loopback() {
+                tracing::info!(
+                    "no server.auth: Sextant listens on loopback only; anyone on this machine may silence and acknowledge"
+                );
+            } else {
+                tracing::warn!(%addr, "no server.auth while listening beyond loopback: anyone who reaches this address may silence, acknowledge and reload");
+            }
+            sextant_api::auth::Auth::default()
+        }
+    };
     let status = Arc::new(std::sync::RwLock::new(StatusInfo {
         config_yaml: cfg.source.clone(),
         flags: flags(&cfg, retention, &data_dir, &listen, args.config.as_deref()),
@@ -147,22 +173,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .apply(cfg.scrape_configs.clone())
         .await
         .map_err(anyhow::Error::msg)?;
-    rules.set_alerting(alerting_options(&cfg, addr), None);
+    rules.set_alerting(alerting_options(&cfg, addr), Some(sink.clone()));
     rules.apply(rule_files, cfg.global.evaluation_interval.0).await;
     slo.apply(slos).await.map_err(|e| anyhow::Error::msg(e.join("\n")))?;
 
     let reload: Option<ReloadFn> = args.config.clone().map(|path| {
-        let (scrape, rules, status, node, query_log, slo) = (
+        let (scrape, rules, status, node, query_log, slo, am, sink) = (
             scrape.clone(),
             rules.clone(),
             status.clone(),
             node.clone(),
             query_log.clone(),
             slo.clone(),
+            am.clone(),
+            sink.clone(),
         );
         let current = Arc::new(std::sync::Mutex::new(cfg.clone()));
         let f: ReloadFn = Arc::new(move || {
-            let (path, scrape, rules, status, current, node, query_log, slo) = (
+            let (path, scrape, rules, status, current, node, query_log, slo, am, sink) = (
                 path.clone(),
                 scrape.clone(),
                 rules.clone(),
@@ -171,6 +199,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 node.clone(),
                 query_log.clone(),
                 slo.clone(),
+                am.clone(),
+                sink.clone(),
             );
             Box::pin(async move {
                 let applied = async {
@@ -179,13 +209,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     // Everything is checked before anything is applied, so a bad SLO
                     // spec keeps the old configuration, SLOs included.
                     let slos = config::load_slo_files(&new)?;
+                    let alerting = config::load_alerting(&new)?;
                     scrape.apply(new.scrape_configs.clone()).await?;
+                    am.apply(alerting)?;
                     // Cannot fail: config::load validated the node section.
                     node.apply(&new.node).map_err(|e| e.to_string())?;
                     query_log
                         .set_path(new.global.query_log_file.as_deref())
                         .map_err(|e| format!("opening the query log: {e}"))?;
-                    rules.set_alerting(alerting_options(&new, addr), None);
+                    rules.set_alerting(alerting_options(&new, addr), Some(sink.clone()));
                     rules.apply(rule_files, new.global.evaluation_interval.0).await;
                     slo.apply(slos).await.map_err(|e| e.join("\n"))?;
                     Ok::<_, String>(new)
@@ -245,6 +277,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: api_metrics,
         ready: ready.clone(),
         query_log,
+        alertmanager: am.clone(),
+        auth,
     };
 
     let retention = tokio::spawn({
@@ -290,6 +324,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     scrape.shutdown().await;
     rules.shutdown().await;
     slo.shutdown().await;
+    am.shutdown().await;
     store.close().await?;
     tracing::info!("shutdown complete");
     Ok(())
@@ -339,7 +374,8 @@ fn flags(
     .collect()
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -388,4 +424,68 @@ fn alerting_options(cfg: &Config, addr: SocketAddr) -> sextant_rules::AlertingOp
         ),
         external_url: external_url(cfg, addr).into(),
     }
+}
+
+/// Turns SLO burn tiers into alerts for the router: annotations expanded as
+/// Prometheus expands Sloth's (`{{$labels.sloth_service}}`, ...), external labels
+/// added, firing alerts valid for four cycles (as Prometheus' rule alerts are for
+/// four resend intervals), resolved ones ending when the tier stopped firing.
+fn tier_alert_sink(
+    sink: sextant_model::AlertSink,
+    cfg: &Config,
+    cycle: Duration,
+    external_url: String,
+) -> sextant_slo::TierAlertSink {
+    use sextant_rules::templates::{AlertTemplate, TemplateData, prometheus_funcs};
+    let funcs = prometheus_funcs(None, &external_url);
+    let external_labels =
+        Arc::new(sextant_model::Labels::from_pairs(cfg.global.external_labels.clone()).unwrap_or_default());
+    let validity_ms = 4 * cycle.as_millis() as i64;
+    let external_url: Arc<str> = external_url.into();
+    Arc::new(move |alerts: Vec<sextant_slo::TierAlert>| {
+        let out = alerts
+            .into_iter()
+            .map(|a| {
+                let mut labels = sextant_model::Labels::from_pairs(a.labels.clone())
+                    .unwrap_or_default()
+                    .to_builder();
+                for l in external_labels.iter() {
+                    if labels.get(&l.name).is_none() {
+                        labels.set(&l.name, &l.value);
+                    }
+                }
+                let labels = labels.build();
+                let data = TemplateData {
+                    labels: labels.clone(),
+                    external_labels: external_labels.clone(),
+                    external_url: external_url.clone(),
+                    value: a.value,
+                };
+                let name = labels.get("alertname").unwrap_or_default().to_owned();
+                let annotations = a
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| {
+                        let text = if v.contains("{{") {
+                            match AlertTemplate::parse(&name, v, &funcs) {
+                                Ok(t) => t.expand(&data),
+                                Err(e) => format!("<error expanding template: {e}>"),
+                            }
+                        } else {
+                            v.clone()
+                        };
+                        (k.clone(), text)
+                    })
+                    .collect();
+                sextant_model::PostableAlert {
+                    generator_url: a.annotations.get("slo_url").cloned().unwrap_or_default(),
+                    labels,
+                    annotations,
+                    starts_at_ms: Some(a.since_ms),
+                    ends_at_ms: Some(if a.firing { a.at_ms + validity_ms } else { a.at_ms }),
+                }
+            })
+            .collect();
+        sink(out);
+    })
 }

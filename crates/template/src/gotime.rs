@@ -139,8 +139,11 @@ impl GoTime {
                 Chunk::UnderYearDay => out.push_str(&format!("{:>3}", c.yday)),
                 Chunk::ZeroYearDay => out.push_str(&format!("{:03}", c.yday)),
                 Chunk::Hour => out.push_str(&format!("{:02}", c.hour)),
-                Chunk::Hour12 => out.push_str(&(if c.hour % 12 == 0 { 12 } else { c.hour % 12 }).to_string()),
-                Chunk::ZeroHour12 => out.push_str(&format!("{:02}", if c.hour % 12 == 0 { 12 } else { c.hour % 12 })),
+                Chunk::Hour12 => out.push_str(&(if c.hour.is_multiple_of(12) { 12 } else { c.hour % 12 }).to_string()),
+                Chunk::ZeroHour12 => out.push_str(&format!(
+                    "{:02}",
+                    if c.hour.is_multiple_of(12) { 12 } else { c.hour % 12 }
+                )),
                 Chunk::Minute => out.push_str(&c.minute.to_string()),
                 Chunk::ZeroMinute => out.push_str(&format!("{:02}", c.minute)),
                 Chunk::Second => out.push_str(&c.second.to_string()),

@@ -32,6 +32,34 @@ use crate::windows::WindowCatalog;
 use evaluate::{Context, TierMemory};
 use plan::Plan;
 
+/// A burn tier as an alert, handed to whoever routes alerts: firing while the
+/// tier fires (and while its coverage is unknown after it fired: unknown neither
+/// fires nor resolves), then resolved. The router knows nothing of SLOs; these are
+/// ordinary alerts with the SLO's labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierAlert {
+    /// `alertname`, `sloth_id`, `sloth_service`, `sloth_slo`, `sloth_severity`,
+    /// `tier`, `windows`, the SLO's labels and the spec's alert labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The spec's annotations (Prometheus templates, with Sloth's defaults) and
+    /// Sextant's: burn rates, budget left, the top contributing group, a link.
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// Firing, or resolved.
+    pub firing: bool,
+    /// When the tier started firing (epoch ms).
+    pub since_ms: i64,
+    /// The evaluation time.
+    pub at_ms: i64,
+    /// The long window's burn rate (`$value` in templates).
+    pub value: f64,
+}
+
+/// Where the engine sends its tier alerts each cycle.
+pub type TierAlertSink = Arc<dyn Fn(Vec<TierAlert>) + Send + Sync>;
+
+/// How long a resolved tier keeps being re-sent as resolved (as Prometheus does).
+const RESOLVED_RESEND_MS: i64 = 15 * 60 * 1000;
+
 /// The engine's settings (the `slo:` section of the configuration).
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -102,6 +130,8 @@ struct Shared {
     revisions_loaded: bool,
     last_retention_ms: i64,
     last_cycle_ms: Option<i64>,
+    /// Per (SLO id, tier): since when it fires, and when it resolved.
+    tier_alerts: HashMap<(String, String), (i64, Option<i64>)>,
 }
 
 struct Inner {
@@ -115,6 +145,7 @@ struct Inner {
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     metrics: Metrics,
+    alerts: RwLock<Option<(TierAlertSink, String)>>,
 }
 
 /// Handle to the running engine; cheap to clone.
@@ -168,10 +199,17 @@ impl SloEngine {
             stop,
             task: Mutex::new(None),
             metrics,
+            alerts: RwLock::new(None),
         });
         let task = tokio::spawn(run(inner.clone(), stop_rx));
         *inner.task.lock().expect("poisoned") = Some(task);
         Self { inner }
+    }
+
+    /// Sends burn tiers as alerts to `sink` from the next cycle on; `base_url` is
+    /// the server's external URL, for links to the SLO.
+    pub fn set_alert_sink(&self, sink: TierAlertSink, base_url: &str) {
+        *self.inner.alerts.write().expect("poisoned") = Some((sink, base_url.trim_end_matches('/').to_owned()));
     }
 
     /// The engine's settings.
@@ -458,6 +496,13 @@ async fn cycle(inner: &Inner, t: i64) {
         }
     }
     shared.last_cycle_ms = Some(t);
+    let sink = inner.alerts.read().expect("poisoned").clone();
+    if let Some((sink, base_url)) = sink {
+        let alerts = tier_alerts(&plans, &statuses, &mut shared.tier_alerts, t, &base_url);
+        if !alerts.is_empty() {
+            sink(alerts);
+        }
+    }
     let backfilling = shared
         .plans
         .iter()
@@ -597,4 +642,138 @@ fn failed_status(plan: &Plan, error: String) -> SloStatus {
             target: None,
         },
     }
+}
+
+/// The alerts of every SLO's tiers at `t`, with Sloth's alert names, labels and
+/// default annotations, and Sextant's annotations with the evidence.
+fn tier_alerts(
+    plans: &[Plan],
+    statuses: &BTreeMap<String, SloStatus>,
+    memory: &mut HashMap<(String, String), (i64, Option<i64>)>,
+    t: i64,
+    base_url: &str,
+) -> Vec<crate::engine::TierAlert> {
+    use std::collections::BTreeMap as Map;
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for plan in plans {
+        let slo = &plan.slo;
+        let Some(status) = statuses.get(&slo.id) else { continue };
+        for (tier, ts) in plan.tiers.iter().zip(&status.tiers) {
+            if !tier.alert_enabled {
+                continue;
+            }
+            let key = (slo.id.clone(), ts.name.clone());
+            seen.insert(key.clone());
+            let firing =
+                ts.state == State::Firing || (ts.state == State::Unknown && ts.last_known_state == Some(State::Firing));
+            let spec = match ts.name.as_str() {
+                "ticket" => slo.ticket_alert.as_ref().or(slo.page_alert.as_ref()),
+                _ => slo.page_alert.as_ref().or(slo.ticket_alert.as_ref()),
+            };
+            let mut labels: Map<String, String> = slo.labels.clone();
+            labels.insert("sloth_id".into(), slo.id.clone());
+            labels.insert("sloth_service".into(), slo.service.clone());
+            labels.insert("sloth_slo".into(), slo.name.clone());
+            labels.insert("sloth_severity".into(), ts.severity.clone());
+            labels.insert("tier".into(), ts.name.clone());
+            let windows: Vec<String> = ts
+                .conditions
+                .iter()
+                .map(|c| match &c.short_window {
+                    Some(s) => format!("{}/{s}", c.long_window),
+                    None => c.long_window.clone(),
+                })
+                .collect();
+            labels.insert("windows".into(), windows.join(" "));
+            if let Some(spec) = spec {
+                labels.extend(spec.labels.clone());
+            }
+            labels.insert(
+                "alertname".into(),
+                spec.map(|s| s.name.clone())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "SLOBurnRate".into()),
+            );
+            let mut annotations: Map<String, String> = Map::new();
+            annotations.insert(
+                "title".into(),
+                format!(
+                    "({}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error budget burn rate is too fast.",
+                    ts.severity
+                ),
+            );
+            annotations.insert(
+                "summary".into(),
+                "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate is over expected.".into(),
+            );
+            if let Some(spec) = spec {
+                annotations.extend(spec.annotations.clone());
+            }
+            // The evidence: the condition that holds (or the first), budget, blame.
+            let cond = ts
+                .conditions
+                .iter()
+                .find(|c| c.state == State::Firing)
+                .or_else(|| ts.conditions.first());
+            let fmt = |v: Option<f64>| v.map_or("unknown".to_owned(), |x| format!("{x:.4}"));
+            if let Some(c) = cond {
+                annotations.insert("burn_rate_long".into(), fmt(c.long_burn_rate));
+                annotations.insert("burn_rate_short".into(), fmt(c.short_burn_rate));
+                annotations.insert("burn_rate_threshold".into(), format!("{}", c.burn_rate_threshold));
+                annotations.insert("long_window".into(), c.long_window.clone());
+                if let Some(s) = &c.short_window {
+                    annotations.insert("short_window".into(), s.clone());
+                }
+            }
+            annotations.insert("budget_remaining".into(), fmt(status.summary.budget_remaining));
+            if let Some(top) = status.attribution.as_ref().and_then(|a| a.groups.first()) {
+                let group: Vec<String> = top.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                annotations.insert("top_group".into(), group.join(","));
+                annotations.insert("top_group_share".into(), format!("{:.4}", top.share));
+            }
+            annotations.insert("slo_url".into(), format!("{base_url}/api/sextant/v1/slos/{}", slo.id));
+            let value = cond.and_then(|c| c.long_burn_rate).unwrap_or(f64::NAN);
+            let entry = memory.entry(key.clone());
+            if firing {
+                let since = match entry {
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        let v = o.get_mut();
+                        if v.1.is_some() {
+                            *v = (t, None);
+                        }
+                        v.0
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => v.insert((t, None)).0,
+                };
+                out.push(crate::engine::TierAlert {
+                    labels,
+                    annotations,
+                    firing: true,
+                    since_ms: since,
+                    at_ms: t,
+                    value,
+                });
+            } else if let std::collections::hash_map::Entry::Occupied(mut o) = entry {
+                let (since, resolved) = *o.get();
+                let resolved = resolved.unwrap_or(t);
+                if t - resolved > RESOLVED_RESEND_MS {
+                    o.remove();
+                    continue;
+                }
+                o.insert((since, Some(resolved)));
+                out.push(crate::engine::TierAlert {
+                    labels,
+                    annotations,
+                    firing: false,
+                    since_ms: since,
+                    at_ms: resolved,
+                    value,
+                });
+            }
+        }
+    }
+    // Tiers of SLOs that are gone: forgotten (their alerts time out in the router).
+    memory.retain(|k, _| seen.contains(k));
+    out
 }
