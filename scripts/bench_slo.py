@@ -189,6 +189,80 @@ def p50(fn, runs):
     return statistics.median(times)
 
 
+def measure_prometheus(args, work, scrape, rules, procs):
+    """Idle CPU per second, CPU per cycle, own figure, 30d window p50, its answer."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cfg = os.path.join(work, "prometheus.yml")
+    head = f"global: {{evaluation_interval: {INTERVAL}s}}\nscrape_configs:\n{scrape}"
+    with open(cfg, "w") as f:
+        f.write(head)
+    p = subprocess.Popen(["taskset", "-c", "0", args.prometheus, f"--config.file={cfg}",
+                          f"--storage.tsdb.path={os.path.join(work, 'prom-data')}",
+                          "--storage.tsdb.retention.time=100y", "--web.enable-lifecycle",
+                          f"--web.listen-address=127.0.0.1:{port}"],
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "prom.log"), "w"))
+    procs.append(p)
+    wait_ready(base + "/-/ready")
+    time.sleep(30)
+    idle, secs = measure(p.pid, args.idle)
+    with open(cfg, "w") as f:
+        f.write(head + f"rule_files: [{rules}]\n")
+    get(base + "/-/reload", data=b"")
+    time.sleep(2 * INTERVAL)
+    cpu, secs2 = measure(p.pid, args.measure)
+    own = metric(base, "prometheus_rule_group_last_duration_seconds")
+    period = ('sum_over_time(slo:sli_error:ratio_rate5m{sloth_id="bench-long"}[30d]) / ignoring (sloth_window) '
+              'count_over_time(slo:sli_error:ratio_rate5m{sloth_id="bench-long"}[30d])')
+    q = base + "/api/v1/query?" + urllib.parse.urlencode({"query": period})
+    answer = json.loads(get(q))["data"]["result"]
+    window = p50(lambda: get(q), args.runs)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=120)
+    return (idle / secs, (cpu - idle / secs * secs2) / (secs2 / INTERVAL), own, window,
+            answer[0]["value"][1] if answer else None)
+
+
+def measure_sextant(args, work, scrape, spec, procs):
+    """As measure_prometheus, plus the backfill's wall time and CPU."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cfg = os.path.join(work, "sextant.yml")
+    head = (f"global: {{evaluation_interval: {INTERVAL}s}}\nstorage: {{retention: 0s}}\n"
+            f"slo: {{interval: {INTERVAL}s}}\nscrape_configs:\n{scrape}")
+    with open(cfg, "w") as f:
+        f.write(head)
+    p = subprocess.Popen(["taskset", "-c", "0", args.sextant, "serve", "--config", cfg,
+                          "--data-dir", os.path.join(work, "sx-data"), "--listen", f"127.0.0.1:{port}"],
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "sx.log"), "w"))
+    procs.append(p)
+    wait_ready(base + "/-/ready")
+    time.sleep(30)
+    idle, secs = measure(p.pid, args.idle)
+    with open(cfg, "w") as f:
+        f.write(head + f"slo_files: [{spec}]\n")
+    t = time.time()
+    c0 = cpu_seconds(p.pid)
+    cycles = metric(base, "sextant_slo_cycles_total")
+    get(base + "/-/reload", data=b"")
+    # A new SLO's first cycle computes its alert windows' slices (3d) at once; the
+    # rest of its period is backfilled in the background. Done when two cycles have
+    # finished since the reload and no SLO is backfilling.
+    while metric(base, "sextant_slo_cycles_total") < cycles + 2 or metric(base, "sextant_slo_backfilling") > 0:
+        time.sleep(5)
+    backfill = (time.time() - t, cpu_seconds(p.pid) - c0)
+    time.sleep(2 * INTERVAL)
+    cpu, secs2 = measure(p.pid, args.measure)
+    own = metric(base, "sextant_slo_cycle_duration_seconds")
+    status = base + "/api/sextant/v1/slos/bench-long"
+    answer = json.loads(get(status))["data"]
+    window = p50(lambda: get(status), args.runs)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=120)
+    return ((idle / secs, (cpu - idle / secs * secs2) / (secs2 / INTERVAL), own, window,
+             answer["windows"][-1]["error_ratio"]), backfill)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("sextant")
@@ -198,6 +272,7 @@ def main():
     ap.add_argument("--idle", type=int, default=120, help="seconds of idle CPU measured")
     ap.add_argument("--measure", type=int, default=300, help="seconds of CPU measured with SLOs")
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--only", choices=["prometheus", "sextant"], help="measure one server only")
     ap.add_argument("--prometheus", default=shutil.which("prometheus") or "/usr/bin/prometheus")
     ap.add_argument("--promtool", default=shutil.which("promtool") or "/usr/bin/promtool")
     args = ap.parse_args()
@@ -230,75 +305,15 @@ def main():
     scrape_interval: {STEP}s
     static_configs: [{{targets: ['127.0.0.1:{target}']}}]
 """
-        results = {}
-
-        # Prometheus.
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        cfg = os.path.join(work, "prometheus.yml")
-        head = f"global: {{evaluation_interval: {INTERVAL}s}}\nscrape_configs:\n{scrape}"
-        with open(cfg, "w") as f:
-            f.write(head)
-        p = subprocess.Popen(["taskset", "-c", "0", args.prometheus, f"--config.file={cfg}",
-                              f"--storage.tsdb.path={os.path.join(work, 'prom-data')}",
-                              "--storage.tsdb.retention.time=100y", "--web.enable-lifecycle",
-                              f"--web.listen-address=127.0.0.1:{port}"],
-                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "prom.log"), "w"))
-        procs.append(p)
-        wait_ready(base + "/-/ready")
-        time.sleep(30)
-        idle, secs = measure(p.pid, args.idle)
-        with open(cfg, "w") as f:
-            f.write(head + f"rule_files: [{rules}]\n")
-        get(base + "/-/reload", data=b"")
-        time.sleep(2 * INTERVAL)
-        cpu, secs2 = measure(p.pid, args.measure)
-        own = metric(base, "prometheus_rule_group_last_duration_seconds")
-        period = ('sum_over_time(slo:sli_error:ratio_rate5m{sloth_id="bench-long"}[30d]) / ignoring (sloth_window) '
-                  'count_over_time(slo:sli_error:ratio_rate5m{sloth_id="bench-long"}[30d])')
-        q = base + "/api/v1/query?" + urllib.parse.urlencode({"query": period})
-        answer = json.loads(get(q))["data"]["result"]
-        window = p50(lambda: get(q), args.runs)
-        results["prometheus"] = (idle / secs, (cpu - idle / secs * secs2) / (secs2 / INTERVAL), own, window,
-                                 answer[0]["value"][1] if answer else None)
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=120)
-
-        # Sextant.
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        cfg = os.path.join(work, "sextant.yml")
-        head = (f"global: {{evaluation_interval: {INTERVAL}s}}\nstorage: {{retention: 0s}}\n"
-                f"slo: {{interval: {INTERVAL}s}}\nscrape_configs:\n{scrape}")
-        with open(cfg, "w") as f:
-            f.write(head)
-        p = subprocess.Popen(["taskset", "-c", "0", args.sextant, "serve", "--config", cfg,
-                              "--data-dir", os.path.join(work, "sx-data"), "--listen", f"127.0.0.1:{port}"],
-                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "sx.log"), "w"))
-        procs.append(p)
-        wait_ready(base + "/-/ready")
-        time.sleep(30)
-        idle, secs = measure(p.pid, args.idle)
-        with open(cfg, "w") as f:
-            f.write(head + f"slo_files: [{spec}]\n")
-        t = time.time()
-        c0 = cpu_seconds(p.pid)
-        get(base + "/-/reload", data=b"")
-        time.sleep(INTERVAL)
-        while metric(base, "sextant_slo_backfilling") > 0:
-            time.sleep(5)
-        backfill = (time.time() - t, cpu_seconds(p.pid) - c0)
-        time.sleep(2 * INTERVAL)
-        cpu, secs2 = measure(p.pid, args.measure)
-        own = metric(base, "sextant_slo_cycle_duration_seconds")
-        status = base + "/api/sextant/v1/slos/bench-long"
-        answer = json.loads(get(status))["data"]
-        window = p50(lambda: get(status), args.runs)
-        period_ratio = answer["windows"][-1]["error_ratio"]
-        results["sextant"] = (idle / secs, (cpu - idle / secs * secs2) / (secs2 / INTERVAL), own, window,
-                              period_ratio)
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=120)
+        results = {
+            "prometheus": (float("nan"),) * 4 + (None,),
+            "sextant": (float("nan"),) * 4 + (None,),
+        }
+        backfill = (float("nan"), float("nan"))
+        if args.only != "sextant":
+            results["prometheus"] = measure_prometheus(args, work, scrape, rules, procs)
+        if args.only != "prometheus":
+            results["sextant"], backfill = measure_sextant(args, work, scrape, spec, procs)
 
         pr, sx = results["prometheus"], results["sextant"]
         print(f"slo bench: {args.slos + 1} SLOs, {args.days}d of history, evaluation every {INTERVAL}s, "

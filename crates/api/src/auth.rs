@@ -211,6 +211,10 @@ pub async fn layer(State(auth): State<Auth>, mut req: Request, next: Next) -> Re
         let role = who.as_ref().map(|w| w.role).or(cfg.anonymous);
         match role {
             None => return deny(StatusCode::UNAUTHORIZED, "credentials required"),
+            // Without credentials, say so: the caller may have some that suffice.
+            Some(r) if r < needed && who.is_none() => {
+                return deny(StatusCode::UNAUTHORIZED, "credentials required");
+            }
             Some(r) if r < needed => {
                 return deny(
                     StatusCode::FORBIDDEN,

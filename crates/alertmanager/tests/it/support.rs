@@ -94,12 +94,18 @@ pub fn labels(pairs: &[(&str, &str)]) -> Labels {
     Labels::from_pairs(pairs.iter().copied()).unwrap()
 }
 
+/// An alert starting now, ending `ends_in_ms` from now; one that ends in the past
+/// is a resolution (no start: the router keeps the start it has).
 pub fn alert(pairs: &[(&str, &str)], ends_in_ms: Option<i64>) -> PostableAlert {
     let now = sextant_model::time::now_ms();
     PostableAlert {
         labels: labels(pairs),
         annotations: BTreeMap::from([("summary".to_owned(), "s".to_owned())]),
-        starts_at_ms: Some(now),
+        starts_at_ms: if ends_in_ms.is_some_and(|e| e <= 0) {
+            None
+        } else {
+            Some(now)
+        },
         ends_at_ms: ends_in_ms.map(|d| now + d),
         generator_url: "http://gen/1".into(),
     }
