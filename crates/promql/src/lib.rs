@@ -128,6 +128,90 @@ impl QueryRange {
     }
 }
 
+/// The matchers of every selector in `expr` (for callers that fetch the data of
+/// many queries at once; selectors with invalid matchers are left out).
+pub fn selector_matchers(expr: &Expr) -> Vec<Vec<sextant_model::Matcher>> {
+    prefetch::plan(expr, QueryRange::instant(0), &EngineOptions::default())
+        .into_iter()
+        .map(|f| f.matchers)
+        .collect()
+}
+
+/// Data fetched once for many queries: the series matching some selectors over a
+/// time range, held in memory. Reads inside that range and the selectors are served
+/// from it; any other read goes to the store, so answers never depend on what was
+/// prefetched.
+#[cfg(feature = "store")]
+pub struct Prefetched {
+    store: sextant_store::MetricsStore,
+    start_ms: i64,
+    end_ms: i64,
+    covered: std::collections::HashSet<String>,
+    series: Vec<SeriesData>,
+}
+
+#[cfg(feature = "store")]
+impl Prefetched {
+    /// Fetches, in one read, the series of every selector of `exprs` over
+    /// `[start_ms, end_ms]`.
+    pub async fn load(
+        store: &sextant_store::MetricsStore,
+        exprs: &[&Expr],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Self, String> {
+        let mut sets = Vec::new();
+        let mut covered = std::collections::HashSet::new();
+        for e in exprs {
+            for f in prefetch::plan(e, QueryRange::instant(0), &EngineOptions::default()) {
+                if covered.insert(matcher_key(&f.matchers)) {
+                    sets.push(f.matchers);
+                }
+            }
+        }
+        let series = store
+            .select_many(&sets, start_ms, end_ms)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            store: store.clone(),
+            start_ms,
+            end_ms,
+            covered,
+            series,
+        })
+    }
+}
+
+#[cfg(feature = "store")]
+fn matcher_key(ms: &[sextant_model::Matcher]) -> String {
+    let mut parts: Vec<String> = ms.iter().map(|m| format!("{m:?}")).collect();
+    parts.sort();
+    parts.join(",")
+}
+
+#[cfg(feature = "store")]
+impl Queryable for Prefetched {
+    async fn select(&self, matchers: &[sextant_model::Matcher], start_ms: i64, end_ms: i64) -> Result<Vec<SeriesData>, String> {
+        if start_ms < self.start_ms || end_ms > self.end_ms || !self.covered.contains(&matcher_key(matchers)) {
+            return Queryable::select(&self.store, matchers, start_ms, end_ms).await;
+        }
+        Ok(self
+            .series
+            .iter()
+            .filter(|s| matchers.iter().all(|m| m.matches(s.labels.get(&m.name).unwrap_or(""))))
+            .filter_map(|s| {
+                let lo = s.samples.partition_point(|x| x.t_ms < start_ms);
+                let hi = s.samples.partition_point(|x| x.t_ms <= end_ms);
+                (hi > lo).then(|| SeriesData {
+                    labels: s.labels.clone(),
+                    samples: s.samples[lo..hi].to_vec(),
+                })
+            })
+            .collect())
+    }
+}
+
 /// Parses a PromQL expression, with Prometheus' error text.
 pub fn parse(query: &str) -> Result<Expr, Error> {
     register_functions();

@@ -483,17 +483,23 @@ impl MetricsStore {
     /// Samples in `[start, end]` of every series matching `matchers`, series sorted by
     /// labels, samples by time.
     pub async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
+        self.select_many(std::slice::from_ref(&matchers.to_vec()), start, end).await
+    }
+
+    /// Samples in `[start, end]` of every series matching any of `matcher_sets`, in one
+    /// read (callers that evaluate many queries over the same recent data fetch it
+    /// once), series sorted by labels, samples by time.
+    pub async fn select_many(&self, matcher_sets: &[Vec<Matcher>], start: i64, end: i64) -> Result<Vec<SeriesData>> {
         let (ids, labels): (Vec<u64>, Vec<Arc<Labels>>) = {
             let reg = self.read_registry();
-            let mut pairs: Vec<(u64, Arc<Labels>)> = reg
-                .select(matchers)
-                .into_iter()
+            let mut ids: Vec<u64> = matcher_sets.iter().flat_map(|m| reg.select(m)).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            // The reader wants ids sorted.
+            ids.into_iter()
                 .filter(|id| reg.overlaps(*id, start, end))
                 .map(|id| (id, reg.entry(id).labels.clone()))
-                .collect();
-            // The reader wants ids sorted.
-            pairs.sort_unstable_by_key(|p| p.0);
-            pairs.into_iter().unzip()
+                .unzip()
         };
         if ids.is_empty() {
             return Ok(Vec::new());

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sextant_model::{Labels, METRIC_NAME};
-use sextant_promql::{Engine, QueryValue};
+use sextant_promql::{Engine, QueryValue, Queryable};
 use sextant_store::{MetricsStore, RevisionRow, SliceFilter, WindowSum};
 
 use super::plan::{PeriodPlan, Plan};
@@ -32,10 +32,15 @@ pub(crate) struct Evaluation {
     pub series: Vec<(Labels, f64)>,
 }
 
-/// What an evaluation reads.
-pub(crate) struct Context<'a> {
+/// What an evaluation reads: PromQL through `reads` (the store, or data prefetched
+/// for a whole cycle), slices from `store`.
+pub(crate) struct Context<'a, Q: Queryable> {
     pub engine: &'a Engine,
     pub store: &'a MetricsStore,
+    pub reads: &'a Q,
+    /// Window sums computed for the whole cycle at once, by plan key, for the
+    /// lengths [`window_lengths`] gives; queried per SLO when absent.
+    pub sums: Option<&'a HashMap<String, Vec<WindowSum>>>,
     pub settle_ms: i64,
     pub version: &'a str,
 }
@@ -62,12 +67,27 @@ pub(crate) fn slices_end(plan: &Plan, t_ms: i64, settle_ms: i64) -> i64 {
     e - e.rem_euclid(plan.slice_ms)
 }
 
+/// The windows an evaluation sums, ending at `end`: the plan's windows, then the
+/// period so far, the current calendar week and month (in the SLO's zone).
+pub(crate) fn window_lengths(plan: &Plan, end: i64) -> Result<Vec<i64>, String> {
+    let (period_start, _) = plan.period_bounds(end)?;
+    let zone = match &plan.slo.period {
+        Period::Calendar { time_zone, .. } => time_zone.clone(),
+        Period::Rolling(_) => "UTC".to_owned(),
+    };
+    let (week_start, _) = Calendar::new(CalendarUnit::Week, &zone, None)?.period_at(end - 1)?;
+    let (month_start, _) = Calendar::new(CalendarUnit::Month, &zone, None)?.period_at(end - 1)?;
+    let mut lengths: Vec<i64> = plan.windows.iter().map(|w| w.ms).collect();
+    lengths.extend([end - period_start, end - week_start, end - month_start]);
+    Ok(lengths)
+}
+
 /// Evaluates `plan` at `t_ms`. `detail` adds what only the single-SLO API shows
 /// (previous calendar periods, attribution when not burning, revisions).
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn evaluate(
+pub(crate) async fn evaluate<Q: Queryable>(
     plan: &Plan,
-    ctx: &Context<'_>,
+    ctx: &Context<'_, Q>,
     revision: &RevisionRow,
     all_revisions: &[RevisionRow],
     memory: &mut HashMap<String, TierMemory>,
@@ -93,22 +113,23 @@ pub(crate) async fn evaluate(
     let month = Calendar::new(CalendarUnit::Month, &zone, None)?;
     let (week_start, week_end) = week.period_at(end - 1)?;
     let (month_start, month_end) = month.period_at(end - 1)?;
-    let mut lengths: Vec<i64> = plan.windows.iter().map(|w| w.ms).collect();
-    lengths.extend([end - period_start, end - week_start, end - month_start]);
-    let sums = ctx
-        .store
-        .slice_sums(
-            end,
-            lengths.clone(),
-            SliceFilter::Keys(vec![plan.key.clone()]),
-            plan.slice_target,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let sums = sums
-        .get(&plan.key)
-        .cloned()
-        .unwrap_or_else(|| vec![WindowSum::default(); lengths.len()]);
+    let lengths = window_lengths(plan, end)?;
+    let sums = match ctx.sums {
+        Some(all) => all.get(&plan.key).cloned(),
+        None => ctx
+            .store
+            .slice_sums(
+                end,
+                lengths.clone(),
+                SliceFilter::Keys(vec![plan.key.clone()]),
+                plan.slice_target,
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .get(&plan.key)
+            .cloned(),
+    }
+    .unwrap_or_else(|| vec![WindowSum::default(); lengths.len()]);
 
     let time_slices = plan.slice_target.is_some();
     let from_slices = |sum: WindowSum| -> Option<f64> {
@@ -441,10 +462,14 @@ fn window_status(name: &str, w: &Win, budget: f64, floor: f64) -> WindowStatus {
 
 /// An instant query of a direct window's ratio: one series' value, the mean of
 /// several, `None` for none.
-async fn direct_value(ctx: &Context<'_>, expr: &promql_parser::parser::Expr, t_ms: i64) -> Result<Option<f64>, String> {
+async fn direct_value<Q: Queryable>(
+    ctx: &Context<'_, Q>,
+    expr: &promql_parser::parser::Expr,
+    t_ms: i64,
+) -> Result<Option<f64>, String> {
     match ctx
         .engine
-        .instant(ctx.store, expr, t_ms)
+        .instant(ctx.reads, expr, t_ms)
         .await
         .map_err(|e| e.to_string())?
     {
@@ -455,9 +480,9 @@ async fn direct_value(ctx: &Context<'_>, expr: &promql_parser::parser::Expr, t_m
     }
 }
 
-async fn attribute(
+async fn attribute<Q: Queryable>(
     plan: &Plan,
-    ctx: &Context<'_>,
+    ctx: &Context<'_, Q>,
     dimensions: &[String],
     end: i64,
     window: usize,

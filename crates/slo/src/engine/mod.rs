@@ -349,6 +349,8 @@ impl SloEngine {
         let ctx = Context {
             engine: &inner.engine,
             store: &inner.store,
+            reads: &inner.store,
+            sums: None,
             settle_ms: inner.opts.settle.as_millis() as i64,
             version: &inner.opts.version,
         };
@@ -402,32 +404,55 @@ async fn cycle_and_backfill(inner: &Inner) {
     }
 }
 
-/// One evaluation cycle at `t`.
+/// One evaluation cycle at `t`, in passes so that each kind of read happens once
+/// for all SLOs: the recent samples every SLI reads are fetched in one read; the
+/// new slices of every SLO are computed from them and stored in one transaction;
+/// the window sums of every SLO come from one scan per distinct set of windows;
+/// then each SLO is evaluated.
 async fn cycle(inner: &Inner, t: i64) {
     let started = Instant::now();
     let mut shared = inner.shared.lock().await;
     let settle = inner.opts.settle.as_millis() as i64;
-    let ctx = Context {
-        engine: &inner.engine,
-        store: &inner.store,
-        settle_ms: settle,
-        version: &inner.opts.version,
-    };
     let plans = shared.plans.clone();
-    let all: Vec<RevisionRow> = shared.revisions.values().cloned().collect();
     let mut series = Vec::new();
     let mut statuses = BTreeMap::new();
+    let mut failed: HashMap<String, String> = HashMap::new();
+
+    // Pass 1: the samples of the last hour (plus lookback and a slice), for direct
+    // windows and new slices; reads outside it go to the store.
+    let lookback = inner.engine.options().lookback_delta.as_millis() as i64;
+    let horizon = inner.opts.direct_max_window.as_millis() as i64 + lookback + 2 * inner.opts.slice.as_millis() as i64;
+    let exprs: Vec<&promql_parser::parser::Expr> = plans.iter().flat_map(Plan::expressions).collect();
+    let reads = match sextant_promql::Prefetched::load(&inner.store, &exprs, t - horizon, t).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "SLO cycle: cannot read recent samples");
+            return;
+        }
+    };
+
+    // Pass 2: new slices, batched; large catch-ups (after downtime) go a day at a time.
+    let mut rows = Vec::new();
+    let mut progress = Vec::new();
+    let mut stored_to: HashMap<String, i64> = HashMap::new();
     for plan in &plans {
         let id = plan.slo.id.clone();
-        let result = async {
+        let r = async {
             slicer::check_latency_boundary(plan, &inner.store, t)?;
             let mut rev = shared.revisions.get(&plan.key).cloned().ok_or("no revision row")?;
             let end = evaluate::slices_end(plan, t, settle);
-            // Catch up, a day at a time (after downtime there may be many).
-            while rev.computed_to_ms < end {
+            while end - rev.computed_to_ms > horizon - lookback - plan.slice_ms {
                 let to = end.min(rev.computed_to_ms + 86_400_000);
                 rev = compute_and_store(inner, plan, &rev, rev.computed_to_ms, to, false).await?;
                 shared.revisions.insert(plan.key.clone(), rev.clone());
+            }
+            if rev.computed_to_ms < end {
+                let new = slicer::compute(plan, &inner.exact, &reads, rev.computed_to_ms, end).await?;
+                inner.metrics.slices.inc_by(new.len() as u64);
+                rows.extend(new);
+                stored_to.insert(plan.key.clone(), rev.computed_to_ms);
+                rev.computed_to_ms = end;
+                progress.push(rev.clone());
             }
             // A fresh revision gets its alert windows before its first evaluation.
             let target = plan.backfill_target(end)?;
@@ -435,12 +460,91 @@ async fn cycle(inner: &Inner, t: i64) {
                 let span = (inner.opts.backfill_chunk.as_millis() as i64).max(plan.longest_window_ms());
                 let from = target.max(rev.computed_from_ms - span);
                 rev = compute_and_store(inner, plan, &rev, from, rev.computed_from_ms, true).await?;
-                shared.revisions.insert(plan.key.clone(), rev.clone());
             }
-            let memory = shared.memory.entry(plan.key.clone()).or_default();
-            evaluate::evaluate(plan, &ctx, &rev, &all, memory, t, false).await
+            Ok::<RevisionRow, String>(rev)
         }
         .await;
+        match r {
+            Ok(rev) => {
+                shared.revisions.insert(plan.key.clone(), rev);
+            }
+            Err(e) => {
+                failed.insert(id, e);
+            }
+        }
+    }
+    if !progress.is_empty() {
+        // Stored revisions must not run ahead of their slices: on failure the
+        // in-memory rows go back to what is stored, and the next cycle retries.
+        if let Err(e) = inner.store.append_slices(rows, progress.clone()).await {
+            tracing::warn!(error = %e, "cannot store SLO slices");
+            for p in progress {
+                if let (Some(r), Some(before)) = (shared.revisions.get_mut(&p.sli), stored_to.get(&p.sli)) {
+                    r.computed_to_ms = *before;
+                }
+                failed
+                    .entry(p.sli.split('@').next().unwrap_or("").to_owned())
+                    .or_insert_with(|| format!("storing slices: {e}"));
+            }
+        }
+    }
+
+    // Pass 3: window sums, one scan per distinct (end, windows, slice target).
+    let mut groups: HashMap<(i64, Vec<i64>, Option<u64>), Vec<String>> = HashMap::new();
+    for plan in &plans {
+        if failed.contains_key(&plan.slo.id) {
+            continue;
+        }
+        let end = evaluate::slices_end(plan, t, settle);
+        match evaluate::window_lengths(plan, end) {
+            Ok(l) => groups
+                .entry((end, l, plan.slice_target.map(f64::to_bits)))
+                .or_default()
+                .push(plan.key.clone()),
+            Err(e) => {
+                failed.insert(plan.slo.id.clone(), e);
+            }
+        }
+    }
+    let mut sums = HashMap::new();
+    for ((end, lengths, target), keys) in groups {
+        match inner
+            .store
+            .slice_sums(end, lengths, sextant_store::SliceFilter::Keys(keys.clone()), target.map(f64::from_bits))
+            .await
+        {
+            Ok(s) => sums.extend(s),
+            Err(e) => {
+                for k in keys {
+                    failed.insert(k.split('@').next().unwrap_or("").to_owned(), format!("summing slices: {e}"));
+                }
+            }
+        }
+    }
+
+    // Pass 4: evaluate.
+    let ctx = Context {
+        engine: &inner.engine,
+        store: &inner.store,
+        reads: &reads,
+        sums: Some(&sums),
+        settle_ms: settle,
+        version: &inner.opts.version,
+    };
+    let all: Vec<RevisionRow> = shared.revisions.values().cloned().collect();
+    for plan in &plans {
+        let id = plan.slo.id.clone();
+        let result = match failed.remove(&id) {
+            Some(e) => Err(e),
+            None => {
+                let rev = shared.revisions.get(&plan.key).cloned();
+                let memory = shared.memory.entry(plan.key.clone()).or_default();
+                match rev {
+                    Some(rev) => evaluate::evaluate(plan, &ctx, &rev, &all, memory, t, false).await,
+                    None => Err("no revision row".to_owned()),
+                }
+            }
+        };
         match result {
             Ok(eval) => {
                 if shared.errors.remove(&id).is_some() {

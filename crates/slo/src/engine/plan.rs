@@ -331,6 +331,20 @@ impl Plan {
         Ok(from - from.rem_euclid(self.slice_ms))
     }
 
+    /// Every PromQL expression the plan evaluates (slices, direct windows, groups).
+    pub fn expressions(&self) -> Vec<&Expr> {
+        let mut out: Vec<&Expr> = match &self.slicer {
+            Slicer::Events { error, total } => vec![error, total],
+            Slicer::Ratio { ratio } => vec![ratio],
+            Slicer::Threshold { value, .. } => vec![value],
+        };
+        out.extend(self.windows.iter().filter_map(|w| w.direct.as_ref()));
+        if let Some(g) = &self.groups {
+            out.extend([&g.error, &g.total]);
+        }
+        out
+    }
+
     /// The longest window.
     pub fn longest_window_ms(&self) -> i64 {
         self.windows.last().map_or(self.slice_ms, |w| w.ms)

@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 
 use promql_parser::parser::Expr;
 use sextant_model::Labels;
-use sextant_promql::{Engine, QueryRange, QueryValue};
+use sextant_promql::{Engine, QueryRange, QueryValue, Queryable};
 use sextant_store::{MetricsStore, SliceRow};
 
 use super::plan::{Plan, Slicer};
 
 /// Per step of a range query, each series' value.
-async fn steps(
+async fn steps<Q: Queryable>(
     engine: &Engine,
-    store: &MetricsStore,
+    store: &Q,
     expr: &Expr,
     range: QueryRange,
 ) -> Result<BTreeMap<Labels, Vec<Option<f64>>>, String> {
@@ -52,10 +52,10 @@ fn sum_steps(series: &BTreeMap<Labels, Vec<Option<f64>>>, n: usize) -> Vec<Optio
 
 /// The slices ending in `(from_ms, to_ms]` (both multiples of the slice), the SLO's
 /// own and, with dimensions, its groups' (keyed `<key>/<labels>`).
-pub(crate) async fn compute(
+pub(crate) async fn compute<Q: Queryable>(
     plan: &Plan,
     engine: &Engine,
-    store: &MetricsStore,
+    store: &Q,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<SliceRow>, String> {
