@@ -38,7 +38,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROUTING = os.path.join(HERE, "..", "tests", "alertmanager-side-by-side")
 TOLERANCE = 1.0  # seconds
-RECEIVERS = ["default", "team-a", "team-b", "muted", "capped"]
+RECEIVERS = ["default", "team-a", "team-b", "muted", "capped", "pagerduty", "slack", "opsgenie"]
 
 
 def free_port():
@@ -60,9 +60,13 @@ class Sinks:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                name = self.path.strip("/")
+                name = self.path.strip("/").split("/")[0]
+                record = json.loads(body)
+                if name == "opsgenie":
+                    # The path says what OpsGenie is asked to do (create, close).
+                    record = {"path": self.path.split("?")[0].replace(sinks.og_alias(self.path), "<alias>"), "body": record}
                 with sinks.lock:
-                    sinks.got.setdefault(name, []).append((time.time() - sinks.t0[0], json.loads(body)))
+                    sinks.got.setdefault(name, []).append((time.time() - sinks.t0[0], record))
                 self.send_response(200)
                 self.end_headers()
 
@@ -74,6 +78,11 @@ class Sinks:
 
     def url(self, receiver):
         return f"http://127.0.0.1:{self.port}/{receiver}"
+
+    @staticmethod
+    def og_alias(path):
+        parts = path.split("?")[0].split("/")
+        return parts[4] if len(parts) > 4 else "\0"
 
 
 def config(sinks):
@@ -97,6 +106,14 @@ def config(sinks):
         "    mute_time_intervals: [always]\n"
         "  - match_re: {route: 'cap.*'}\n"
         "    receiver: capped\n"
+        "  - matchers: [pager=\"yes\"]\n"
+        "    receiver: pagerduty\n"
+        "    continue: true\n"
+        "  - matchers: [pager=\"yes\"]\n"
+        "    receiver: slack\n"
+        "    continue: true\n"
+        "  - matchers: [pager=\"yes\"]\n"
+        "    receiver: opsgenie\n"
         "inhibit_rules:\n"
         "- source_matchers: [severity=\"critical\"]\n"
         "  target_matchers: [severity=\"warning\"]\n"
@@ -109,7 +126,16 @@ def config(sinks):
         "- name: team-a\n" + w("team-a") +
         "- name: team-b\n" + w("team-b", ", send_resolved: false") +
         "- name: muted\n" + w("muted") +
-        "- name: capped\n" + w("capped", ", max_alerts: 2")
+        "- name: capped\n" + w("capped", ", max_alerts: 2") +
+        "- name: pagerduty\n"
+        f"  pagerduty_configs: [{{routing_key: rk123, url: '{sinks.url('pagerduty')}', severity: critical, class: cls,\n"
+        "    links: [{href: 'http://runbook/{{ .GroupLabels.alertname }}', text: Runbook}]}]\n"
+        "- name: slack\n"
+        f"  slack_configs: [{{api_url: '{sinks.url('slack')}', channel: '#alerts', send_resolved: true,\n"
+        "    fields: [{title: t1, value: '{{ .CommonLabels.alertname }}'}], actions: [{type: button, text: Runbook, url: 'http://runbook/x'}]}]\n"
+        "- name: opsgenie\n"
+        f"  opsgenie_configs: [{{api_key: k1, api_url: '{sinks.url('opsgenie')}/', tags: 'a,b, c', priority: P2,\n"
+        "    responders: [{name: ops, type: team}]}]\n"
     )
 
 
@@ -164,6 +190,8 @@ def scenario(bases, t0):
         alert("Capped", {"route": "cap", "i": "2"}),
         alert("Capped", {"route": "cap", "i": "3"}),
         alert("Lonely", {}),
+        alert("Paged", {"pager": "yes", "instance": "p1"}),
+        alert("Paged", {"pager": "yes", "instance": "p2"}),
     ]
     for code, body in all_post("/api/v2/alerts", first):
         assert code == 200, (code, body)
@@ -194,8 +222,14 @@ def scenario(bases, t0):
     time.sleep(40 - (time.time() - now))
 
 
-def normal(body):
-    """A webhook body without what legitimately differs (times, external URL)."""
+def normal(body, base=None):
+    """A body without what legitimately differs (times, the external URL)."""
+    if base:
+        body = json.loads(json.dumps(body).replace(base, "<externalURL>"))
+    if "body" in body and "path" in body:
+        return body
+    if "groupKey" not in body:
+        return body
     b = dict(body)
     b.pop("externalURL", None)
     alerts = []
@@ -208,16 +242,30 @@ def normal(body):
     return b
 
 
-def compare(got_am, got_sx):
+def key_of(b):
+    """The group a notification is about: webhooks say it; PagerDuty's dedup key and
+    OpsGenie's alias are hashes of it; Slack's title names it."""
+    if isinstance(b, dict) and "groupKey" in b:
+        return b["groupKey"]
+    if isinstance(b, dict) and "dedup_key" in b:
+        return b["dedup_key"]
+    if isinstance(b, dict) and "path" in b:
+        return "opsgenie"
+    if isinstance(b, dict) and "attachments" in b:
+        return "slack"
+    return str(b)[:40]
+
+
+def compare(got_am, got_sx, bases):
     """(matched, total, problems) per receiver and group key."""
     problems, matched, total = [], 0, 0
     for r in RECEIVERS:
         by_group = lambda got: {}
         ga, gs = {}, {}
         for t, b in got_am.get(r, []):
-            ga.setdefault(b.get("groupKey"), []).append((t, b))
+            ga.setdefault(key_of(b), []).append((t, b))
         for t, b in got_sx.get(r, []):
-            gs.setdefault(b.get("groupKey"), []).append((t, b))
+            gs.setdefault(key_of(b), []).append((t, b))
         for key in sorted(set(ga) | set(gs), key=str):
             a, s = ga.get(key, []), gs.get(key, [])
             total += max(len(a), len(s))
@@ -225,7 +273,7 @@ def compare(got_am, got_sx):
                 problems.append(f"{r} {key}: alertmanager sent {len(a)} notifications at {[round(t, 1) for t, _ in a]}, "
                                 f"sextant {len(s)} at {[round(t, 1) for t, _ in s]}")
             for (ta, ba), (ts, bs) in zip(a, s):
-                na, ns = normal(ba), normal(bs)
+                na, ns = normal(ba, bases[0]), normal(bs, bases[1])
                 if na != ns:
                     problems.append(f"{r} {key}: bodies differ:\n      alertmanager {json.dumps(na, sort_keys=True)}\n"
                                     f"      sextant      {json.dumps(ns, sort_keys=True)}")
@@ -312,11 +360,12 @@ def main():
                 except Exception:
                     time.sleep(0.1)
         scenario([am, sx], t0)
-        matched, total, problems = compare(sink_am.got, sink_sx.got)
+        matched, total, problems = compare(sink_am.got, sink_sx.got, (am, sx))
         for p in problems:
             print(f"NOTIFICATION MISMATCH: {p}")
         print(f"alertmanager side-by-side: {matched}/{total} notifications match "
-              f"(same receivers, groups, alerts and webhook JSON; arrival within {TOLERANCE}s)")
+              f"(webhook, PagerDuty, Slack and OpsGenie: same receivers, groups, alerts and JSON; "
+              f"arrival within {TOLERANCE}s)")
         agree, cases, rproblems = routes_agree(sextant, amtool)
         for p in rproblems:
             print(f"ROUTES MISMATCH: {p}")

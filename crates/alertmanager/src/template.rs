@@ -56,12 +56,15 @@ impl Object for Kv {
         "template.KV"
     }
 
+    /// Its methods first, then (a `map[string]string` in Go) its keys, a missing
+    /// one being `""`.
     fn field(&self, name: &str) -> Option<Value> {
         Some(match name {
             "SortedPairs" => Value::object(Pairs(self.sorted_pairs())),
             "Names" => strings(self.sorted_pairs().into_iter().map(|p| p.0).collect()),
             "Values" => strings(self.sorted_pairs().into_iter().map(|p| p.1).collect()),
-            _ => return None,
+            "Remove" => return None,
+            key => Value::from(self.0.get(key).map(String::as_str).unwrap_or("")),
         })
     }
 
@@ -568,9 +571,15 @@ mod tests {
             r(
                 r#"{{ with .CommonLabels }}{{ with .Remove (stringSlice "alertname" "kind") }}{{ .SortedPairs.Values }}{{ end }}{{ end }}"#
             ),
-            "[]"
+            "",
+            "an empty map is false, as in Go"
+        );
+        assert_eq!(
+            r(r#"{{ with .CommonLabels.Remove (stringSlice "alertname") }}{{ .Names }}{{ end }}"#),
+            "[kind]"
         );
         assert_eq!(r("{{ .CommonLabels.SortedPairs.Names }}"), "[alertname kind]");
+        assert_eq!(r("{{ .GroupLabels.alertname }}/{{ .CommonLabels.nope }}"), "S/");
         assert_eq!(
             r(r#"{{ template "__text_alert_list" .Alerts.Firing }}"#).lines().next(),
             Some("Labels:")

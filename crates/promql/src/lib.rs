@@ -192,7 +192,12 @@ fn matcher_key(ms: &[sextant_model::Matcher]) -> String {
 
 #[cfg(feature = "store")]
 impl Queryable for Prefetched {
-    async fn select(&self, matchers: &[sextant_model::Matcher], start_ms: i64, end_ms: i64) -> Result<Vec<SeriesData>, String> {
+    async fn select(
+        &self,
+        matchers: &[sextant_model::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<SeriesData>, String> {
         if start_ms < self.start_ms || end_ms > self.end_ms || !self.covered.contains(&matcher_key(matchers)) {
             return Queryable::select(&self.store, matchers, start_ms, end_ms).await;
         }

@@ -483,7 +483,8 @@ impl MetricsStore {
     /// Samples in `[start, end]` of every series matching `matchers`, series sorted by
     /// labels, samples by time.
     pub async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
-        self.select_many(std::slice::from_ref(&matchers.to_vec()), start, end).await
+        self.select_many(std::slice::from_ref(&matchers.to_vec()), start, end)
+            .await
     }
 
     /// Samples in `[start, end]` of every series matching any of `matcher_sets`, in one

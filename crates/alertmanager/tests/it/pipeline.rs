@@ -155,7 +155,9 @@ async fn a_receiver_that_is_down_gets_every_notification_once_it_is_back() {
     for g in ["A", "B", "C"] {
         am.post(vec![alert(&[("alertname", g)], None)]).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Down for 20 flushes (20s at a 1s group interval): every one retries, fails,
+    // and leaves the notification log untouched.
+    tokio::time::sleep(Duration::from_secs(20)).await;
     assert!(sink.received().is_empty());
     let failures = am.receiver_status();
     assert!(failures[0].integrations[0].failed_requests > 0);

@@ -218,6 +218,39 @@ async fn backfill_unknown_on_missing_data_reload_api_and_status() {
     let page = &firing["tiers"][0];
     assert_eq!(page["name"], "page");
     assert_eq!(page["conditions"][0]["state"], "firing");
+    // The firing tier is an alert in the router, with the SLO's labels and the
+    // evidence in its annotations.
+    let alert = wait_for("the burn tier's alert", Duration::from_secs(30), || {
+        let url = sx.url("/api/v2/alerts?filter=sloth_id%3D%22live-availability%22");
+        async move {
+            let v = get_json(&url).await;
+            v.as_array()?.first().cloned()
+        }
+    })
+    .await;
+    assert_eq!(alert["labels"]["alertname"], "LiveAvailability");
+    assert_eq!(alert["labels"]["sloth_service"], "live");
+    assert_eq!(alert["labels"]["sloth_severity"], "page");
+    assert_eq!(alert["labels"]["tier"], "page");
+    assert_eq!(alert["labels"]["windows"], "1m/30s");
+    assert!(
+        alert["annotations"]["burn_rate_long"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            > 5.0
+    );
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "live availability SLO error budget burn rate is over expected."
+    );
+    assert!(
+        alert["annotations"]["slo_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/api/sextant/v1/slos/live-availability")
+    );
 
     // A bad spec on reload: refused with file and line, the SLOs in force stay.
     std::fs::write(
@@ -245,6 +278,9 @@ async fn backfill_unknown_on_missing_data_reload_api_and_status() {
     .await;
     assert_eq!(unknown["tiers"][0]["last_known_state"], "firing");
     assert_eq!(unknown["tiers"][0]["conditions"][0]["state"], "unknown");
+    // Unknown neither resolves the alert: it is still firing in the router.
+    let still = get_json(&sx.url("/api/v2/alerts?filter=sloth_id%3D%22live-availability%22")).await;
+    assert_eq!(still.as_array().unwrap().len(), 1, "{still}");
 
     // The API's shapes are its document's.
     let doc = get_json(&sx.url("/api/sextant/v1/openapi.json")).await;

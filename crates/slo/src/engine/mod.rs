@@ -510,13 +510,21 @@ async fn cycle(inner: &Inner, t: i64) {
     for ((end, lengths, target), keys) in groups {
         match inner
             .store
-            .slice_sums(end, lengths, sextant_store::SliceFilter::Keys(keys.clone()), target.map(f64::from_bits))
+            .slice_sums(
+                end,
+                lengths,
+                sextant_store::SliceFilter::Keys(keys.clone()),
+                target.map(f64::from_bits),
+            )
             .await
         {
             Ok(s) => sums.extend(s),
             Err(e) => {
                 for k in keys {
-                    failed.insert(k.split('@').next().unwrap_or("").to_owned(), format!("summing slices: {e}"));
+                    failed.insert(
+                        k.split('@').next().unwrap_or("").to_owned(),
+                        format!("summing slices: {e}"),
+                    );
                 }
             }
         }
