@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sextant_collect::http_client::{ClientSettings, JobClient, build};
-use sha2::{Digest, Sha256};
 
 use crate::config::{HttpConfig, OpsgenieConfig, PagerdutyConfig, Receiver, SlackConfig, WebhookConfig};
 use crate::template::{Data, Templates};
@@ -76,40 +75,7 @@ pub fn truncate_runes(s: &str, n: usize) -> (String, bool) {
     (out, true)
 }
 
-/// Hex SHA-256.
-pub fn sha256_hex(s: &[u8]) -> String {
-    hex(&Sha256::digest(s))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// HMAC-SHA256 (RFC 2104).
-pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(k.map(|b| b ^ 0x36));
-    inner.update(msg);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
-}
-
-/// The signature header value for a webhook body sent at `unix_s`:
-/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<unix seconds>.<body>">`.
-pub fn webhook_signature(secret: &[u8], unix_s: i64, body: &[u8]) -> String {
-    let mut msg = format!("{unix_s}.").into_bytes();
-    msg.extend_from_slice(body);
-    format!("t={unix_s},v1={}", hex(&hmac_sha256(secret, &msg)))
-}
+pub use sextant_model::signature::{hmac_sha256, sha256_hex, webhook_signature};
 
 fn secret(
     inline: Option<&crate::config::Secret>,
@@ -735,6 +701,7 @@ mod tests {
 
     #[test]
     fn signatures_and_dedup_keys() {
+        use sextant_model::signature::hex;
         // RFC 4231, test case 2.
         assert_eq!(
             hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),

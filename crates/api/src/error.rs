@@ -21,6 +21,8 @@ pub enum ErrorType {
     NotFound,
     /// The query timed out (503).
     Timeout,
+    /// The resource is not in a state that allows the request (409).
+    Conflict,
 }
 
 impl ErrorType {
@@ -32,12 +34,14 @@ impl ErrorType {
             ErrorType::Unavailable => "unavailable",
             ErrorType::NotFound => "not_found",
             ErrorType::Timeout => "timeout",
+            ErrorType::Conflict => "conflict",
         }
     }
 
     fn status(self) -> StatusCode {
         match self {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
+            ErrorType::Conflict => StatusCode::CONFLICT,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -4,6 +4,7 @@
 //! [`app`] builds the whole router from an [`AppState`], so tests can drive it with
 //! `tower::ServiceExt::oneshot` without a socket.
 
+mod actions;
 pub mod alertmanager;
 pub mod auth;
 pub mod error;
@@ -119,6 +120,8 @@ pub struct AppState {
     pub alertmanager: sextant_alertmanager::Alertmanager,
     /// Access control (`server.auth`).
     pub auth: auth::Auth,
+    /// The action engine (workloads, policies, audit log).
+    pub actions: sextant_act::ActionEngine,
 }
 
 impl AppState {
@@ -143,6 +146,7 @@ pub fn app(state: AppState) -> Router {
         .merge(remote_write::routes())
         .merge(ops::routes())
         .merge(slos::routes())
+        .merge(actions::routes())
         .with_state(state)
         .merge(am)
         .layer(axum::middleware::from_fn_with_state(auth, auth::layer))

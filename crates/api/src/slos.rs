@@ -47,7 +47,7 @@ struct SloDetail {
 /// An error.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ErrorResponse {
+pub(crate) struct ErrorResponse {
     /// `error`.
     status: String,
     /// `bad_data`, `not_found`, `internal`, ...
@@ -116,6 +116,7 @@ struct ApiDoc;
 /// The OpenAPI 3.1 document of this API.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(crate::actions::ActionsDoc::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }

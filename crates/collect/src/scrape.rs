@@ -29,6 +29,9 @@ use crate::discovery::{FileWatcher, TargetGroup, static_groups};
 use crate::http_client::{JobClient, build_client};
 use crate::relabel;
 
+/// Discovery source name of targets Sextant provides itself.
+const PROVIDED: &str = "sextant";
+
 /// How often file_sd files are checked for changes.
 const FILE_SD_POLL: Duration = Duration::from_secs(2);
 
@@ -159,6 +162,9 @@ pub struct ScrapeManager {
     store: MetricsStore,
     metrics: ScrapeMetrics,
     pools: Arc<tokio::sync::Mutex<BTreeMap<String, Pool>>>,
+    /// Targets handed in by Sextant itself (the replicas of supervised workloads),
+    /// by job; they survive the job's restart on reload.
+    provided: Arc<Mutex<HashMap<String, Vec<Labels>>>>,
 }
 
 impl ScrapeManager {
@@ -180,6 +186,26 @@ impl ScrapeManager {
             store,
             metrics,
             pools: Arc::default(),
+            provided: Arc::default(),
+        }
+    }
+
+    /// Sets the targets Sextant itself provides for `job` (each label set has
+    /// `__address__`), replacing the previous ones; they are relabeled and scraped
+    /// like discovered targets once a scrape config named `job` is applied.
+    pub async fn set_provided_targets(&self, job: &str, targets: Vec<Labels>) {
+        self.provided
+            .lock()
+            .expect("poisoned")
+            .insert(job.to_owned(), targets.clone());
+        if let Some(pool) = self.pools.lock().await.get(job) {
+            sync_group(
+                &pool.shared,
+                TargetGroup {
+                    source: PROVIDED.into(),
+                    targets,
+                },
+            );
         }
     }
 
@@ -211,7 +237,17 @@ impl ScrapeManager {
                 old.stop(true).await;
             }
             let job = config.job_name.clone();
+            let provided = self.provided.lock().expect("poisoned").get(&job).cloned();
             let pool = Pool::start(fingerprint, config, client, self.store.clone(), self.metrics.clone());
+            if let Some(targets) = provided {
+                sync_group(
+                    &pool.shared,
+                    TargetGroup {
+                        source: PROVIDED.into(),
+                        targets,
+                    },
+                );
+            }
             pools.insert(job, pool);
         }
         Ok(())

@@ -10,6 +10,7 @@ mod error;
 mod labels;
 mod matcher;
 mod metadata;
+pub mod signature;
 pub mod time;
 pub mod yaml;
 

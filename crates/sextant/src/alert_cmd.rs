@@ -179,26 +179,7 @@ pub fn ack(args: AckArgs) -> ExitCode {
             serde_json::json!({"group_key": args.id, "comment": args.comment}),
         )
     };
-    let result = runtime().and_then(|rt| {
-        rt.block_on(async {
-            let mut req = reqwest::Client::new()
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(serde_json::to_vec(&body).unwrap_or_default());
-            if let Some(t) = &args.token {
-                req = req.bearer_auth(t);
-            }
-            let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
-            let status = resp.status();
-            let bytes = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{url}: {e}"))?;
-            if status.is_success() {
-                Ok(v)
-            } else {
-                Err(v["error"].as_str().unwrap_or("error").to_owned())
-            }
-        })
-    });
+    let result = crate::client::call(reqwest::Method::POST, &url, args.token.as_deref(), Some(body));
     match result {
         Ok(v) => {
             println!(

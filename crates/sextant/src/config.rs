@@ -13,7 +13,33 @@ use sextant_collect::config::ByteSize;
 use sextant_collect::yaml;
 use sextant_collect::{ScrapeConfig, ScrapeDefaults, resolve_scrape_configs};
 use sextant_model::is_valid_label_name;
-use sextant_model::time::PromDuration;
+use sextant_model::time::{PromDuration, format_duration};
+
+/// Scrape jobs for the replicas of process workloads (job = workload name; the
+/// targets come from the supervisor).
+pub fn workload_scrape_configs(config: &Config) -> Vec<ScrapeConfig> {
+    let mut jobs: Vec<ScrapeConfig> = config
+        .workloads
+        .iter()
+        .filter_map(|w| {
+            let p = w.process.as_ref().filter(|p| p.metrics.enabled)?;
+            let mut yaml = format!("job_name: {:?}\nmetrics_path: {:?}\n", w.name, p.metrics.path);
+            if let Some(i) = p.metrics.interval {
+                yaml.push_str(&format!("scrape_interval: {}\n", format_duration(i.0)));
+            }
+            serde_yaml::from_str(&yaml).ok()
+        })
+        .collect();
+    let defaults = ScrapeDefaults {
+        interval: config.global.scrape_interval.0,
+        timeout: config.global.scrape_timeout.0,
+    };
+    // Validated with the rest of the config: names are unique, intervals positive.
+    if resolve_scrape_configs(&mut jobs, defaults).is_err() {
+        return Vec::new();
+    }
+    jobs
+}
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -48,6 +74,12 @@ pub struct Config {
     /// `{config_file: alertmanager.yml}` (read by [`load_alerting`]).
     #[serde(default)]
     pub alerting: Option<serde_yaml::Value>,
+    /// Workloads Sextant manages (supervised processes, Kubernetes, webhook, exec).
+    #[serde(default, deserialize_with = "yaml::null_as_default")]
+    pub workloads: Vec<sextant_act::WorkloadConfig>,
+    /// Action policies and their guardrails.
+    #[serde(default, deserialize_with = "yaml::null_as_default")]
+    pub actions: sextant_act::ActionsConfig,
     /// The document this was read from (for `/api/v1/status/config`).
     #[serde(skip)]
     pub source: String,
@@ -414,6 +446,32 @@ pub fn parse(text: &str, name: &str) -> Result<Config, String> {
         let line = line_of(text, key, 0).or_else(|| line_of(text, "node", 0)).unwrap_or(1);
         format!("{name}:{line}: {e}")
     })?;
+    if let Err(errors) = sextant_act::config::validate(&config.workloads, &config.actions) {
+        let at = |e: &str| {
+            let key = if e.starts_with("actions") {
+                "actions"
+            } else {
+                "workloads"
+            };
+            line_of(text, key, 0).unwrap_or(1)
+        };
+        return Err(errors
+            .iter()
+            .map(|e| format!("{name}:{}: {e}", at(e)))
+            .collect::<Vec<_>>()
+            .join("\n"));
+    }
+    for w in &config.workloads {
+        if w.process.as_ref().is_some_and(|p| p.metrics.enabled)
+            && config.scrape_configs.iter().any(|j| j.job_name == w.name)
+        {
+            let line = line_of(text, "workloads", 0).unwrap_or(1);
+            return Err(format!(
+                "{name}:{line}: workload {:?}: its replicas are scraped as job {:?}, which scrape_configs already has",
+                w.name, w.name
+            ));
+        }
+    }
     config.source = text.to_owned();
     config.base_dir = PathBuf::from(".");
     Ok(config)

@@ -1,9 +1,13 @@
 //! The `sextant` binary: command line, configuration loading, wiring of the store,
 //! collectors and HTTP API, signal handling and shutdown.
 
+mod actions_cmd;
 mod alert_cmd;
 mod alertmanager_cmd;
+mod client;
 mod config;
+mod demo;
+mod demo_service;
 mod query_cmd;
 mod serve;
 mod slo_cmd;
@@ -35,6 +39,13 @@ enum Command {
     /// ./sextant-data, HTTP on 127.0.0.1:9470, scraping its own /metrics and the
     /// built-in node collector every 15s.
     Serve(serve::ServeArgs),
+    /// See the whole product on one machine: Sextant, a service under its supervisor,
+    /// load, SLOs, an alert route and a scale policy, through a narrated incident
+    /// (about four minutes; `--fast` about one and a half).
+    Demo(demo::DemoArgs),
+    /// The demo's HTTP service (run by `sextant demo` under the supervisor).
+    #[command(hide = true)]
+    DemoService(demo_service::DemoServiceArgs),
     /// Run a PromQL query against a running server and print the result.
     Query(query_cmd::QueryArgs),
     /// Validate files without running anything.
@@ -52,6 +63,13 @@ enum Command {
         #[command(subcommand)]
         what: AlertCommand,
     },
+    /// Actions: the audit log of a running server's action engine, approvals.
+    Actions {
+        #[command(subcommand)]
+        what: ActionsCommand,
+    },
+    /// The workloads a running server manages: replicas, readiness, rollouts.
+    Workloads(actions_cmd::WorkloadsArgs),
     /// Alertmanager drop-in mode: Alertmanager 0.25's flags and API alone
     /// (`sextant alertmanager --help` lists the flags).
     #[command(disable_help_flag = true)]
@@ -60,6 +78,16 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum ActionsCommand {
+    /// Decisions and actions, newest first.
+    List(actions_cmd::ListArgs),
+    /// Approve an action waiting for approval; it runs at once.
+    Approve(actions_cmd::ApprovalArgs),
+    /// Reject an action waiting for approval.
+    Reject(actions_cmd::ApprovalArgs),
 }
 
 #[derive(Subcommand)]
@@ -119,9 +147,16 @@ fn main() -> ExitCode {
         return alertmanager_cmd::run(argv[2..].to_vec());
     }
     let cli = Cli::parse();
-    init_tracing(&cli.log_level);
+    // The demo narrates on stdout; its logs stay quiet unless asked for.
+    let explicit = argv.iter().any(|a| a.starts_with("--log-level")) || std::env::var_os("RUST_LOG").is_some();
+    match &cli.command {
+        Command::Demo(_) | Command::DemoService(_) if !explicit => init_tracing("warn"),
+        _ => init_tracing(&cli.log_level),
+    }
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::DemoService(args) => demo_service::run(args),
         Command::Query(args) => query_cmd::run(args),
         Command::Check {
             what: CheckCommand::Config { files },
@@ -146,6 +181,16 @@ fn main() -> ExitCode {
         Command::Alert {
             what: AlertCommand::Ack(args),
         } => alert_cmd::ack(args),
+        Command::Actions {
+            what: ActionsCommand::List(args),
+        } => actions_cmd::list(args),
+        Command::Actions {
+            what: ActionsCommand::Approve(args),
+        } => actions_cmd::decide(args, true),
+        Command::Actions {
+            what: ActionsCommand::Reject(args),
+        } => actions_cmd::decide(args, false),
+        Command::Workloads(args) => actions_cmd::workloads(args),
         Command::Alertmanager { args } => alertmanager_cmd::run(args),
     }
 }
@@ -179,6 +224,17 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
                     Ok(slos) => println!("  SUCCESS: {} SLOs found", slos.len()),
                     Err(e) => {
                         println!("  FAILED:\n{e}");
+                        ok = false;
+                    }
+                }
+                match sextant_act::ActionEngine::check(&c.workloads, &c.actions) {
+                    Ok(()) => println!(
+                        "  SUCCESS: {} workloads, {} action policies",
+                        c.workloads.len(),
+                        c.actions.policies.len()
+                    ),
+                    Err(e) => {
+                        println!("  FAILED:\n{}", e.join("\n"));
                         ok = false;
                     }
                 }

@@ -12,6 +12,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use sextant_act::{ActionEngine, AlertInput, SloInput, TierInput, TierState};
 use sextant_api::{ApiLimits, ApiMetrics, AppState, ReloadFn, StatusInfo};
 use sextant_collect::ScrapeManager;
 use sextant_model::time::{format_duration, now_ms};
@@ -38,13 +39,13 @@ struct BuildLabels {
 pub struct ServeArgs {
     /// Configuration file (Prometheus-style YAML). Without it, embedded defaults.
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Data directory (overrides storage.path).
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// HTTP listen address (overrides server.listen).
     #[arg(long)]
-    listen: Option<String>,
+    pub listen: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -77,6 +78,55 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    start(args).await?.run(shutdown_signal()).await
+}
+
+/// A started server: everything runs but the HTTP listener, which
+/// [`Started::run`] serves until shutdown. `sextant demo` drives the handles.
+pub struct Started {
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// The SLO engine.
+    pub slo: SloEngine,
+    /// The action engine.
+    pub actions: ActionEngine,
+    /// The alert router.
+    pub alertmanager: sextant_alertmanager::Alertmanager,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    ready: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    scrape: ScrapeManager,
+    rules: RuleManager,
+    store: MetricsStore,
+}
+
+impl Started {
+    /// Serves HTTP until `shutdown` completes, then stops everything in order.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        self.ready.store(true, Ordering::Relaxed);
+        tracing::info!(addr = %self.addr, "Sextant is ready");
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tracing::info!("shutting down: stopping scrapes, flushing the store");
+        self.ready.store(false, Ordering::Relaxed);
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.scrape.shutdown().await;
+        self.rules.shutdown().await;
+        self.slo.shutdown().await;
+        self.actions.shutdown().await;
+        self.alertmanager.shutdown().await;
+        self.store.close().await?;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Opens the data directory and starts everything the configuration names.
+pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
     let cfg = load_config(&args)?;
     let data_dir = args
         .data_dir
@@ -136,7 +186,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)
     .with_context(|| format!("opening the alerting state in {}", data_dir.display()))?;
-    let sink = am.sink();
+    let actions = ActionEngine::open(
+        data_dir.join("actions"),
+        &mut registry,
+        Some(provided_targets(scrape.clone())),
+    )
+    .map_err(anyhow::Error::msg)
+    .with_context(|| format!("opening the audit log in {}", data_dir.display()))?;
+    // Alerts reach the router with what the action engine did about them.
+    let sink: sextant_model::AlertSink = {
+        let raw = am.sink();
+        let actions = actions.clone();
+        Arc::new(move |mut alerts: Vec<sextant_model::PostableAlert>| {
+            actions.annotate(&mut alerts);
+            raw(alerts)
+        })
+    };
+    slo.set_cycle_hook({
+        let actions = actions.clone();
+        Arc::new(move |t, statuses| actions.on_slo_cycle(t, slo_inputs(statuses)))
+    });
     slo.set_alert_sink(
         tier_alert_sink(sink.clone(), &cfg, slo.options().interval, external_url(&cfg, addr)),
         &external_url(&cfg, addr),
@@ -170,15 +239,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {addr}"))?;
     scrape
-        .apply(cfg.scrape_configs.clone())
+        .apply(all_scrape_configs(&cfg))
         .await
         .map_err(anyhow::Error::msg)?;
+    actions
+        .apply(cfg.workloads.clone(), cfg.actions.clone())
+        .await
+        .map_err(|e| anyhow::Error::msg(e.join("\n")))?;
     rules.set_alerting(alerting_options(&cfg, addr), Some(sink.clone()));
     rules.apply(rule_files, cfg.global.evaluation_interval.0).await;
     slo.apply(slos).await.map_err(|e| anyhow::Error::msg(e.join("\n")))?;
 
     let reload: Option<ReloadFn> = args.config.clone().map(|path| {
-        let (scrape, rules, status, node, query_log, slo, am, sink) = (
+        let (scrape, rules, status, node, query_log, slo, am, sink, actions) = (
             scrape.clone(),
             rules.clone(),
             status.clone(),
@@ -187,10 +260,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             slo.clone(),
             am.clone(),
             sink.clone(),
+            actions.clone(),
         );
         let current = Arc::new(std::sync::Mutex::new(cfg.clone()));
         let f: ReloadFn = Arc::new(move || {
-            let (path, scrape, rules, status, current, node, query_log, slo, am, sink) = (
+            let (path, scrape, rules, status, current, node, query_log, slo, am, sink, actions) = (
                 path.clone(),
                 scrape.clone(),
                 rules.clone(),
@@ -201,6 +275,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 slo.clone(),
                 am.clone(),
                 sink.clone(),
+                actions.clone(),
             );
             Box::pin(async move {
                 let applied = async {
@@ -210,7 +285,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     // spec keeps the old configuration, SLOs included.
                     let slos = config::load_slo_files(&new)?;
                     let alerting = config::load_alerting(&new)?;
-                    scrape.apply(new.scrape_configs.clone()).await?;
+                    ActionEngine::check(&new.workloads, &new.actions).map_err(|e| e.join("\n"))?;
+                    scrape.apply(all_scrape_configs(&new)).await?;
                     am.apply(alerting)?;
                     // Cannot fail: config::load validated the node section.
                     node.apply(&new.node).map_err(|e| e.to_string())?;
@@ -220,6 +296,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     rules.set_alerting(alerting_options(&new, addr), Some(sink.clone()));
                     rules.apply(rule_files, new.global.evaluation_interval.0).await;
                     slo.apply(slos).await.map_err(|e| e.join("\n"))?;
+                    actions
+                        .apply(new.workloads.clone(), new.actions.clone())
+                        .await
+                        .map_err(|e| e.join("\n"))?;
                     Ok::<_, String>(new)
                 }
                 .await;
@@ -279,6 +359,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         query_log,
         alertmanager: am.clone(),
         auth,
+        actions: actions.clone(),
     };
 
     let retention = tokio::spawn({
@@ -311,23 +392,142 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
-    ready.store(true, Ordering::Relaxed);
-    tracing::info!(%addr, data_dir = %data_dir.display(), "Sextant is ready");
-    axum::serve(listener, sextant_api::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // The action engine watches the alerts the router holds.
+    let alert_poll = tokio::spawn({
+        let (am, actions) = (am.clone(), actions.clone());
+        async move {
+            loop {
+                tokio::time::sleep(ALERT_POLL).await;
+                let alerts: Vec<AlertInput> = am
+                    .alerts()
+                    .into_iter()
+                    .map(|a| AlertInput {
+                        labels: a
+                            .alert
+                            .labels
+                            .iter()
+                            .map(|l| (l.name.clone(), l.value.clone()))
+                            .collect(),
+                        starts_at_ms: a.alert.starts_at,
+                        suppressed: !a.silenced_by.is_empty() || !a.inhibited_by.is_empty(),
+                    })
+                    .collect();
+                actions.on_alerts(now_ms(), &alerts);
+            }
+        }
+    });
+    tracing::info!(%addr, data_dir = %data_dir.display(), "Sextant started");
+    Ok(Started {
+        addr,
+        slo,
+        actions,
+        alertmanager: am,
+        listener,
+        app: sextant_api::app(state),
+        ready,
+        tasks: vec![sighup, retention, alert_poll],
+        scrape,
+        rules,
+        store,
+    })
+}
 
-    tracing::info!("shutting down: stopping scrapes, flushing the store");
-    ready.store(false, Ordering::Relaxed);
-    sighup.abort();
-    retention.abort();
-    scrape.shutdown().await;
-    rules.shutdown().await;
-    slo.shutdown().await;
-    am.shutdown().await;
-    store.close().await?;
-    tracing::info!("shutdown complete");
-    Ok(())
+/// How often the action engine is shown the router's alerts.
+const ALERT_POLL: Duration = Duration::from_secs(5);
+
+/// The configured scrape jobs and one per process workload.
+fn all_scrape_configs(cfg: &Config) -> Vec<sextant_collect::ScrapeConfig> {
+    let mut jobs = cfg.scrape_configs.clone();
+    jobs.extend(config::workload_scrape_configs(cfg));
+    jobs
+}
+
+/// Hands the replicas of process workloads to the scrape manager, in order.
+fn provided_targets(scrape: ScrapeManager) -> sextant_act::supervisor::TargetsFn {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<sextant_model::Labels>)>();
+    tokio::spawn(async move {
+        while let Some((job, targets)) = rx.recv().await {
+            scrape.set_provided_targets(&job, targets).await;
+        }
+    });
+    Arc::new(move |job: &str, targets| {
+        let labels = targets
+            .into_iter()
+            .filter_map(|t| sextant_model::Labels::from_pairs(t).ok())
+            .collect();
+        let _ = tx.send((job.to_owned(), labels));
+    })
+}
+
+/// What the action engine reads of each SLO after a cycle.
+fn slo_inputs(statuses: &std::collections::BTreeMap<String, sextant_slo::status::SloStatus>) -> Vec<SloInput> {
+    use sextant_act::audit::{ConditionEvidence, ErrorShare, WindowEvidence};
+    use sextant_slo::status::State;
+    let state = |s: State| match s {
+        State::Ok => TierState::Ok,
+        State::Pending => TierState::Pending,
+        State::Firing => TierState::Firing,
+        State::Unknown => TierState::Unknown,
+    };
+    statuses
+        .values()
+        .map(|s| {
+            // The period is the last window.
+            let alert_windows = &s.windows[..s.windows.len().saturating_sub(1)];
+            SloInput {
+                id: s.summary.id.clone(),
+                evaluated_ms: s
+                    .summary
+                    .evaluated_at
+                    .as_deref()
+                    .and_then(|t| sextant_model::time::parse_api_time(t).ok()),
+                error: s.summary.error.clone(),
+                budget_remaining: s.budget.remaining,
+                windows: alert_windows
+                    .iter()
+                    .map(|w| WindowEvidence {
+                        window: w.window.clone(),
+                        burn_rate: w.burn_rate,
+                        coverage: w.coverage,
+                    })
+                    .collect(),
+                tiers: s
+                    .tiers
+                    .iter()
+                    .map(|t| TierInput {
+                        name: t.name.clone(),
+                        state: state(t.state),
+                        conditions: t
+                            .conditions
+                            .iter()
+                            .map(|c| ConditionEvidence {
+                                long_window: c.long_window.clone(),
+                                short_window: c.short_window.clone(),
+                                threshold: c.burn_rate_threshold,
+                                long_burn_rate: c.long_burn_rate,
+                                short_burn_rate: c.short_burn_rate,
+                                firing: c.state == State::Firing,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                attribution: s
+                    .attribution
+                    .as_ref()
+                    .map(|a| {
+                        a.groups
+                            .iter()
+                            .take(3)
+                            .map(|g| ErrorShare {
+                                labels: g.labels.clone(),
+                                share: g.share,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 /// Query settings from the config, Prometheus' defaults otherwise.

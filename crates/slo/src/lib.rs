@@ -16,6 +16,6 @@ pub mod status;
 mod template;
 pub mod windows;
 
-pub use engine::{EngineOptions, SloEngine, TierAlert, TierAlertSink};
+pub use engine::{CycleHook, EngineOptions, SloEngine, TierAlert, TierAlertSink};
 pub use error::{Result, SpecError};
 pub use model::{Slo, SloDocument};

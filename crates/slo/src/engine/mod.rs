@@ -57,6 +57,12 @@ pub struct TierAlert {
 /// Where the engine sends its tier alerts each cycle.
 pub type TierAlertSink = Arc<dyn Fn(Vec<TierAlert>) + Send + Sync>;
 
+/// Called at the end of every cycle with its time (epoch ms) and every SLO's status,
+/// before the cycle's tier alerts are sent: what acts on burn rates (the action
+/// engine) decides on exactly what the alerts say, and can annotate them. It must
+/// return quickly; the engine waits for it.
+pub type CycleHook = Arc<dyn Fn(i64, &BTreeMap<String, SloStatus>) + Send + Sync>;
+
 /// How long a resolved tier keeps being re-sent as resolved (as Prometheus does).
 const RESOLVED_RESEND_MS: i64 = 15 * 60 * 1000;
 
@@ -146,6 +152,7 @@ struct Inner {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     metrics: Metrics,
     alerts: RwLock<Option<(TierAlertSink, String)>>,
+    hook: RwLock<Option<CycleHook>>,
 }
 
 /// Handle to the running engine; cheap to clone.
@@ -200,6 +207,7 @@ impl SloEngine {
             task: Mutex::new(None),
             metrics,
             alerts: RwLock::new(None),
+            hook: RwLock::new(None),
         });
         let task = tokio::spawn(run(inner.clone(), stop_rx));
         *inner.task.lock().expect("poisoned") = Some(task);
@@ -210,6 +218,16 @@ impl SloEngine {
     /// the server's external URL, for links to the SLO.
     pub fn set_alert_sink(&self, sink: TierAlertSink, base_url: &str) {
         *self.inner.alerts.write().expect("poisoned") = Some((sink, base_url.trim_end_matches('/').to_owned()));
+    }
+
+    /// Calls `hook` at the end of every cycle from the next one on.
+    pub fn set_cycle_hook(&self, hook: CycleHook) {
+        *self.inner.hook.write().expect("poisoned") = Some(hook);
+    }
+
+    /// Every SLO's full status after the last cycle, by id.
+    pub fn statuses(&self) -> BTreeMap<String, SloStatus> {
+        self.inner.statuses.read().expect("poisoned").clone()
     }
 
     /// The engine's settings.
@@ -608,6 +626,10 @@ async fn cycle(inner: &Inner, t: i64) {
         }
     }
     shared.last_cycle_ms = Some(t);
+    let hook = inner.hook.read().expect("poisoned").clone();
+    if let Some(hook) = hook {
+        hook(t, &statuses);
+    }
     let sink = inner.alerts.read().expect("poisoned").clone();
     if let Some((sink, base_url)) = sink {
         let alerts = tier_alerts(&plans, &statuses, &mut shared.tier_alerts, t, &base_url);
