@@ -108,7 +108,7 @@ pub async fn call_webhook(
                 let retry = status.is_server_error() || status.as_u16() == 429;
                 (format!("HTTP {}: {}", status.as_u16(), text.trim()), retry)
             }
-            Err(e) => (format!("{}", without_url(&e)), true),
+            Err(e) => (without_url(&e), true),
         };
         if !outcome.1 || attempt >= cfg.retries {
             let tries = attempt + 1;

@@ -610,7 +610,7 @@ impl ActionConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkloadKind {
     /// Supervised processes.
-    Process(ProcessConfig),
+    Process(Box<ProcessConfig>),
     /// Kubernetes.
     Kubernetes(KubernetesConfig),
     /// Webhook.
@@ -624,7 +624,7 @@ impl WorkloadConfig {
     pub fn kind(&self) -> Result<WorkloadKind, String> {
         let mut kinds = Vec::new();
         if let Some(p) = &self.process {
-            kinds.push(WorkloadKind::Process(p.clone()));
+            kinds.push(WorkloadKind::Process(Box::new(p.clone())));
         }
         if let Some(k) = &self.kubernetes {
             kinds.push(WorkloadKind::Kubernetes(k.clone()));

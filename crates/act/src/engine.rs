@@ -359,7 +359,7 @@ impl ActionEngine {
                     let Actuator::Process(sup) = &old.actuator else {
                         unreachable!()
                     };
-                    sup.apply(p.clone());
+                    sup.apply((**p).clone());
                     let old_listen = old.cfg.process.as_ref().and_then(|p| p.proxy.clone());
                     if old_listen != p.proxy {
                         let mut proxy = old.proxy.lock().await;
@@ -434,7 +434,7 @@ impl ActionEngine {
             WorkloadKind::Process(p) => {
                 let sup = Supervisor::start(
                     &w.name,
-                    p.clone(),
+                    (*p).clone(),
                     inner.data_dir.join("workloads").join(&w.name),
                     inner.events.clone(),
                     inner.targets.clone(),
@@ -1287,6 +1287,11 @@ impl ActionEngine {
                 .rev()
                 .filter(|r| r.time_ms >= since && policies.contains(&r.policy.as_str()))
                 .filter(|r| r.decision != Decision::Observe)
+                // Guardrails that hold right after an action are not news.
+                .filter(|r| {
+                    !(r.decision == Decision::Skip
+                        && (r.reason.starts_with("cooldown") || r.reason.starts_with("another action")))
+                })
                 .take(3)
                 .map(AuditRecord::sentence)
                 .collect();
@@ -1713,7 +1718,7 @@ async fn housekeeping(weak: std::sync::Weak<Inner>) {
             }
         }
         tick += 1;
-        if tick % 3600 == 0 {
+        if tick.is_multiple_of(3600) {
             let cutoff = now - config.audit_retention.0.as_millis() as i64;
             let mut audit = inner.audit.lock().expect("poisoned");
             audit.retain_since(cutoff);

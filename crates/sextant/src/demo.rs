@@ -359,7 +359,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let generator = tokio::spawn(generate(load.clone(), format!("http://{proxy}/")));
 
     let t0 = Instant::now();
+    let t0_ms = sextant_model::time::now_ms();
     let at = |t0: Instant| t0.elapsed().as_secs_f64();
+    let since = |ms: i64| (ms - t0_ms) as f64 / 1000.0;
     let mut tl = Timeline::default();
     let mut seen_records: BTreeSet<String> = BTreeSet::new();
     let mut last_line = Instant::now() - Duration::from_secs(10);
@@ -394,7 +396,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
         if stage >= 1 {
             if tl.first_over_threshold.is_none() && short.is_some_and(|b| b >= PAGE_BURN) {
-                tl.first_over_threshold = Some(now);
+                // The cycle's own time: the policy decided within that cycle.
+                let evaluated = status
+                    .as_ref()
+                    .and_then(|s| s.summary.evaluated_at.as_deref())
+                    .and_then(|e| sextant_model::time::parse_api_time(e).ok());
+                tl.first_over_threshold = Some(evaluated.map_or(now, since));
             }
             if tl.page_fired.is_none() && firing {
                 tl.page_fired = Some(now);
@@ -434,10 +441,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             if r.decision != Decision::Act || r.policy != "scale-demo" {
                 continue;
             }
-            let t = (r.time_ms - sextant_model::time::now_ms()) as f64 / 1000.0 + now;
-            let finished = r
-                .finished_ms
-                .map(|f| (f - sextant_model::time::now_ms()) as f64 / 1000.0 + now);
+            let t = since(r.time_ms);
+            let finished = r.finished_ms.map(since);
             if let Some(sextant_act::ActionSpec::Scale { from, to }) = r.action {
                 if to > from && tl.scale_decided.is_none() {
                     tl.scale_decided = Some(t);
@@ -479,13 +484,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             (last_ok, last_failed) = (ok, failed);
             last_line = Instant::now();
             let rate = |b: Option<f64>| b.map_or_else(|| "  n/a".to_owned(), |b| format!("{b:5.1}×"));
-            let budget = status
-                .as_ref()
-                .and_then(|s| s.budget.remaining)
-                .map_or_else(|| "n/a".to_owned(), |r| format!("{:.1}%", r * 100.0));
             if stage >= 1 || ready >= 2 {
                 println!(
-                    "[{now:>5.0}s] load {:>3}/s  ok {dok:>5.1}/s  failed {dfailed:>5.1}/s · burn {} {}  {} {} · page {:<7} · replicas {replicas} ({ready} ready) · budget left {budget}",
+                    "[{now:>5.0}s] load {:>3}/s  ok {dok:>5.1}/s  failed {dfailed:>5.1}/s · burn {} {}  {} {} · page {:<7} · replicas {replicas} ({ready} ready)",
                     load.rate.load(Ordering::Relaxed),
                     timing.short,
                     rate(short),

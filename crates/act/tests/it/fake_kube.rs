@@ -198,6 +198,10 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
     }
 }
 
+/// Namespace, resource, name.
+type Key = (String, String, String);
+type Objects = Arc<Mutex<BTreeMap<Key, Object>>>;
+
 struct Object {
     kind: &'static str,
     value: Value,
@@ -207,7 +211,7 @@ pub struct FakeKube {
     pub addr: SocketAddr,
     pub token: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
-    objects: Arc<Mutex<BTreeMap<(String, String, String), Object>>>,
+    objects: Objects,
     /// GETs of an object after a template change before its rollout completes.
     rollout_lag: Arc<Mutex<u32>>,
     task: tokio::task::JoinHandle<()>,
@@ -223,9 +227,9 @@ impl Drop for FakeKube {
 struct AppState {
     token: String,
     seen: Arc<Mutex<Vec<Seen>>>,
-    objects: Arc<Mutex<BTreeMap<(String, String, String), Object>>>,
+    objects: Objects,
     lag: Arc<Mutex<u32>>,
-    pending_lag: Arc<Mutex<BTreeMap<(String, String, String), u32>>>,
+    pending_lag: Arc<Mutex<BTreeMap<Key, u32>>>,
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response {

@@ -42,7 +42,10 @@ fn workload(kubeconfig: &std::path::Path, kind: KubeKind, name: &str) -> KubeWor
 }
 
 /// The requests that change something, with the restart time blanked.
-fn writes(seen: &[Seen]) -> Vec<(String, String, Option<String>, Option<String>, Option<Value>)> {
+/// Method, path, query, content type, body.
+type Write = (String, String, Option<String>, Option<String>, Option<Value>);
+
+fn writes(seen: &[Seen]) -> Vec<Write> {
     seen.iter()
         .filter(|s| s.method == "PATCH")
         .map(|s| {

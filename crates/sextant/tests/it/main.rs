@@ -5,6 +5,7 @@
 
 mod support;
 
+mod actions_e2e;
 mod alerting_e2e;
 mod check_rules;
 mod config_parity;
