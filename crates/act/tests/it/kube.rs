@@ -221,3 +221,88 @@ async fn client_certificates_errors_and_waiting_for_the_rollout() {
         "Kubernetes API answered 404 Not Found: deployments.apps \"nope\" not found"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_scales_a_deployment_and_respects_a_change_made_by_hand() {
+    crate::support::crypto();
+    let pki = make_pki();
+    let kube = FakeKube::start(&pki, "s3cret").await;
+    kube.add("Deployment", "shop", "web", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kube.kubeconfig(&pki, dir.path(), false);
+    let yaml = format!(
+        r#"
+workloads:
+  - name: web
+    kubernetes: {{kind: Deployment, name: web, kubeconfig: {kc:?}, poll_interval: 200ms}}
+actions:
+  policies:
+    - name: scale-web
+      trigger: {{slo: web, tier: page}}
+      workload: web
+      action: {{scale: {{min: 2, max: 10, step: 2, cooldown: 1s}}}}
+"#
+    );
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        workloads: Vec<sextant_act::WorkloadConfig>,
+        actions: sextant_act::ActionsConfig,
+    }
+    let d: Doc = serde_yaml::from_str(&yaml).unwrap();
+    let engine = sextant_act::ActionEngine::open(dir.path().join("act"), &mut Default::default(), None).unwrap();
+    engine.apply(d.workloads, d.actions).await.unwrap();
+    crate::support::wait_for(10, "the replica count read", || {
+        engine.workload("web").unwrap().replicas
+    })
+    .await;
+
+    // Someone scales it by hand: recorded and respected, not reverted.
+    assert_eq!(
+        kubectl(&kc, dir.path(), &["scale", "deployment/web", "--replicas=5"]).trim(),
+        "deployment.apps/web scaled"
+    );
+    let seen = crate::support::wait_for(10, "the manual change observed", || {
+        engine
+            .actions(&sextant_act::Filter::default())
+            .into_iter()
+            .find(|r| r.decision == sextant_act::Decision::Observe)
+    })
+    .await;
+    assert_eq!(
+        seen.reason,
+        "web was scaled from 2 to 5 outside Sextant; respecting it until the next decision"
+    );
+    assert_eq!(kube.object("shop", "deployments", "web")["spec"]["replicas"], 5);
+
+    // The next decision starts from there.
+    let tier = sextant_act::TierInput {
+        name: "page".into(),
+        state: sextant_act::TierState::Firing,
+        conditions: vec![],
+    };
+    engine.on_slo_cycle(
+        sextant_model::time::now_ms(),
+        vec![sextant_act::SloInput {
+            id: "web".into(),
+            evaluated_ms: None,
+            error: None,
+            budget_remaining: None,
+            windows: vec![],
+            tiers: vec![tier],
+            attribution: vec![],
+        }],
+    );
+    let done = crate::support::wait_for(10, "the scale-up", || {
+        engine
+            .actions(&sextant_act::Filter {
+                kind: Some("scale".into()),
+                ..Default::default()
+            })
+            .into_iter()
+            .find(|r| r.status == sextant_act::Status::Succeeded)
+    })
+    .await;
+    assert_eq!(done.action, Some(sextant_act::ActionSpec::Scale { from: 5, to: 7 }));
+    assert_eq!(kube.object("shop", "deployments", "web")["spec"]["replicas"], 7);
+    engine.shutdown().await;
+}
