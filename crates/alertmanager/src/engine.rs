@@ -1212,6 +1212,9 @@ async fn notify_receiver(
     }
 }
 
+/// The least time one notification attempt is given.
+const MIN_ATTEMPT: Duration = Duration::from_secs(2);
+
 /// One notification with Alertmanager's retry schedule: at once, then after
 /// 500ms growing 1.5 times (±50% jitter, at most 60s), until it succeeds, fails
 /// for good, or the flush's deadline passes.
@@ -1234,9 +1237,9 @@ async fn send_with_retries(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let left = deadline
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_millis(100));
+        // An attempt gets at least MIN_ATTEMPT: one cut short would count as failed
+        // after the receiver may have taken it, and be sent again.
+        let left = deadline.saturating_sub(started.elapsed()).max(MIN_ATTEMPT);
         let result = int.notify(&loaded.templates, data, group_key, left).await;
         let status_key = (receiver.to_owned(), int.kind.to_owned(), int.index);
         match result {
@@ -1281,7 +1284,7 @@ async fn send_with_retries(
                 }
                 let jitter = 0.5 + rand::random::<f64>();
                 let wait = backoff.mul_f64(jitter);
-                if !e.retry || started.elapsed() + wait >= deadline {
+                if !e.retry || started.elapsed() + wait + MIN_ATTEMPT >= deadline {
                     inner.metrics.notifications_failed.get_or_create(&labels).inc();
                     let what = if e.retry {
                         "notify retry canceled after"
