@@ -9,7 +9,8 @@ use sextant_expfmt::{Format, parse};
 fn conformance_dir() -> PathBuf {
     match std::env::var_os("SEXTANT_CONFORMANCE_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+        None => PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"))
+            .join("../../../shared/conformance"),
     }
 }
 

@@ -11,7 +11,7 @@ fn gather(c: &mut Criterion) {
     let live = NodeCollector::default();
     c.bench_function("gather: this machine, defaults", |b| b.iter(|| live.gather()));
 
-    let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fixture");
+    let f = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("testdata/fixture");
     let yaml = format!(
         "paths: {{procfs: '{p}/proc', sysfs: '{p}/sys', rootfs: '{p}/rootfs', udev_data: '{p}/udev'}}\n\
          textfile: {{directory: '{p}/textfile'}}\nnetdev: {{netlink: false}}\n",

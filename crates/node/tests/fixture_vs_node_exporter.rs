@@ -77,7 +77,7 @@ impl Drop for Peer {
 }
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fixture")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("testdata/fixture")
 }
 
 /// Values that move between two reads of the live system, with how far they may.

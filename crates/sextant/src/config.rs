@@ -702,7 +702,8 @@ mod tests {
 
     #[test]
     fn the_example_config_loads() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sextant.yml");
+        let path =
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("../../examples/sextant.yml");
         let c = load(&path).unwrap();
         assert!(!c.scrape_configs.is_empty());
     }

@@ -143,10 +143,10 @@ async fn sextant_sends_what_kubectl_sends_and_the_fake_accepts_kubectl() {
 
     // Every request Sextant made is allowed by the Role it ships.
     let rbac: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../deploy/kubernetes/rbac.yaml"
-        ))
+        &std::fs::read_to_string(
+            std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"))
+                .join("../../deploy/kubernetes/rbac.yaml"),
+        )
         .unwrap(),
     )
     .map(|d| serde::Deserialize::deserialize(d).unwrap())

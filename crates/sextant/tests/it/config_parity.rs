@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::support::peer_binary;
 
 fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/config-parity/cases")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("../../tests/config-parity/cases")
 }
 
 /// `Some(message)` for a FAILED verdict, `None` for SUCCESS.

@@ -12,7 +12,7 @@ use sextant_slo::sloth_rules::{GenerateOptions, generate, to_yaml};
 use sextant_slo::windows::WindowCatalog;
 
 fn sloth_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/sloth")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("../../../shared/conformance/sloth")
 }
 
 /// The YAML documents of a rule file, as values.
