@@ -8,6 +8,7 @@ mod actions;
 pub mod alertmanager;
 pub mod auth;
 pub mod error;
+pub mod loki;
 mod ops;
 mod prometheus;
 mod query;
@@ -122,6 +123,8 @@ pub struct AppState {
     pub auth: auth::Auth,
     /// The action engine (workloads, policies, audit log).
     pub actions: sextant_act::ActionEngine,
+    /// The log store (`None` when logs are disabled).
+    pub logs: Option<sextant_logs::LogStore>,
 }
 
 impl AppState {
@@ -147,6 +150,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ops::routes())
         .merge(slos::routes())
         .merge(actions::routes())
+        .merge(loki::routes())
         .with_state(state)
         .merge(am)
         .layer(axum::middleware::from_fn_with_state(auth, auth::layer))

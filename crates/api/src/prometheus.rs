@@ -32,7 +32,7 @@ impl Params {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    fn get_all(&self, name: &str) -> Vec<String> {
+    pub(crate) fn get_all(&self, name: &str) -> Vec<String> {
         self.0
             .iter()
             .filter(|(k, _)| k == name)

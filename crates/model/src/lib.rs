@@ -17,7 +17,7 @@ pub mod yaml;
 pub use alert::{AlertSink, PostableAlert};
 pub use error::{Error, Result};
 pub use labels::{Label, Labels, LabelsBuilder, is_valid_label_name, is_valid_metric_name};
-pub use matcher::{MatchOp, Matcher, anchored_regex};
+pub use matcher::{MatchOp, Matcher, anchored_regex, go_regex_syntax};
 pub use metadata::{MetricMetadata, MetricType};
 
 /// The label that holds a series' metric name.

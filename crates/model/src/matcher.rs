@@ -89,7 +89,7 @@ pub fn anchored_regex(pattern: &str) -> Result<Regex> {
 /// error Go gives. Go has `\Q...\E` literals, where Rust has none; Rust accepts
 /// `(?<name>...)` groups and repetition counts over 1000, which Go refuses; and `\<`,
 /// `\>` are word boundaries in Rust but literal characters in Go.
-fn go_regex_syntax(pattern: &str) -> std::result::Result<String, String> {
+pub fn go_regex_syntax(pattern: &str) -> std::result::Result<String, String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len());
     let mut i = 0;

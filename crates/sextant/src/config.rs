@@ -67,6 +67,9 @@ pub struct Config {
     /// Where and how long data is kept.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// The log store (ours).
+    #[serde(default, deserialize_with = "yaml::null_as_default")]
+    pub logs: LogsConfig,
     /// The HTTP server.
     #[serde(default)]
     pub server: ServerConfig,
@@ -191,6 +194,29 @@ pub struct StorageConfig {
     /// Append requests that may wait for the writer; beyond this remote_write answers
     /// 503 with Retry-After (and scrapes wait). Default 256.
     pub max_pending_appends: Option<usize>,
+}
+
+/// `logs` section: the log store's settings (defaults in brackets). Loki's
+/// limits have the same names where they exist.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogsConfig {
+    /// Whether logs are received and stored [true].
+    pub enabled: Option<bool>,
+    /// How long entries are kept [15d].
+    pub retention: Option<PromDuration>,
+    /// Length of one index partition; retention drops whole partitions [1h].
+    pub partition: Option<PromDuration>,
+    /// Longest line accepted [256KiB].
+    pub max_line_size: Option<ByteSize>,
+    /// Label names per stream, `service_name` not counted [15].
+    pub max_label_names_per_series: Option<usize>,
+    /// Streams held within retention [100000].
+    pub max_streams: Option<usize>,
+    /// Sustained ingest rate, MiB of lines per second [64].
+    pub ingestion_rate_mb: Option<f64>,
+    /// Burst above the rate, MiB [128].
+    pub ingestion_burst_size_mb: Option<f64>,
 }
 
 /// `slo` section: the SLO engine's settings (defaults in brackets).

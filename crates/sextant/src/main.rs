@@ -8,6 +8,7 @@ mod client;
 mod config;
 mod demo;
 mod demo_service;
+mod logs_cmd;
 mod query_cmd;
 mod serve;
 mod slo_cmd;
@@ -48,6 +49,8 @@ enum Command {
     DemoService(demo_service::DemoServiceArgs),
     /// Run a PromQL query against a running server and print the result.
     Query(query_cmd::QueryArgs),
+    /// Query logs with LogQL (through the Loki API) and print them.
+    Logs(logs_cmd::LogsArgs),
     /// Validate files without running anything.
     Check {
         #[command(subcommand)]
@@ -158,6 +161,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::DemoService(args) => demo_service::run(args),
         Command::Query(args) => query_cmd::run(args),
+        Command::Logs(args) => logs_cmd::run(args),
         Command::Check {
             what: CheckCommand::Config { files },
         } => check_config(&files),

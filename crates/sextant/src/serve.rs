@@ -186,6 +186,45 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
     )
     .map_err(anyhow::Error::msg)
     .with_context(|| format!("opening the alerting state in {}", data_dir.display()))?;
+    let logs = if cfg.logs.enabled.unwrap_or(true) {
+        let mut opts = sextant_logs::LogStoreOptions::new(data_dir.join("logs"));
+        let l = &cfg.logs;
+        if let Some(r) = l.retention {
+            opts.retention = r.0;
+        }
+        if let Some(p) = l.partition {
+            opts.partition = p.0;
+        }
+        if let Some(b) = l.max_line_size {
+            opts.limits.max_line_size = b.0 as usize;
+        }
+        if let Some(n) = l.max_label_names_per_series {
+            opts.limits.max_label_names = n;
+        }
+        if let Some(n) = l.max_streams {
+            opts.limits.max_streams = n;
+        }
+        if let Some(mb) = l.ingestion_rate_mb {
+            opts.limits.ingest_rate_bytes = mb * 1024.0 * 1024.0;
+        }
+        if let Some(mb) = l.ingestion_burst_size_mb {
+            opts.limits.ingest_burst_bytes = mb * 1024.0 * 1024.0;
+        }
+        let (logs, stats) = tokio::task::spawn_blocking(move || sextant_logs::LogStore::open(opts))
+            .await
+            .context("opening the log store")?
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("opening the log store in {}", data_dir.join("logs").display()))?;
+        tracing::info!(
+            partitions = stats.partitions,
+            replayed_entries = stats.replayed_entries,
+            truncated_bytes = stats.wal.truncated_bytes,
+            "log store open"
+        );
+        Some(logs)
+    } else {
+        None
+    };
     let actions = ActionEngine::open(
         data_dir.join("actions"),
         &mut registry,
@@ -360,6 +399,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
         alertmanager: am.clone(),
         auth,
         actions: actions.clone(),
+        logs,
     };
 
     let retention = tokio::spawn({

@@ -10,6 +10,7 @@ mod alerting_e2e;
 mod check_rules;
 mod config_parity;
 mod dashboards;
+mod logs_e2e;
 mod peer_node_exporter;
 mod peer_prometheus;
 mod query_api;
