@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod loki;
 mod ops;
+pub mod otlp;
 mod prometheus;
 mod query;
 mod query_log;
@@ -151,6 +152,7 @@ pub fn app(state: AppState) -> Router {
         .merge(slos::routes())
         .merge(actions::routes())
         .merge(loki::routes())
+        .merge(otlp::routes())
         .with_state(state)
         .merge(am)
         .layer(axum::middleware::from_fn_with_state(auth, auth::layer))

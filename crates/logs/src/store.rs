@@ -109,6 +109,8 @@ pub struct PushError {
     pub status: u16,
     /// Loki's message.
     pub message: String,
+    /// Entries refused (all of them for a 429).
+    pub rejected: usize,
 }
 
 /// What a push did.
@@ -132,6 +134,10 @@ pub struct OpenStats {
     /// The log's own replay figures.
     pub wal: sextant_wal::ReplayStats,
 }
+
+/// Messages of refused entries, and how many more entries they cover (a
+/// stream-level error refuses all its entries with one message).
+type Refusals = (Vec<String>, usize);
 
 /// Order of entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -441,6 +447,7 @@ impl LogStore {
         let (ticket, outcome, errors) = self.push_queue(streams)?;
         if let Some(ticket) = ticket {
             ticket.durable().await.map_err(|e| PushError {
+                rejected: 0,
                 status: 500,
                 message: e.to_string(),
             })?;
@@ -453,6 +460,7 @@ impl LogStore {
         let (ticket, outcome, errors) = self.push_queue(streams)?;
         if let Some(ticket) = ticket {
             ticket.durable_blocking().map_err(|e| PushError {
+                rejected: 0,
                 status: 500,
                 message: e.to_string(),
             })?;
@@ -460,7 +468,7 @@ impl LogStore {
         self.finish(outcome, errors)
     }
 
-    fn finish(&self, outcome: PushOutcome, errors: Vec<String>) -> Result<PushOutcome, PushError> {
+    fn finish(&self, outcome: PushOutcome, (errors, extra): Refusals) -> Result<PushOutcome, PushError> {
         self.inner
             .counters
             .entries
@@ -479,6 +487,7 @@ impl LogStore {
         Err(PushError {
             status: 400,
             message: grouped_errors(&errors),
+            rejected: errors.len() + extra,
         })
     }
 
@@ -486,12 +495,14 @@ impl LogStore {
     fn push_queue(
         &self,
         streams: Vec<PushStream>,
-    ) -> Result<(Option<sextant_wal::Ticket>, PushOutcome, Vec<String>), PushError> {
+    ) -> Result<(Option<sextant_wal::Ticket>, PushOutcome, Refusals), PushError> {
         let limits = &self.inner.opts.limits;
         let now = now_ns();
         let oldest = now - limits.reject_older_than.as_nanos() as i64;
         let newest = now + limits.creation_grace.as_nanos() as i64;
         let mut errors = Vec::new();
+        let total: usize = streams.iter().map(|s| s.entries.len()).sum();
+        let mut refused = 0usize;
         let mut valid: Vec<PushStream> = Vec::with_capacity(streams.len());
         for s in streams {
             if s.entries.is_empty() {
@@ -504,6 +515,8 @@ impl LogStore {
             };
             let shown = s.labels.to_string();
             if let Err(e) = validate_labels(&labels, &shown, limits) {
+                // One message for the stream, every entry of it refused.
+                refused += s.entries.len() - 1;
                 errors.push(e);
                 continue;
             }
@@ -576,7 +589,7 @@ impl LogStore {
         }
         let mut outcome = PushOutcome::default();
         if valid.is_empty() {
-            return Ok((None, outcome, errors));
+            return Ok((None, outcome, (errors, refused)));
         }
         let bytes: usize = valid.iter().flat_map(|s| &s.entries).map(|e| e.line.len()).sum();
         let lines: usize = valid.iter().map(|s| s.entries.len()).sum();
@@ -589,6 +602,7 @@ impl LogStore {
                 .collect();
             if !new.is_empty() && known.len() + new.len() > limits.max_streams {
                 return Err(PushError {
+                    rejected: total,
                     status: 429,
                     message: format!(
                         "maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: 'fake'",
@@ -603,6 +617,7 @@ impl LogStore {
         state.bucket_at = Instant::now();
         if (bytes as f64) > state.bucket {
             return Err(PushError {
+                rejected: total,
                 status: 429,
                 message: format!(
                     "ingestion rate limit exceeded for user fake (limit: {} bytes/sec) while attempting to ingest '{lines}' lines totaling '{bytes}' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased",
@@ -630,7 +645,7 @@ impl LogStore {
         outcome.accepted = valid.iter().map(|s| s.entries.len()).sum();
         outcome.bytes = valid.iter().flat_map(|s| &s.entries).map(|e| e.line.len()).sum();
         if valid.is_empty() {
-            return Ok((None, outcome, errors));
+            return Ok((None, outcome, (errors, refused)));
         }
         {
             let mut known = self.inner.streams.write().unwrap_or_else(|e| e.into_inner());
@@ -650,7 +665,7 @@ impl LogStore {
         });
         drop(state);
         self.inner.wake.notify_all();
-        Ok((Some(ticket), outcome, errors))
+        Ok((Some(ticket), outcome, (errors, refused)))
     }
 
     /// Commits everything pushed so far to the index now (tests, shutdown).

@@ -304,6 +304,9 @@ pub struct ServerConfig {
     /// Access control; without it every caller may do everything, and Sextant
     /// says so at start-up.
     pub auth: Option<AuthConfig>,
+    /// Where OTLP/gRPC listens; default `127.0.0.1:4317` (skipped with a warning
+    /// when that port is taken); `""` turns it off. OTLP/HTTP is on `listen`.
+    pub otlp_grpc_listen: Option<String>,
 }
 
 /// `server.auth`: who may read, silence and acknowledge, and reload.

@@ -456,6 +456,33 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
             }
         }
     });
+    let mut tasks = vec![sighup, retention, alert_poll];
+    // OTLP/gRPC on its own port: 127.0.0.1:4317 unless configured ("" turns it
+    // off). The default port being taken is a warning; a configured one an error.
+    let grpc = match cfg.server.otlp_grpc_listen.as_deref() {
+        None => Some(("127.0.0.1:4317".to_owned(), false)),
+        Some("") => None,
+        Some(a) => Some((a.to_owned(), true)),
+    };
+    if let Some((grpc_addr, explicit)) = grpc {
+        match tokio::net::TcpListener::bind(&grpc_addr).await {
+            Ok(l) => {
+                tracing::info!(addr = %grpc_addr, "OTLP/gRPC listening");
+                let st = state.clone();
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = sextant_api::otlp::serve_grpc(st, l, std::future::pending()).await {
+                        tracing::error!(error = %e, "OTLP/gRPC server stopped");
+                    }
+                }));
+            }
+            Err(e) if explicit => {
+                return Err(anyhow::anyhow!("listening for OTLP/gRPC on {grpc_addr}: {e}"));
+            }
+            Err(e) => {
+                tracing::warn!(addr = %grpc_addr, error = %e, "OTLP/gRPC not started: the default port is taken (set server.otlp_grpc_listen)")
+            }
+        }
+    }
     tracing::info!(%addr, data_dir = %data_dir.display(), "Sextant started");
     Ok(Started {
         addr,
@@ -465,7 +492,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
         listener,
         app: sextant_api::app(state),
         ready,
-        tasks: vec![sighup, retention, alert_poll],
+        tasks,
         scrape,
         rules,
         store,
