@@ -239,6 +239,24 @@ async fn loki_push_and_query_as_grafana_calls_them() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!((v["streams"].as_u64(), v["entries"].as_u64()), (Some(2), Some(3)));
 
+    // `sextant logs` prints entries with their time and labels.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["logs", r#"{app="web"} |= "needle-7f3a""#, "--since", "10m", "--server", &sx.url("")])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains(r#"app="web""#) && text.contains("needle-7f3a failed"), "{text}");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["logs", r#"sum(count_over_time({app="web"}[10m]))"#, "--since", "10m", "--server", &sx.url("")])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains('3'), "{}", String::from_utf8_lossy(&out.stdout));
+
     // Errors as Loki words them, in plain text.
     let (status, body) = get(&sx, "/loki/api/v1/query_range", &range(r#"{app="web""#)).await;
     assert_eq!(
