@@ -12,6 +12,8 @@
 //!    stream, and `sum by (app) (count_over_time({app=~".+"}[1m]))` at 1-minute steps,
 //!    p50/p99 with the exact expected counts checked.
 
+#![allow(clippy::print_stdout)] // the figures are the program's output
+
 use std::time::{Duration, Instant};
 
 use sextant_logs::logql::{QueryParams, QueryResult, evaluate, parse};
@@ -238,7 +240,11 @@ fn main() {
                     let a: usize = l.get("app").unwrap()[1..].parse().unwrap();
                     let total: f64 = pts.iter().map(|(_, v)| v).sum();
                     // Windows tile the range: every entry after the first minute once.
-                    assert!((total as usize) <= per_app[a] && total as usize + 200 >= per_app[a], "{a}: {total} vs {}", per_app[a]);
+                    assert!(
+                        (total as usize) <= per_app[a] && total as usize + 200 >= per_app[a],
+                        "{a}: {total} vs {}",
+                        per_app[a]
+                    );
                 }
             }
             other => panic!("{other:?}"),

@@ -410,6 +410,9 @@ impl LogStore {
             .name("log-indexer".into())
             .spawn(move || indexer(thread_inner))
             .map_err(|e| Error::Io(PathBuf::from("log-indexer thread"), e))?;
+        // What replay found is indexed before the store is handed out, so an
+        // acknowledged entry is searchable as soon as the server is ready again.
+        index_pending(&inner)?;
         let handle = Arc::new(IndexerHandle {
             inner: inner.clone(),
             thread: Mutex::new(Some(thread)),

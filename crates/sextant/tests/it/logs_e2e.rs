@@ -150,6 +150,16 @@ async fn loki_push_and_query_as_grafana_calls_them() {
             ("step", "15000ms".into()),
         ]
     };
+    // All three entries (two pushes) searchable.
+    wait_for("both pushes to be searchable", Duration::from_secs(10), || {
+        let p = range(r#"{app="web"}"#);
+        let sx = &sx;
+        async move {
+            let (s, b) = get(sx, "/loki/api/v1/query_range", &p).await;
+            (s == 200 && lines_of(&b).len() == 3).then_some(())
+        }
+    })
+    .await;
     let found = wait_for("the needle to be searchable", Duration::from_secs(10), || {
         let p = range(r#"{app="web"} |= "needle-7f3a""#);
         let sx = &sx;
@@ -241,21 +251,42 @@ async fn loki_push_and_query_as_grafana_calls_them() {
 
     // `sextant logs` prints entries with their time and labels.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["logs", r#"{app="web"} |= "needle-7f3a""#, "--since", "10m", "--server", &sx.url("")])
+        .args([
+            "logs",
+            r#"{app="web"} |= "needle-7f3a""#,
+            "--since",
+            "10m",
+            "--server",
+            &sx.url(""),
+        ])
         .output()
         .await
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.contains(r#"app="web""#) && text.contains("needle-7f3a failed"), "{text}");
+    assert!(
+        text.contains(r#"app="web""#) && text.contains("needle-7f3a failed"),
+        "{text}"
+    );
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["logs", r#"sum(count_over_time({app="web"}[10m]))"#, "--since", "10m", "--server", &sx.url("")])
+        .args([
+            "logs",
+            r#"sum(count_over_time({app="web"}[10m]))"#,
+            "--since",
+            "10m",
+            "--server",
+            &sx.url(""),
+        ])
         .output()
         .await
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains('3'), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains('3'),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // Errors as Loki words them, in plain text.
     let (status, body) = get(&sx, "/loki/api/v1/query_range", &range(r#"{app="web""#)).await;
@@ -367,12 +398,19 @@ async fn kill_9_during_concurrent_pushes_keeps_every_acknowledged_entry_once() {
     }
     let missing: Vec<&String> = acked.iter().filter(|id| !seen.contains_key(*id)).collect();
     let doubled: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    let startup: Vec<String> = sx
+        .log()
+        .lines()
+        .filter(|l| l.contains("log store"))
+        .map(str::to_owned)
+        .collect();
     assert!(
         missing.is_empty(),
-        "{} of {} acknowledged entries lost, e.g. {:?}",
+        "{} of {} acknowledged entries lost, e.g. {:?}; {} read back; restart: {startup:?}",
         missing.len(),
         acked.len(),
-        &missing[..missing.len().min(5)]
+        &missing[..missing.len().min(5)],
+        seen.len()
     );
     assert!(
         doubled.is_empty(),
