@@ -37,7 +37,11 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROUTING = os.path.join(HERE, "..", "tests", "alertmanager-side-by-side")
-TOLERANCE = 1.0  # seconds
+# Seconds. Arrivals differing by 1.01-1.04 s in either direction were seen on a
+# 2-core machine (Lonely and the Slack group, not reproducible run to run); not
+# yet explained. group_wait is 2 s and group_interval 4 s, so a timer that is
+# skipped or doubled is still caught.
+TOLERANCE = 1.5
 RECEIVERS = ["default", "team-a", "team-b", "muted", "capped", "pagerduty", "slack", "opsgenie"]
 
 
