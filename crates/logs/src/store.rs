@@ -46,6 +46,9 @@ pub struct Limits {
     pub max_metadata_size: usize,
     /// Structured metadata entries per entry (Loki: 128).
     pub max_metadata_entries: usize,
+    /// Line bytes acknowledged but not yet indexed beyond which pushes get 429
+    /// (they are held in memory until the indexer takes them).
+    pub max_unindexed_bytes: usize,
     /// Give streams without `service_name` one (Loki's `discover_service_name`).
     pub discover_service_name: bool,
     /// Give every entry a `detected_level` (Loki's `discover_log_levels`).
@@ -66,6 +69,7 @@ impl Default for Limits {
             creation_grace: Duration::from_secs(600),
             max_metadata_size: 64 * 1024,
             max_metadata_entries: 128,
+            max_unindexed_bytes: 256 << 20,
             discover_service_name: true,
             discover_log_levels: true,
         }
@@ -221,6 +225,8 @@ struct State {
     /// Last entry per stream (ts, hash of line and metadata), to drop exact
     /// duplicates as Loki does.
     last: HashMap<u64, (i64, u64)>,
+    /// Line bytes in `pending`.
+    pending_bytes: usize,
     /// Token bucket of the ingest rate.
     bucket: f64,
     bucket_at: Instant,
@@ -392,6 +398,12 @@ impl LogStore {
             wal,
             state: Mutex::new(State {
                 next_seq: max_seq + 1,
+                pending_bytes: pending
+                    .iter()
+                    .flat_map(|p| &p.streams)
+                    .flat_map(|s| &s.entries)
+                    .map(|e| e.line.len())
+                    .sum(),
                 pending,
                 last: HashMap::new(),
                 bucket: opts.limits.ingest_burst_bytes,
@@ -615,6 +627,16 @@ impl LogStore {
             }
         }
         let mut state = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.pending_bytes > 0 && state.pending_bytes + bytes > limits.max_unindexed_bytes {
+            return Err(PushError {
+                rejected: total,
+                status: 429,
+                message: format!(
+                    "ingestion backlog: {} bytes acknowledged but not yet indexed (limit {}); retry later",
+                    state.pending_bytes, limits.max_unindexed_bytes
+                ),
+            });
+        }
         let elapsed = state.bucket_at.elapsed().as_secs_f64();
         state.bucket = (state.bucket + elapsed * limits.ingest_rate_bytes).min(limits.ingest_burst_bytes);
         state.bucket_at = Instant::now();
@@ -661,6 +683,7 @@ impl LogStore {
         let seq = state.next_seq;
         state.next_seq += 1;
         let ticket = self.inner.wal.append(vec![encode_push(seq, &valid)]);
+        state.pending_bytes += outcome.bytes;
         state.pending.push(Pending {
             seq,
             streams: valid,
@@ -824,7 +847,11 @@ fn grouped_errors(errors: &[String]) -> String {
 
 /// Indexes every pending push and commits the partitions it touched.
 fn index_pending(inner: &Arc<Inner>) -> Result<(), Error> {
-    let batch: Vec<Pending> = std::mem::take(&mut inner.state.lock().unwrap_or_else(|e| e.into_inner()).pending);
+    let batch: Vec<Pending> = {
+        let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.pending_bytes = 0;
+        std::mem::take(&mut state.pending)
+    };
     if batch.is_empty() {
         return Ok(());
     }

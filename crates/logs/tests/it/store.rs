@@ -182,3 +182,28 @@ fn entries_are_enriched_as_loki_enriches_them() {
         ]]
     );
 }
+
+#[test]
+fn a_backlog_of_unindexed_entries_answers_429_instead_of_growing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = LogStoreOptions::new(dir.path());
+    opts.commit_interval = Duration::from_secs(3600);
+    opts.limits = Limits {
+        max_unindexed_bytes: 50,
+        ..Limits::default()
+    };
+    let (store, _) = LogStore::open(opts).unwrap();
+    let t = now_ns();
+    let line = "x".repeat(40);
+    store.push_blocking(vec![stream("a", &[(t, line.clone())])]).unwrap();
+    let err = store
+        .push_blocking(vec![stream("a", &[(t + 1, line.clone())])])
+        .unwrap_err();
+    assert_eq!(err.status, 429);
+    assert!(err.message.starts_with("ingestion backlog"), "{}", err.message);
+    // Once indexed, pushes are taken again.
+    store.flush().unwrap();
+    store.push_blocking(vec![stream("a", &[(t + 1, line)])]).unwrap();
+    store.flush().unwrap();
+    assert_eq!(count(&store, None), 2);
+}
