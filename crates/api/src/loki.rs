@@ -39,6 +39,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/loki/api/v1/series", get(series).post(series))
         .route("/loki/api/v1/index/stats", get(index_stats).post(index_stats))
         .route("/loki/api/v1/index/volume", get(index_volume).post(index_volume))
+        .route(
+            "/loki/api/v1/detected_labels",
+            get(detected_labels).post(detected_labels),
+        )
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route("/loki/api/v1/format_query", get(format_query).post(format_query))
 }
@@ -848,6 +852,38 @@ async fn index_volume(State(s): State<AppState>, p: Params) -> Response {
         .collect();
     axum::Json(json!({"status": "success", "data": {"resultType": "vector", "result": result, "stats": {}}}))
         .into_response()
+}
+
+/// Whether a value looks like an id (a UUID or a long hex run), which makes a
+/// label useless for Logs Drilldown's tabs.
+fn looks_like_id(v: &str) -> bool {
+    v.len() >= 16 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// Stream labels with their cardinality, as Loki 3 answers Logs Drilldown: a
+/// label whose values (more than two) all look like ids is left out, except
+/// `cluster`, `namespace`, `instance` and `pod`.
+async fn detected_labels(State(s): State<AppState>, p: Params) -> Response {
+    let Some(store) = s.logs.clone() else { return no_store() };
+    let ((start, end), matchers) = match (bounds(&p), selector_matchers(p.get("query"))) {
+        (Ok(b), Ok(m)) => (b, m),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let mut values: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for l in store.streams(&matchers, start, end) {
+        for l in l.iter() {
+            values.entry(l.name.clone()).or_default().insert(l.value.clone());
+        }
+    }
+    let detected: Vec<Value> = values
+        .into_iter()
+        .filter(|(name, vals)| {
+            matches!(name.as_str(), "cluster" | "namespace" | "instance" | "pod")
+                || !(vals.len() > 2 && vals.iter().all(|v| looks_like_id(v)))
+        })
+        .map(|(name, vals)| json!({"label": name, "cardinality": vals.len()}))
+        .collect();
+    axum::Json(json!({"detectedLabels": detected})).into_response()
 }
 
 async fn buildinfo() -> Response {

@@ -249,6 +249,21 @@ async fn loki_push_and_query_as_grafana_calls_them() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!((v["streams"].as_u64(), v["entries"].as_u64()), (Some(2), Some(3)));
 
+    let (_, body) = get(
+        &sx,
+        "/loki/api/v1/detected_labels",
+        &[
+            ("query", r#"{app="web"}"#.into()),
+            ("start", (t - 60_000_000_000).to_string()),
+            ("end", (t + 60_000_000_000).to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"detectedLabels": [{"label": "app", "cardinality": 1}, {"label": "env", "cardinality": 2}, {"label": "service_name", "cardinality": 1}]})
+    );
+
     // `sextant logs` prints entries with their time and labels.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args([
