@@ -734,7 +734,6 @@ fn signature(l: &Labels, m: &VectorMatching) -> Labels {
 }
 
 fn binary(op: BinOp, return_bool: bool, m: &VectorMatching, l: Value, r: Value) -> Value {
-    let cmp = op.is_comparison();
     match (l, r) {
         (Value::Scalar(a), Value::Scalar(b)) => Value::Scalar(
             a.iter()
@@ -742,40 +741,8 @@ fn binary(op: BinOp, return_bool: bool, m: &VectorMatching, l: Value, r: Value) 
                 .map(|(x, y)| arith(op, *x, *y).unwrap_or(f64::NAN))
                 .collect(),
         ),
-        (Value::Vector(vs), Value::Scalar(s)) => Value::Vector(
-            vs.into_iter()
-                .zip(s)
-                .map(|(vec, s)| {
-                    vec.into_iter()
-                        .filter_map(|(l, v)| {
-                            let out = arith(op, v, s)?;
-                            if cmp && !return_bool {
-                                (out == 1.0).then_some((l, v))
-                            } else {
-                                Some((l, out))
-                            }
-                        })
-                        .collect()
-                })
-                .collect(),
-        ),
-        (Value::Scalar(s), Value::Vector(vs)) => Value::Vector(
-            vs.into_iter()
-                .zip(s)
-                .map(|(vec, s)| {
-                    vec.into_iter()
-                        .filter_map(|(l, v)| {
-                            let out = arith(op, s, v)?;
-                            if cmp && !return_bool {
-                                (out == 1.0).then_some((l, v))
-                            } else {
-                                Some((l, out))
-                            }
-                        })
-                        .collect()
-                })
-                .collect(),
-        ),
+        (Value::Vector(vs), Value::Scalar(s)) => Value::Vector(vector_scalar(op, return_bool, vs, s, false)),
+        (Value::Scalar(s), Value::Vector(vs)) => Value::Vector(vector_scalar(op, return_bool, vs, s, true)),
         (Value::Vector(ls), Value::Vector(rs)) => Value::Vector(
             ls.into_iter()
                 .zip(rs)
@@ -783,6 +750,37 @@ fn binary(op: BinOp, return_bool: bool, m: &VectorMatching, l: Value, r: Value) 
                 .collect(),
         ),
     }
+}
+
+/// A vector and a scalar at every step; `scalar_left` when the scalar is the
+/// left operand. Comparisons without `bool` keep the vector's samples that pass.
+fn vector_scalar(
+    op: BinOp,
+    return_bool: bool,
+    vs: Vec<Vec<(Labels, f64)>>,
+    s: Vec<f64>,
+    scalar_left: bool,
+) -> Vec<Vec<(Labels, f64)>> {
+    let filter = op.is_comparison() && !return_bool;
+    vs.into_iter()
+        .zip(s)
+        .map(|(vec, s)| {
+            vec.into_iter()
+                .filter_map(|(l, v)| {
+                    let out = if scalar_left {
+                        arith(op, s, v)?
+                    } else {
+                        arith(op, v, s)?
+                    };
+                    if filter {
+                        (out == 1.0).then_some((l, v))
+                    } else {
+                        Some((l, out))
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn vector_binary(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sextant_model::Labels;
 use sextant_template::{Map, Value};
 
-use super::ast::{CmpOp, Conversion, LabelFilter, LabelFmt, LineOp, LineValue, Stage};
+use super::ast::{Conversion, LabelFilter, LabelFmt, LineOp, LineValue, Stage};
 use super::parsers::{
     decolorize, json_doc, json_flatten, json_path, logfmt_scan, parse_bytes, parse_go_duration, parse_go_float,
     sanitize_key,
@@ -431,12 +431,6 @@ pub fn convert(raw: &str, conv: Conversion) -> Result<f64, String> {
     }
 }
 
-/// Whether any stage changes or reads the line in a way that needs the stored
-/// line (everything but label filters on stream labels).
-pub fn needs_line(stages: &[Stage]) -> bool {
-    !stages.is_empty()
-}
-
 /// `|=` operands at the front of the pipeline (before anything changes the line),
 /// which the index can narrow by.
 pub fn leading_needles(stages: &[Stage]) -> Vec<String> {
@@ -463,9 +457,4 @@ pub fn leading_needles(stages: &[Stage]) -> Vec<String> {
         }
     }
     out
-}
-
-/// Compares with `CmpOp` (re-exported for the evaluator).
-pub fn cmp(op: CmpOp, a: f64, b: f64) -> bool {
-    op.test(a, b)
 }
