@@ -243,6 +243,9 @@ struct Inner {
     streams: RwLock<HashMap<u64, Arc<Labels>>>,
     counters: Counters,
     tail: tokio::sync::broadcast::Sender<Arc<Vec<PushStream>>>,
+    /// Held while a batch is indexed, so a flush waits for a commit the indexer
+    /// has in flight.
+    indexing: Mutex<()>,
 }
 
 /// Handle to the store; clones share it.
@@ -415,6 +418,7 @@ impl LogStore {
             streams: RwLock::new(streams),
             counters: Counters::default(),
             tail,
+            indexing: Mutex::new(()),
             opts,
         });
         let thread_inner = inner.clone();
@@ -690,7 +694,6 @@ impl LogStore {
             queued: Instant::now(),
         });
         drop(state);
-        self.inner.wake.notify_all();
         Ok((Some(ticket), outcome, (errors, refused)))
     }
 
@@ -847,6 +850,7 @@ fn grouped_errors(errors: &[String]) -> String {
 
 /// Indexes every pending push and commits the partitions it touched.
 fn index_pending(inner: &Arc<Inner>) -> Result<(), Error> {
+    let _indexing = inner.indexing.lock().unwrap_or_else(|e| e.into_inner());
     let batch: Vec<Pending> = {
         let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
         state.pending_bytes = 0;
