@@ -84,7 +84,8 @@ pub fn write_value(out: &mut String, v: f64) {
         let mut buf = ryu::Buffer::new();
         let s = buf.format_finite(v);
         match s.find('e') {
-            None => out.push_str(s),
+            // ryu writes integers from 1e15 to 1e16 as `N.0`; Go writes `N`.
+            None => out.push_str(s.strip_suffix(".0").unwrap_or(s)),
             Some(e) => expand_exponent(out, &s[..e], s[e + 1..].parse().unwrap_or(0)),
         }
     }
@@ -135,6 +136,9 @@ mod tests {
         assert_eq!(format_value(1.5e300).len(), 301);
         assert_eq!(format_value(-1.25e-7), "-0.000000125");
         assert_eq!(format_value(123456789012345680.0), "123456789012345680");
+        // Found by the property test below (ryu prints these with `.0`).
+        assert_eq!(format_value(-3909644385480796.0), "-3909644385480796");
+        assert_eq!(format_value(1e15), "1000000000000000");
     }
 
     proptest::proptest! {
