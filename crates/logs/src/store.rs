@@ -49,6 +49,12 @@ pub struct Limits {
     /// Line bytes acknowledged but not yet indexed beyond which pushes get 429
     /// (they are held in memory until the indexer takes them).
     pub max_unindexed_bytes: usize,
+    /// How far the index may fall behind acknowledgements: a push gets 429 while
+    /// the queued lines would take longer than half of this to index at the
+    /// measured indexing rate (the other half is for the commit in flight), so an
+    /// acknowledged entry is searchable within about this long even when pushes
+    /// arrive faster than they can be indexed.
+    pub max_index_lag: Duration,
     /// Give streams without `service_name` one (Loki's `discover_service_name`).
     pub discover_service_name: bool,
     /// Give every entry a `detected_level` (Loki's `discover_log_levels`).
@@ -70,6 +76,7 @@ impl Default for Limits {
             max_metadata_size: 64 * 1024,
             max_metadata_entries: 128,
             max_unindexed_bytes: 256 << 20,
+            max_index_lag: Duration::from_secs(2),
             discover_service_name: true,
             discover_log_levels: true,
         }
@@ -230,6 +237,9 @@ struct State {
     /// Token bucket of the ingest rate.
     bucket: f64,
     bucket_at: Instant,
+    /// Line bytes indexed per second, averaged over recent commits of at least
+    /// 1 MiB (0 until one was measured).
+    index_rate: f64,
     shutdown: bool,
 }
 
@@ -411,6 +421,7 @@ impl LogStore {
                 last: HashMap::new(),
                 bucket: opts.limits.ingest_burst_bytes,
                 bucket_at: Instant::now(),
+                index_rate: 0.0,
                 shutdown: false,
             }),
             wake: Condvar::new(),
@@ -641,6 +652,20 @@ impl LogStore {
                 ),
             });
         }
+        if state.pending_bytes > 0 && state.index_rate > 0.0 {
+            let behind = (state.pending_bytes + bytes) as f64 / state.index_rate;
+            if behind > limits.max_index_lag.as_secs_f64() / 2.0 {
+                return Err(PushError {
+                    rejected: total,
+                    status: 429,
+                    message: format!(
+                        "ingestion backlog: the index is {behind:.1}s behind at {:.1} MB/s (limit {:.1}s); retry later",
+                        state.index_rate / 1e6,
+                        limits.max_index_lag.as_secs_f64() / 2.0
+                    ),
+                });
+            }
+        }
         let elapsed = state.bucket_at.elapsed().as_secs_f64();
         state.bucket = (state.bucket + elapsed * limits.ingest_rate_bytes).min(limits.ingest_burst_bytes);
         state.bucket_at = Instant::now();
@@ -851,14 +876,15 @@ fn grouped_errors(errors: &[String]) -> String {
 /// Indexes every pending push and commits the partitions it touched.
 fn index_pending(inner: &Arc<Inner>) -> Result<(), Error> {
     let _indexing = inner.indexing.lock().unwrap_or_else(|e| e.into_inner());
-    let batch: Vec<Pending> = {
+    let (batch, batch_bytes): (Vec<Pending>, usize) = {
         let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.pending_bytes = 0;
-        std::mem::take(&mut state.pending)
+        let bytes = std::mem::take(&mut state.pending_bytes);
+        (std::mem::take(&mut state.pending), bytes)
     };
     if batch.is_empty() {
         return Ok(());
     }
+    let started = Instant::now();
     let width = inner.opts.partition.as_nanos() as i64;
     let mut touched: BTreeMap<i64, Arc<Partition>> = BTreeMap::new();
     let max_seq = batch.iter().map(|p| p.seq).max().unwrap_or(0);
@@ -906,6 +932,15 @@ fn index_pending(inner: &Arc<Inner>) -> Result<(), Error> {
         part.commit(max_seq)?;
     }
     inner.counters.commits.fetch_add(1, Ordering::Relaxed);
+    if batch_bytes >= 1 << 20 {
+        let rate = batch_bytes as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.index_rate = if state.index_rate > 0.0 {
+            0.7 * state.index_rate + 0.3 * rate
+        } else {
+            rate
+        };
+    }
     if let Some(t) = oldest {
         inner
             .counters
@@ -924,6 +959,7 @@ fn index_pending(inner: &Arc<Inner>) -> Result<(), Error> {
 fn indexer(inner: Arc<Inner>) {
     let mut last_checkpoint = Instant::now();
     let mut last_housekeeping = Instant::now();
+    let mut last_commit = Instant::now();
     loop {
         {
             let state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -934,14 +970,17 @@ fn indexer(inner: Arc<Inner>) {
                 }
                 return;
             }
-            let (state, _) = inner
-                .wake
-                .wait_timeout(state, inner.opts.commit_interval)
-                .unwrap_or_else(|e| e.into_inner());
-            drop(state);
+            // Commits start once per interval; one that took the whole interval
+            // (the index is behind) is followed at once by the next.
+            let wait = inner.opts.commit_interval.saturating_sub(last_commit.elapsed());
+            if !wait.is_zero() {
+                let (state, _) = inner.wake.wait_timeout(state, wait).unwrap_or_else(|e| e.into_inner());
+                drop(state);
+                // Entries arriving right now join this commit if they are quick.
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
-        // Entries arriving right now join this commit if they are quick.
-        std::thread::sleep(Duration::from_millis(5));
+        last_commit = Instant::now();
         if let Err(e) = index_pending(&inner) {
             tracing::error!(error = %e, "log index commit failed; the entries stay in the write-ahead log");
             std::thread::sleep(Duration::from_secs(1));

@@ -217,6 +217,14 @@ pub struct LogsConfig {
     pub ingestion_rate_mb: Option<f64>,
     /// Burst above the rate, MiB [128].
     pub ingestion_burst_size_mb: Option<f64>,
+    /// How far the index may fall behind acknowledged pushes before pushes get
+    /// 429 (searchable within about this long, even under overload) [2s].
+    pub max_index_lag: Option<PromDuration>,
+    /// Loki ruler files: rule groups whose expressions are LogQL metric queries,
+    /// evaluated over the log store; their results are series in the metrics
+    /// store (globs, relative to the config file) [none].
+    #[serde(default)]
+    pub rule_files: Vec<String>,
 }
 
 /// `slo` section: the SLO engine's settings (defaults in brackets).
@@ -575,9 +583,21 @@ pub fn load_slo_files(config: &Config) -> Result<Vec<sextant_slo::Slo>, String> 
 /// Loads every rule file `config.rule_files` names (globs, relative to the config
 /// file's directory); every problem of every file, as `promtool check rules` lists them.
 pub fn load_rule_files(config: &Config) -> Result<Vec<sextant_rules::RuleFile>, String> {
+    use sextant_rules::Language;
     let mut files = Vec::new();
     let mut errors = Vec::new();
-    for pattern in &config.rule_files {
+    let patterns = config
+        .rule_files
+        .iter()
+        .map(|p| (p, Language::PromQL, "rule_files"))
+        .chain(
+            config
+                .logs
+                .rule_files
+                .iter()
+                .map(|p| (p, Language::LogQL, "logs.rule_files")),
+        );
+    for (pattern, lang, key) in patterns {
         let full = if Path::new(pattern).is_absolute() {
             PathBuf::from(pattern)
         } else {
@@ -586,14 +606,14 @@ pub fn load_rule_files(config: &Config) -> Result<Vec<sextant_rules::RuleFile>, 
         let paths = match glob::glob(&full.to_string_lossy()) {
             Ok(p) => p,
             Err(e) => {
-                errors.push(format!("rule_files: invalid pattern {pattern:?}: {e}"));
+                errors.push(format!("{key}: invalid pattern {pattern:?}: {e}"));
                 continue;
             }
         };
         let mut paths: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
         paths.sort();
         for p in paths {
-            match sextant_rules::file::load(&p) {
+            match sextant_rules::file::load_as(&p, lang) {
                 Ok(f) => files.push(f),
                 Err(e) => errors.extend(e),
             }
@@ -611,7 +631,7 @@ pub fn load_rule_files(config: &Config) -> Result<Vec<sextant_rules::RuleFile>, 
 /// credential and client certificate files exist, and every target known now is a valid
 /// scrape target.
 pub fn check_like_promtool(config: &Config) -> Result<(), String> {
-    for pattern in &config.rule_files {
+    for pattern in config.rule_files.iter().chain(&config.logs.rule_files) {
         let path = if Path::new(pattern).is_absolute() {
             PathBuf::from(pattern)
         } else {

@@ -210,6 +210,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
         if let Some(mb) = l.ingestion_burst_size_mb {
             opts.limits.ingest_burst_bytes = mb * 1024.0 * 1024.0;
         }
+        if let Some(d) = l.max_index_lag {
+            opts.limits.max_index_lag = d.0;
+        }
         let (logs, stats) = tokio::task::spawn_blocking(move || sextant_logs::LogStore::open(opts))
             .await
             .context("opening the log store")?
@@ -286,6 +289,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
         .await
         .map_err(|e| anyhow::Error::msg(e.join("\n")))?;
     rules.set_alerting(alerting_options(&cfg, addr), Some(sink.clone()));
+    rules.set_log_store(logs.clone());
     rules.apply(rule_files, cfg.global.evaluation_interval.0).await;
     slo.apply(slos).await.map_err(|e| anyhow::Error::msg(e.join("\n")))?;
 
