@@ -2,7 +2,8 @@
 //! call it: `POST /loki/api/v1/push` (snappy-compressed protobuf, or JSON;
 //! gzip/deflate bodies), LogQL through `query` and `query_range`, and the
 //! metadata calls (`labels`, `label/<name>/values`, `series`, `index/stats`,
-//! `index/volume`, `status/buildinfo`). Query errors are plain text with Loki's
+//! `index/volume`, `status/buildinfo`), and `tail`, the WebSocket Grafana's live
+//! view reads. Query errors are plain text with Loki's
 //! status codes and messages; results use Loki's JSON shapes, including the
 //! `categorize-labels` encoding Grafana asks for.
 
@@ -15,7 +16,8 @@ use std::io::Read;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,6 +47,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route("/loki/api/v1/format_query", get(format_query).post(format_query))
+        .route("/loki/api/v1/tail", get(tail))
 }
 
 /// Largest push body, compressed (Loki: 100 MiB).
@@ -77,45 +80,60 @@ fn no_store() -> Response {
 
 // ---- push ---------------------------------------------------------------------
 
-/// Loki's push protobuf (`logproto.PushRequest`), wire-compatible.
+/// Loki's push protobuf (`logproto.PushRequest`), wire-compatible; public for
+/// clients in tests and benchmarks (snappy-compress its encoding to push it).
 #[derive(Clone, PartialEq, prost::Message)]
-struct PushRequestPb {
+pub struct PushRequestPb {
+    /// The streams pushed.
     #[prost(message, repeated, tag = "1")]
-    streams: Vec<StreamPb>,
+    pub streams: Vec<StreamPb>,
 }
 
+/// One stream of a push: labels as `{name="value", ...}` and entries.
 #[derive(Clone, PartialEq, prost::Message)]
-struct StreamPb {
+pub struct StreamPb {
+    /// Stream labels, `{name="value", ...}`.
     #[prost(string, tag = "1")]
-    labels: String,
+    pub labels: String,
+    /// Its entries.
     #[prost(message, repeated, tag = "2")]
-    entries: Vec<EntryPb>,
+    pub entries: Vec<EntryPb>,
 }
 
+/// One entry: timestamp, line, structured metadata.
 #[derive(Clone, PartialEq, prost::Message)]
-struct EntryPb {
+pub struct EntryPb {
+    /// When it happened.
     #[prost(message, optional, tag = "1")]
-    timestamp: Option<TimestampPb>,
+    pub timestamp: Option<TimestampPb>,
+    /// The line.
     #[prost(string, tag = "2")]
-    line: String,
+    pub line: String,
+    /// Structured metadata.
     #[prost(message, repeated, tag = "3")]
-    structured_metadata: Vec<LabelPairPb>,
+    pub structured_metadata: Vec<LabelPairPb>,
 }
 
+/// `google.protobuf.Timestamp`.
 #[derive(Clone, PartialEq, prost::Message)]
-struct TimestampPb {
+pub struct TimestampPb {
+    /// Seconds since the epoch.
     #[prost(int64, tag = "1")]
-    seconds: i64,
+    pub seconds: i64,
+    /// Nanoseconds within the second.
     #[prost(int32, tag = "2")]
-    nanos: i32,
+    pub nanos: i32,
 }
 
+/// A structured-metadata pair.
 #[derive(Clone, PartialEq, prost::Message)]
-struct LabelPairPb {
+pub struct LabelPairPb {
+    /// Name.
     #[prost(string, tag = "1")]
-    name: String,
+    pub name: String,
+    /// Value.
     #[prost(string, tag = "2")]
-    value: String,
+    pub value: String,
 }
 
 /// Parses a Prometheus-style label set string: `{app="x", env="prod"}`.
@@ -903,6 +921,196 @@ async fn format_query(p: Params) -> Response {
     match parse(q) {
         Ok(_) => axum::Json(json!({"status": "success", "data": q.trim()})).into_response(),
         Err(e) => bad(e.0),
+    }
+}
+
+// ---- tail ---------------------------------------------------------------------
+
+/// Most seconds `delay_for` may ask for (Loki's `maxDelayForInTailing`).
+const MAX_TAIL_DELAY_SECS: u64 = 5;
+
+/// `GET /loki/api/v1/tail` (WebSocket): first the entries since `start` (default
+/// an hour ago, at most `limit`, oldest first), then every entry the query
+/// selects as it becomes searchable, each message
+/// `{"streams": [...], "dropped_entries": null}` as Loki sends it. `delay_for`
+/// (0–5 s) holds entries back that long and sends them in timestamp order.
+/// Parameter errors answer 400 before the upgrade, as Loki's do.
+async fn tail(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Some(store) = s.logs.clone() else { return no_store() };
+    let p = crate::prometheus::Params::from_query(raw.as_deref());
+    let expr = match parse(p.get("query").unwrap_or("")) {
+        Ok(logql::ast::Expr::Log(l)) => l,
+        Ok(_) => return bad("tail queries must be log queries"),
+        Err(e) => return bad(e.0),
+    };
+    let limit = match limit(&p) {
+        Ok(l) if l > MAX_ENTRIES => {
+            return bad(format!(
+                "max entries limit per query exceeded, limit > max_entries_limit_per_query ({l} > {MAX_ENTRIES})"
+            ));
+        }
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let delay = match p.get("delay_for") {
+        None | Some("") => 0,
+        Some(v) => match v.parse::<u64>() {
+            Ok(d) if d > MAX_TAIL_DELAY_SECS => {
+                return bad(format!("delay_for can't be greater than {MAX_TAIL_DELAY_SECS}"));
+            }
+            Ok(d) => d,
+            Err(_) => return bad(format!("strconv.Atoi: parsing {v:?}: invalid syntax")),
+        },
+    };
+    let start = match param_ts(&p, "start") {
+        Ok(t) => t.unwrap_or_else(|| now_ns() - 3600 * 1_000_000_000),
+        Err(r) => return r,
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
+    let session = TailSession {
+        store,
+        expr: std::sync::Arc::new(expr),
+        start,
+        limit,
+        delay: std::time::Duration::from_secs(delay),
+    };
+    ws.on_upgrade(move |socket| session.run(socket))
+}
+
+struct TailSession {
+    store: sextant_logs::LogStore,
+    expr: std::sync::Arc<logql::ast::LogExpr>,
+    start: i64,
+    limit: usize,
+    delay: std::time::Duration,
+}
+
+/// An entry held back by `delay_for`: when it may go, and what it is.
+type Delayed = (std::time::Instant, Labels, logql::EntryResult);
+
+impl TailSession {
+    async fn run(self, mut socket: WebSocket) {
+        use std::collections::HashSet;
+        use tokio::sync::broadcast::error::RecvError;
+
+        // Subscribe before reading history, so nothing indexed in between is
+        // missed; what both see is sent once (the history's entries are remembered).
+        let mut live = self.store.subscribe();
+        let params = QueryParams {
+            start: self.start,
+            end: now_ns(),
+            step: 0,
+            limit: self.limit,
+            direction: Direction::Forward,
+        };
+        let (store, expr) = (self.store.clone(), logql::ast::Expr::Log((*self.expr).clone()));
+        let history = match tokio::task::spawn_blocking(move || logql::evaluate(&store, &expr, &params)).await {
+            Ok(Ok((QueryResult::Streams(s), _))) => s,
+            Ok(Ok(_)) => Vec::new(),
+            Ok(Err(e)) => {
+                let _ = socket.send(Message::Close(Some(close_frame(&e.to_string())))).await;
+                return;
+            }
+            Err(e) => {
+                let _ = socket.send(Message::Close(Some(close_frame(&e.to_string())))).await;
+                return;
+            }
+        };
+        let mut seen: HashSet<(Labels, i64, String)> = history
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| (s.labels.clone(), e.ts, e.line.clone())))
+            .collect();
+        if !history.is_empty() && socket.send(tail_message(history)).await.is_err() {
+            return;
+        }
+        let mut held: Vec<Delayed> = Vec::new();
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(_)) => {}
+                },
+                batch = live.recv() => {
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::warn!(batches = n, "a tail client fell behind; entries were skipped");
+                            continue;
+                        }
+                        Err(RecvError::Closed) => return,
+                    };
+                    let expr = self.expr.clone();
+                    let Ok(found) = tokio::task::spawn_blocking(move || logql::tail_matches(&expr, &batch)).await else {
+                        return;
+                    };
+                    let due = std::time::Instant::now() + self.delay;
+                    for s in found {
+                        for e in s.entries {
+                            if seen.is_empty() || !seen.remove(&(s.labels.clone(), e.ts, e.line.clone())) {
+                                held.push((due, s.labels.clone(), e));
+                            }
+                        }
+                    }
+                    if self.delay.is_zero() && !held.is_empty() && socket.send(tail_message(take_due(&mut held))).await.is_err() {
+                        return;
+                    }
+                }
+                _ = tick.tick(), if !held.is_empty() => {
+                    let ready = take_due(&mut held);
+                    if !ready.is_empty() && socket.send(tail_message(ready)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The held entries whose delay is over, grouped into streams in timestamp order.
+fn take_due(held: &mut Vec<Delayed>) -> Vec<logql::StreamResult> {
+    let now = std::time::Instant::now();
+    let mut ready: Vec<Delayed> = Vec::new();
+    held.retain(|d| {
+        if d.0 <= now {
+            ready.push(d.clone());
+            false
+        } else {
+            true
+        }
+    });
+    ready.sort_by_key(|d| d.2.ts);
+    let mut streams: BTreeMap<Labels, Vec<logql::EntryResult>> = BTreeMap::new();
+    for (_, labels, e) in ready {
+        streams.entry(labels).or_default().push(e);
+    }
+    streams
+        .into_iter()
+        .map(|(labels, entries)| logql::StreamResult { labels, entries })
+        .collect()
+}
+
+fn tail_message(streams: Vec<logql::StreamResult>) -> Message {
+    let (result, _) = result_json(&QueryResult::Streams(streams), false);
+    Message::Text(json!({"streams": result, "dropped_entries": null}).to_string().into())
+}
+
+fn close_frame(reason: &str) -> axum::extract::ws::CloseFrame {
+    // A close reason is at most 123 bytes; cut on a character boundary.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    axum::extract::ws::CloseFrame {
+        code: axum::extract::ws::close_code::ERROR,
+        reason: reason[..end].to_owned().into(),
     }
 }
 

@@ -28,6 +28,16 @@ pub(crate) fn routes() -> Router<AppState> {
 pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
+    /// The parameters of a URL query string (for handlers that cannot take the
+    /// body-reading extractor, such as WebSocket upgrades).
+    pub(crate) fn from_query(query: Option<&str>) -> Self {
+        Params(
+            query
+                .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default(),
+        )
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }

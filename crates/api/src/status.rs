@@ -42,6 +42,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/status/config", get(config))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/alerts", get(alerts))
+        // Where Loki's ruler serves the same two lists (Grafana's alerting UI asks a
+        // Loki data source there); they include the LogQL rules of `logs.rule_files`.
+        .route("/prometheus/api/v1/rules", get(rules))
+        .route("/prometheus/api/v1/alerts", get(alerts))
 }
 
 /// The Prometheus API version Sextant implements; clients such as Grafana choose

@@ -1,8 +1,10 @@
 //! Prometheus rule files: parsing and the checks `promtool check rules` makes, with
-//! errors that name file, line, column, group and rule as promtool's do.
+//! errors that name file, line, column, group and rule as promtool's do. Loki's
+//! ruler reads the same format with LogQL expressions ([`Language::LogQL`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -33,13 +35,31 @@ pub struct RuleGroup {
     pub rules: Vec<Rule>,
 }
 
+/// The query language of a rule file's expressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    /// Prometheus rule files (`rule_files`).
+    PromQL,
+    /// Loki ruler files (`logs.rule_files`): metric queries over the log store.
+    LogQL,
+}
+
+/// A rule's parsed expression.
+#[derive(Debug, Clone)]
+pub enum RuleExpr {
+    /// Evaluated by the PromQL engine over the metrics store.
+    PromQL(Expr),
+    /// A LogQL metric query, evaluated over the log store.
+    LogQL(Arc<sextant_logs::logql::ast::Expr>),
+}
+
 /// One rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// What the rule does.
     pub kind: RuleKind,
     /// The parsed expression.
-    pub expr: Expr,
+    pub expr: RuleExpr,
     /// The expression as written.
     pub expr_text: String,
     /// Labels added to (or replacing those of) every result.
@@ -68,6 +88,15 @@ pub enum RuleKind {
 }
 
 impl Rule {
+    /// The expression as the rules API shows it: PromQL as Prometheus prints it,
+    /// LogQL as written.
+    pub fn query(&self) -> String {
+        match &self.expr {
+            RuleExpr::PromQL(e) => e.to_string(),
+            RuleExpr::LogQL(_) => self.expr_text.trim().to_owned(),
+        }
+    }
+
     /// The rule's name (`record` or `alert`).
     pub fn name(&self) -> &str {
         match &self.kind {
@@ -112,12 +141,22 @@ struct RuleDoc {
 /// Reads and validates one rule file; every problem found is returned, each as
 /// `FILE: LINE:COL: group "G", rule N, "NAME": message` (promtool's shape).
 pub fn load(path: &Path) -> Result<RuleFile, Vec<String>> {
+    load_as(path, Language::PromQL)
+}
+
+/// Reads and validates one rule file whose expressions are in `lang`.
+pub fn load_as(path: &Path, lang: Language) -> Result<RuleFile, Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-    parse(&text, path)
+    parse_as(&text, path, lang)
 }
 
 /// Validates rule-file text (see [`load`]).
 pub fn parse(text: &str, path: &Path) -> Result<RuleFile, Vec<String>> {
+    parse_as(text, path, Language::PromQL)
+}
+
+/// Validates rule-file text whose expressions are in `lang`.
+pub fn parse_as(text: &str, path: &Path, lang: Language) -> Result<RuleFile, Vec<String>> {
     let file = path.display().to_string();
     let doc: FileDoc = serde_yaml::from_str(text).map_err(|e| {
         vec![match e.location() {
@@ -173,7 +212,7 @@ pub fn parse(text: &str, path: &Path) -> Result<RuleFile, Vec<String>> {
                     name
                 ));
             };
-            match validate_rule(r) {
+            match validate_rule(r, lang) {
                 Ok(rule) => rules.push(rule),
                 Err((field, msg)) => fail(if field == "name" { key } else { field }, msg),
             }
@@ -197,7 +236,7 @@ pub fn parse(text: &str, path: &Path) -> Result<RuleFile, Vec<String>> {
 
 /// Checks one rule as Prometheus' `rulefmt` does; the error names the field whose
 /// position it should point at ("name" for the record/alert value).
-fn validate_rule(r: RuleDoc) -> Result<Rule, (&'static str, String)> {
+fn validate_rule(r: RuleDoc, lang: Language) -> Result<Rule, (&'static str, String)> {
     let kind = match (&r.record, &r.alert) {
         (Some(_), Some(_)) => return Err(("name", "only one of 'record' and 'alert' must be set".into())),
         (None, None) => return Err(("name", "one of 'record' or 'alert' must be set".into())),
@@ -244,7 +283,23 @@ fn validate_rule(r: RuleDoc) -> Result<Rule, (&'static str, String)> {
     if expr_text.trim().is_empty() {
         return Err(("name", "field 'expr' must be set in rule".into()));
     }
-    let expr = sextant_promql::parse(&expr_text).map_err(|e| ("expr", format!("could not parse expression: {e}")))?;
+    let expr = match lang {
+        Language::PromQL => RuleExpr::PromQL(
+            sextant_promql::parse(&expr_text).map_err(|e| ("expr", format!("could not parse expression: {e}")))?,
+        ),
+        Language::LogQL => {
+            let e = sextant_logs::logql::parse(&expr_text)
+                .map_err(|e| ("expr", format!("could not parse expression: {}", e.0)))?;
+            if matches!(e, sextant_logs::logql::ast::Expr::Log(_)) {
+                // Loki's ruler: a rule's expression must produce samples.
+                return Err((
+                    "expr",
+                    "could not parse expression: rule expression must be a metric query, not a log query".into(),
+                ));
+            }
+            RuleExpr::LogQL(Arc::new(e))
+        }
+    };
     let labels = r.labels.unwrap_or_default();
     for k in labels.keys() {
         if k == sextant_model::METRIC_NAME {
@@ -326,6 +381,27 @@ mod tests {
         assert_eq!(g.rules[0].name(), "x");
         assert_eq!(g.rules[0].labels.get("a"), Some("b"));
         assert!(matches!(g.rules[1].kind, RuleKind::Alerting { for_, .. } if for_ == Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn logql_rule_files_take_metric_queries_only() {
+        let ok = "groups:\n  - name: logs\n    rules:\n      - record: app:errors:rate1m\n        expr: sum by (app) (rate({app=~\".+\"} |= \"error\" [1m]))\n";
+        let f = parse_as(ok, Path::new("l.yml"), Language::LogQL).unwrap();
+        assert!(matches!(f.groups[0].rules[0].expr, RuleExpr::LogQL(_)));
+        assert_eq!(
+            f.groups[0].rules[0].query(),
+            r#"sum by (app) (rate({app=~".+"} |= "error" [1m]))"#
+        );
+        // The same file is not PromQL.
+        assert!(parse(ok, Path::new("l.yml")).is_err());
+        let log_query =
+            "groups:\n  - name: logs\n    rules:\n      - alert: Errors\n        expr: '{app=\"a\"} |= \"error\"'\n";
+        let errs = parse_as(log_query, Path::new("l.yml"), Language::LogQL).unwrap_err();
+        assert!(
+            errs[0].starts_with(r#"l.yml: 5:15: group "logs", rule 1, "Errors": could not parse expression: rule expression must be a metric query"#),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

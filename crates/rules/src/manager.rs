@@ -17,7 +17,7 @@ use sextant_store::{AppendRequest, MetricsStore, SeriesSamples};
 use tokio::sync::watch;
 
 use crate::alerting::{Alert, AlertState, AlertingOptions, AlertingRule};
-use crate::file::{RuleFile, RuleGroup, RuleKind};
+use crate::file::{RuleExpr, RuleFile, RuleGroup, RuleKind};
 use crate::templates::{QueryFn, prometheus_funcs};
 
 /// Health of a rule after its last evaluation.
@@ -145,6 +145,8 @@ pub struct RuleManager {
     /// Set once the first rule files are applied: groups of later reloads need no
     /// restore of `for` state.
     applied_once: Arc<std::sync::atomic::AtomicBool>,
+    /// The log store LogQL rules read (none: they fail with a clear error).
+    logs: Arc<RwLock<Option<sextant_logs::LogStore>>>,
 }
 
 impl RuleManager {
@@ -179,7 +181,13 @@ impl RuleManager {
             running: Arc::default(),
             alerting: Arc::default(),
             applied_once: Arc::default(),
+            logs: Arc::default(),
         }
+    }
+
+    /// Sets the log store that LogQL rules (Loki ruler files) are evaluated over.
+    pub fn set_log_store(&self, store: Option<sextant_logs::LogStore>) {
+        *self.logs.write().expect("poisoned") = store;
     }
 
     /// Sets where alerting rules send alerts and their settings; groups applied
@@ -231,7 +239,7 @@ impl RuleManager {
                         .iter()
                         .map(|r| RuleStatus {
                             name: r.name().to_string(),
-                            query: r.expr.to_string(),
+                            query: r.query(),
                             labels: r.labels.clone(),
                             kind: match r.kind {
                                 RuleKind::Recording { .. } => "recording",
@@ -274,7 +282,7 @@ impl RuleManager {
                             // Validated when the file was loaded, so the templates parse.
                             let mut rule = AlertingRule::new(
                                 alert,
-                                &r.expr.to_string(),
+                                &r.query(),
                                 *for_,
                                 *keep_firing_for,
                                 &labels,
@@ -299,6 +307,7 @@ impl RuleManager {
                     interval,
                     engine: self.engine.clone(),
                     store: self.store.clone(),
+                    logs: self.logs.read().expect("poisoned").clone(),
                     metrics: self.metrics.clone(),
                     status,
                     previous: written,
@@ -384,6 +393,7 @@ struct GroupRunner {
     interval: Duration,
     engine: Engine,
     store: MetricsStore,
+    logs: Option<sextant_logs::LogStore>,
     metrics: Metrics,
     status: Arc<Mutex<GroupStatus>>,
     /// Per rule name, the series its previous evaluation wrote.
@@ -532,6 +542,50 @@ impl GroupRunner {
         }
     }
 
+    /// Rule `i`'s expression as an instant query at `ts` (ms): PromQL over the
+    /// metrics store, or LogQL over the log store (its window ending at `ts`).
+    async fn instant(&self, i: usize, ts: i64) -> Result<Vec<(Labels, f64)>, String> {
+        match &self.group.rules[i].expr {
+            RuleExpr::PromQL(expr) => match self
+                .engine
+                .instant(&self.store, expr, ts)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                QueryValue::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
+                QueryValue::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
+                other => Err(format!(
+                    "rule result is a {}, not a vector or scalar",
+                    other.type_name()
+                )),
+            },
+            RuleExpr::LogQL(expr) => {
+                use sextant_logs::logql::{self, QueryParams, QueryResult};
+                let Some(logs) = self.logs.clone() else {
+                    return Err("LogQL rules need the log store, which is disabled (`logs.enabled: false`)".into());
+                };
+                let expr = expr.clone();
+                let at = ts.saturating_mul(1_000_000);
+                let params = QueryParams {
+                    start: at,
+                    end: at,
+                    step: 0,
+                    limit: 0,
+                    direction: sextant_logs::Direction::Backward,
+                };
+                let result = tokio::task::spawn_blocking(move || logql::evaluate(&logs, &expr, &params))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                match result.0 {
+                    QueryResult::Vector(_, v) => Ok(v),
+                    QueryResult::Scalar(_, v) => Ok(vec![(Labels::empty(), v)]),
+                    _ => Err("rule result is not a vector or scalar".into()),
+                }
+            }
+        }
+    }
+
     async fn evaluate_rule(&mut self, i: usize, ts: i64) -> Result<(), String> {
         let rule = &self.group.rules[i];
         let record = match &rule.kind {
@@ -539,21 +593,8 @@ impl GroupRunner {
             RuleKind::Alerting { .. } => return self.evaluate_alerting(i, ts).await,
         };
         let record = &record;
-        let value = self
-            .engine
-            .instant(&self.store, &rule.expr, ts)
-            .await
-            .map_err(|e| e.to_string())?;
-        let samples: Vec<(Labels, f64)> = match value {
-            QueryValue::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
-            QueryValue::Scalar { v, .. } => vec![(Labels::empty(), v)],
-            other => {
-                return Err(format!(
-                    "rule result is a {}, not a vector or scalar",
-                    other.type_name()
-                ));
-            }
-        };
+        let samples = self.instant(i, ts).await?;
+        let rule = &self.group.rules[i];
         let mut current = HashSet::with_capacity(samples.len());
         let mut series = Vec::with_capacity(samples.len());
         for (labels, v) in samples {
@@ -607,16 +648,7 @@ impl GroupRunner {
     /// markers for those that stop), then the alerts due go to the router.
     async fn evaluate_alerting(&mut self, i: usize, ts: i64) -> Result<(), String> {
         self.eval_ts.store(ts, Ordering::Relaxed);
-        let value = self
-            .engine
-            .instant(&self.store, &self.group.rules[i].expr, ts)
-            .await
-            .map_err(|e| e.to_string())?;
-        let result: Vec<(Labels, f64)> = match value {
-            QueryValue::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
-            QueryValue::Scalar { v, .. } => vec![(Labels::empty(), v)],
-            _ => return Err("rule result is not a vector or scalar".into()),
-        };
+        let result = self.instant(i, ts).await?;
         let limit = self.group.limit;
         let opts = self.alerting.opts.clone();
         let Some(rule) = self.rules[i].as_mut() else {

@@ -133,6 +133,9 @@ enum CheckCommand {
         /// Files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The expressions are LogQL (Loki ruler files, as `logs.rule_files` reads them).
+        #[arg(long)]
+        logql: bool,
     },
     /// Validate SLO specs (Sloth prometheus/v1, OpenSLO v1alpha and v1; exit 1 if any
     /// is invalid).
@@ -166,8 +169,15 @@ fn main() -> ExitCode {
             what: CheckCommand::Config { files },
         } => check_config(&files),
         Command::Check {
-            what: CheckCommand::Rules { files },
-        } => check_rules(&files),
+            what: CheckCommand::Rules { files, logql },
+        } => check_rules(
+            &files,
+            if logql {
+                sextant_rules::Language::LogQL
+            } else {
+                sextant_rules::Language::PromQL
+            },
+        ),
         Command::Check {
             what: CheckCommand::Slo { files },
         } => slo_cmd::check(&files),
@@ -267,11 +277,11 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
 /// Output as promtool's: `Checking F`, then `SUCCESS: N rules found` or `FAILED:`
 /// with one line per problem.
 #[allow(clippy::print_stdout)] // command output
-fn check_rules(files: &[PathBuf]) -> ExitCode {
+fn check_rules(files: &[PathBuf], lang: sextant_rules::Language) -> ExitCode {
     let mut ok = true;
     for f in files {
         println!("Checking {}", f.display());
-        match sextant_rules::file::load(f) {
+        match sextant_rules::file::load_as(f, lang) {
             Ok(rf) => println!(
                 "  SUCCESS: {} rules found",
                 rf.groups.iter().map(|g| g.rules.len()).sum::<usize>()

@@ -196,18 +196,9 @@ fn log_query(
             if n >= limit {
                 return ControlFlow::Break(());
             }
-            let mut st = LineState::new(v.stream, v.metadata, v.line, v.ts);
-            if run(&l.stages, &mut st) {
+            if let Some((labels, entry)) = apply_pipeline(&l.stages, v.stream, v.metadata, v.line, v.ts) {
                 n += 1;
-                let (stream, metadata, parsed) = st.categorized();
-                let labels = st.output_labels();
-                streams.entry(labels).or_default().push(EntryResult {
-                    ts: v.ts,
-                    line: st.line,
-                    stream,
-                    metadata,
-                    parsed,
-                });
+                streams.entry(labels).or_default().push(entry);
             }
             if n >= limit {
                 ControlFlow::Break(())
@@ -224,6 +215,59 @@ fn log_query(
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
+}
+
+/// Runs a log query's pipeline over one entry: its output labels and the entry
+/// as a result shows it, or `None` when a stage drops it.
+fn apply_pipeline(
+    stages: &[Stage],
+    stream: &Labels,
+    metadata: &[(String, String)],
+    line: &str,
+    ts: i64,
+) -> Option<(Labels, EntryResult)> {
+    let mut st = LineState::new(stream, metadata, line, ts);
+    if !run(stages, &mut st) {
+        return None;
+    }
+    let (stream, metadata, parsed) = st.categorized();
+    let labels = st.output_labels();
+    Some((
+        labels,
+        EntryResult {
+            ts,
+            line: st.line,
+            stream,
+            metadata,
+            parsed,
+        },
+    ))
+}
+
+/// The entries of freshly indexed streams (what [`LogStore::subscribe`] hands
+/// out) that a log query selects, through its pipeline, grouped into streams in
+/// timestamp order: what `/loki/api/v1/tail` sends as they arrive.
+pub fn tail_matches(l: &LogExpr, pushed: &[crate::record::PushStream]) -> Vec<StreamResult> {
+    let mut streams: HashMap<Labels, Vec<EntryResult>> = HashMap::new();
+    for s in pushed {
+        if !l.matchers.iter().all(|m| m.matches_labels(&s.labels)) {
+            continue;
+        }
+        for e in &s.entries {
+            if let Some((labels, entry)) = apply_pipeline(&l.stages, &s.labels, &e.metadata, &e.line, e.ts) {
+                streams.entry(labels).or_default().push(entry);
+            }
+        }
+    }
+    let mut out: Vec<StreamResult> = streams
+        .into_iter()
+        .map(|(labels, mut entries)| {
+            entries.sort_by_key(|e| e.ts);
+            StreamResult { labels, entries }
+        })
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
 }
 
 /// A value at every step.

@@ -9,7 +9,7 @@ pub mod parsers;
 pub mod pipeline;
 pub mod template;
 
-pub use eval::{EntryResult, EvalError, EvalStats, QueryParams, QueryResult, StreamResult, evaluate};
+pub use eval::{EntryResult, EvalError, EvalStats, QueryParams, QueryResult, StreamResult, evaluate, tail_matches};
 pub use parser::{ParseError, parse};
 
 /// A regular expression in Go's RE2 syntax, rewritten for Rust's `regex`

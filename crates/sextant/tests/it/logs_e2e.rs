@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sextant_api::loki::{EntryPb, PushRequestPb, StreamPb, TimestampPb};
+
 use crate::support::{Sextant, client, wait_for};
 
 const CONFIG: &str = "storage:\n  retention: 0s\n";
@@ -15,36 +17,6 @@ fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct PushRequest {
-    #[prost(message, repeated, tag = "1")]
-    streams: Vec<StreamPb>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct StreamPb {
-    #[prost(string, tag = "1")]
-    labels: String,
-    #[prost(message, repeated, tag = "2")]
-    entries: Vec<EntryPb>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct EntryPb {
-    #[prost(message, optional, tag = "1")]
-    timestamp: Option<Ts>,
-    #[prost(string, tag = "2")]
-    line: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Ts {
-    #[prost(int64, tag = "1")]
-    seconds: i64,
-    #[prost(int32, tag = "2")]
-    nanos: i32,
 }
 
 async fn push_json(sx: &Sextant, body: serde_json::Value) -> (u16, String) {
@@ -115,15 +87,16 @@ async fn loki_push_and_query_as_grafana_calls_them() {
     )
     .await;
     assert_eq!((status, body.as_str()), (204, ""));
-    let proto = PushRequest {
+    let proto = PushRequestPb {
         streams: vec![StreamPb {
             labels: r#"{app="web", env="dev"}"#.into(),
             entries: vec![EntryPb {
-                timestamp: Some(Ts {
+                timestamp: Some(TimestampPb {
                     seconds: t / 1_000_000_000,
                     nanos: (t % 1_000_000_000) as i32 + 2,
                 }),
                 line: "level=warn msg=\"from protobuf\" status=404".into(),
+                structured_metadata: Vec::new(),
             }],
         }],
     };
@@ -432,4 +405,224 @@ async fn kill_9_during_concurrent_pushes_keeps_every_acknowledged_entry_once() {
         "entries stored twice: {:?}",
         &doubled[..doubled.len().min(5)]
     );
+}
+
+/// Reads WebSocket messages until one carries a line containing `want`; returns
+/// every line seen on the way, in order.
+async fn tail_until<S>(ws: &mut S, want: &str) -> Vec<String>
+where
+    S: futures_util::Stream<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut lines = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no tail message with {want:?} in 20 s; lines so far: {lines:?}"))
+            .expect("the tail socket closed")
+            .expect("tail socket error");
+        let tokio_tungstenite::tungstenite::Message::Text(text) = msg else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(v["dropped_entries"].is_null(), "{v}");
+        for s in v["streams"].as_array().unwrap() {
+            assert_eq!(s["stream"]["app"], "tail", "{v}");
+            for e in s["values"].as_array().unwrap() {
+                assert_eq!(e.as_array().unwrap().len(), 2, "{v}");
+                lines.push(e[1].as_str().unwrap().to_owned());
+            }
+        }
+        if lines.iter().any(|l| l.contains(want)) {
+            return lines;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tail_websocket_sends_history_then_new_entries_as_grafana_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let sx = Sextant::start(&dir.path().join("data"), Some(CONFIG)).await;
+    let t = now_ns();
+    let push = |values: serde_json::Value| {
+        push_json(
+            &sx,
+            serde_json::json!({"streams": [{"stream": {"app": "tail"}, "values": values}]}),
+        )
+    };
+    assert_eq!(
+        push(serde_json::json!([[(t - 10_000_000_000).to_string(), "keep old"]]))
+            .await
+            .0,
+        204
+    );
+    wait_for("the old entry to be searchable", Duration::from_secs(10), || {
+        let sx = &sx;
+        async move {
+            let (s, b) = get(
+                sx,
+                "/loki/api/v1/query_range",
+                &[("query", r#"{app="tail"}"#.into()), ("limit", "10".into())],
+            )
+            .await;
+            (s == 200 && lines_of(&b).len() == 1).then_some(())
+        }
+    })
+    .await;
+
+    // Grafana probes the v2alpha endpoint and uses v1 unless it answers 400.
+    assert_eq!(get(&sx, "/loki/api/v2alpha/tail", &[]).await.0, 404);
+    // Parameter errors answer 400 before any upgrade, as Loki's do.
+    for (params, want) in [
+        (
+            vec![("query", r#"{app="tail"}"#.to_owned()), ("delay_for", "6".into())],
+            "delay_for can't be greater than 5",
+        ),
+        (
+            vec![("query", r#"count_over_time({app="tail"}[1m])"#.to_owned())],
+            "tail queries must be log queries",
+        ),
+        (vec![("query", "{app=".to_owned())], "parse error"),
+    ] {
+        let (status, body) = get(&sx, "/loki/api/v1/tail", &params).await;
+        assert_eq!(status, 400, "{params:?}: {body}");
+        assert!(body.contains(want), "{params:?}: {body}");
+    }
+
+    // As Grafana's backend dials it: only `query`, so history starts an hour back.
+    let ws_url = with_params(
+        sx.url("/loki/api/v1/tail").replacen("http://", "ws://", 1),
+        &[("query", r#"{app="tail"} |= "keep""#.into())],
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    assert_eq!(tail_until(&mut ws, "keep old").await, vec!["keep old"]);
+
+    let t = now_ns();
+    assert_eq!(
+        push(serde_json::json!([
+            [t.to_string(), "drop new"],
+            [(t + 1).to_string(), "keep new"]
+        ]))
+        .await
+        .0,
+        204
+    );
+    // Only what the line filter keeps, once (the old entry is not sent again).
+    assert_eq!(tail_until(&mut ws, "keep new").await, vec!["keep new"]);
+
+    // `delay_for` holds entries back and sends them in timestamp order.
+    let ws_url = with_params(
+        sx.url("/loki/api/v1/tail").replacen("http://", "ws://", 1),
+        &[
+            ("query", r#"{app="tail"} |= "late""#.into()),
+            ("delay_for", "2".into()),
+            ("start", now_ns().to_string()),
+        ],
+    );
+    let (mut delayed, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let t = now_ns();
+    assert_eq!(
+        push(serde_json::json!([
+            [(t + 2).to_string(), "late b"],
+            [(t + 1).to_string(), "late a"]
+        ]))
+        .await
+        .0,
+        204
+    );
+    assert_eq!(tail_until(&mut delayed, "late b").await, vec!["late a", "late b"]);
+    drop(ws);
+    drop(delayed);
+}
+
+const LOG_RULES: &str = r#"groups:
+  - name: log-derived
+    interval: 1s
+    rules:
+      - record: app:log_errors:count1m
+        expr: sum by (app) (count_over_time({app="ruled"} |= "error" [1m]))
+      - alert: LogErrors
+        expr: sum by (app) (count_over_time({app="ruled"} |= "error" [1m])) > 1
+        labels: {severity: ticket}
+        annotations: {summary: "{{ $labels.app }} logged {{ $value }} errors"}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logql_rules_record_series_and_fire_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("log.rules.yml");
+    std::fs::write(&rules, LOG_RULES).unwrap();
+    // `sextant check rules --logql` takes the file; as PromQL it is refused.
+    let check = |logql: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sextant"));
+        cmd.args(["check", "rules"]);
+        if logql {
+            cmd.arg("--logql");
+        }
+        cmd.arg(&rules).output().unwrap()
+    };
+    let out = check(true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 2 rules found"));
+    assert!(!check(false).status.success());
+
+    let sx = Sextant::start(
+        &dir.path().join("data"),
+        Some("global:\n  evaluation_interval: 1s\nlogs:\n  rule_files: [log.rules.yml]\n"),
+    )
+    .await;
+    let t = now_ns();
+    let (status, body) = push_json(
+        &sx,
+        serde_json::json!({"streams": [{"stream": {"app": "ruled"}, "values": [
+            [t.to_string(), "level=error msg=\"first error\""],
+            [(t + 1).to_string(), "level=info msg=fine"],
+            [(t + 2).to_string(), "level=error msg=\"second error\""]
+        ]}]}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+
+    // The recorded series, through PromQL.
+    wait_for("the LogQL recording rule's series", Duration::from_secs(20), || {
+        let sx = &sx;
+        async move {
+            let (s, b) = get(sx, "/api/v1/query", &[("query", "app:log_errors:count1m".into())]).await;
+            let v: serde_json::Value = serde_json::from_str(&b).ok()?;
+            (s == 200
+                && v["data"]["result"][0]["metric"]
+                    == serde_json::json!({"__name__": "app:log_errors:count1m", "app": "ruled"})
+                && v["data"]["result"][0]["value"][1] == "2")
+                .then_some(())
+        }
+    })
+    .await;
+    // The alert, where Loki's ruler lists alerts, with its template expanded.
+    let alert = wait_for("the LogQL alert to fire", Duration::from_secs(20), || {
+        let sx = &sx;
+        async move {
+            let (s, b) = get(sx, "/prometheus/api/v1/alerts", &[]).await;
+            let v: serde_json::Value = serde_json::from_str(&b).ok()?;
+            let a = v["data"]["alerts"].as_array()?.first()?.clone();
+            (s == 200 && a["state"] == "firing").then_some(a)
+        }
+    })
+    .await;
+    assert_eq!(alert["labels"]["alertname"], "LogErrors");
+    assert_eq!(alert["labels"]["app"], "ruled");
+    assert_eq!(alert["labels"]["severity"], "ticket");
+    assert_eq!(alert["annotations"]["summary"], "ruled logged 2 errors");
+    // The rules API shows the LogQL as written, healthy.
+    let (_, body) = get(&sx, "/api/v1/rules", &[]).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rules = &v["data"]["groups"][0]["rules"];
+    assert_eq!(
+        rules[0]["query"],
+        r#"sum by (app) (count_over_time({app="ruled"} |= "error" [1m]))"#
+    );
+    assert_eq!(rules[0]["health"], "ok", "{body}");
+    assert_eq!(rules[1]["health"], "ok", "{body}");
 }

@@ -11,6 +11,7 @@ mod check_rules;
 mod config_parity;
 mod dashboards;
 mod logs_e2e;
+mod loki_clients;
 mod otlp_e2e;
 mod peer_node_exporter;
 mod peer_prometheus;
