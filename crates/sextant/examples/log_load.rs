@@ -8,8 +8,8 @@
 //!   --protocol loki-proto|loki-json|otlp --pid PID [--mb 200] [--batch 1000]
 //!   [--concurrency 4]`
 //!
-//! The corpus is about 160-byte logfmt lines in 20 streams spread evenly over the
-//! last 24 hours (the in-process `sextant-logs` bench uses the same shape). Bodies
+//! The corpus is about 120-byte logfmt lines in 20 streams spread evenly over the
+//! last 24 hours (the in-process `sextant-logs` bench uses a similar shape). Bodies
 //! are encoded before the clock starts. Prints one line of `key=value` figures;
 //! MB are MiB of log lines (the lines' bytes, not the bodies').
 
@@ -288,7 +288,7 @@ fn main() {
         assert!(resp.status().is_success(), "marker push answered {}", resp.status());
         let marker_acked = Instant::now();
         let q = form_urlencoded::Serializer::new(String::new())
-            .append_pair("query", &format!("{{app=\"marker\"}} |= \"{marker}\""))
+            .append_pair("query", &format!("{{service_name=\"marker\"}} |= \"{marker}\""))
             .append_pair("start", &(now - 60 * S).to_string())
             .append_pair("end", &(now + 60 * S).to_string())
             .finish();
