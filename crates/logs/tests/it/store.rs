@@ -196,7 +196,9 @@ fn pushes_get_429_while_the_backlog_would_take_longer_than_the_lag_bound_to_inde
     let (store, _) = LogStore::open(opts).unwrap();
     let t = now_ns();
     // An empty queue always takes a push.
-    let big: Vec<(i64, String)> = (0..2000).map(|i| (t + i, format!("{i:04} {}", "y".repeat(600)))).collect();
+    let big: Vec<(i64, String)> = (0..2000)
+        .map(|i| (t + i, format!("{i:04} {}", "y".repeat(600))))
+        .collect();
     store.push_blocking(vec![stream("a", &big)]).unwrap();
     // Before any commit was measured, a slow indexer is assumed.
     let err = store
@@ -205,14 +207,18 @@ fn pushes_get_429_while_the_backlog_would_take_longer_than_the_lag_bound_to_inde
     assert_eq!(err.status, 429);
     // The commit measures the rate (over 1 MiB indexed).
     store.flush().unwrap();
-    store.push_blocking(vec![stream("a", &[(t + 3001, "z".repeat(100_000))])]).unwrap();
+    store
+        .push_blocking(vec![stream("a", &[(t + 3001, "z".repeat(100_000))])])
+        .unwrap();
     let err = store
         .push_blocking(vec![stream("a", &[(t + 3002, "z".repeat(100_000))])])
         .unwrap_err();
     assert_eq!(err.status, 429);
     assert!(err.message.contains("the index is"), "{}", err.message);
     store.flush().unwrap();
-    store.push_blocking(vec![stream("a", &[(t + 3002, "z".repeat(100_000))])]).unwrap();
+    store
+        .push_blocking(vec![stream("a", &[(t + 3002, "z".repeat(100_000))])])
+        .unwrap();
     store.flush().unwrap();
     assert_eq!(count(&store, None), 2002);
 }
