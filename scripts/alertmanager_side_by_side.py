@@ -199,11 +199,14 @@ def scenario(bases, t0):
     ]
     for code, body in all_post("/api/v2/alerts", first):
         assert code == 200, (code, body)
-    time.sleep(6 - (time.time() - now))
+    # Changes land halfway between the groups' flushes (group_wait 2 s, then every
+    # 4 s: 2, 6, 10, ...), never on one: a post that races a flush may be in it on one
+    # server and in the next on the other (a 4 s difference seen under load).
+    time.sleep(4 - (time.time() - now))
     # A third alert joins HighLatency: at its group's next interval.
     for code, _ in all_post("/api/v2/alerts", [alert("HighLatency", {"team": "a", "cluster": "x", "severity": "warning", "instance": "i3"})]):
         assert code == 200
-    time.sleep(10 - (time.time() - now))
+    time.sleep(8 - (time.time() - now))
     # One resolves (endsAt now); DiskFull resolves (send_resolved false: no message).
     r = time.time()
     for code, _ in all_post("/api/v2/alerts", [
@@ -211,7 +214,10 @@ def scenario(bases, t0):
         alert("DiskFull", {"team": "b", "instance": "db1"}, ends=r),
     ]):
         assert code == 200
-    # An alert that started an hour ago: no group_wait.
+    time.sleep(10 - (time.time() - now))
+    # An alert that started an hour ago: no group_wait (its group then flushes at
+    # 14, 18, 22, 26 s; the final resolution at 24 s falls between).
+    r = time.time()
     for code, _ in all_post("/api/v2/alerts", [alert("Old", {"team": "b"}, starts=r - 3600)]):
         assert code == 200
     time.sleep(24 - (time.time() - now))

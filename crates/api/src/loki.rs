@@ -371,10 +371,19 @@ pub(crate) async fn push_streams(store: &sextant_logs::LogStore, streams: Vec<Pu
     }
     match store.push(streams).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => text(
-            StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            format!("{}\n", e.message),
-        ),
+        Err(e) => {
+            let mut r = text(
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                format!("{}\n", e.message),
+            );
+            // Rate and backlog limits pass; say when to come back (Loki sends no
+            // header, and clients back off on their own, so this only helps).
+            if e.status == 429 {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+            }
+            r
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Sextant, get_json, wait_for};
+use crate::support::{Sextant, loki_recent, wait_for};
 
 const CONFIG: &str = "storage:\n  retention: 0s\n";
 
@@ -35,17 +35,7 @@ fn run(cmd: &mut Command, what: &str) {
 
 /// Every line of `query` over the last ten minutes, with how often it was seen.
 async fn lines(sx: &Sextant, query: &str) -> (HashMap<String, usize>, serde_json::Value) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
-    let q = form_urlencoded::Serializer::new(String::new())
-        .append_pair("query", query)
-        .append_pair("start", &(now - 600_000_000_000).to_string())
-        .append_pair("end", &(now + 60_000_000_000).to_string())
-        .append_pair("limit", "5000")
-        .finish();
-    let v = get_json(&sx.url(&format!("/loki/api/v1/query_range?{q}"))).await;
+    let v = loki_recent(sx, query, 5000).await;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for s in v["data"]["result"].as_array().into_iter().flatten() {
         for e in s["values"].as_array().unwrap() {

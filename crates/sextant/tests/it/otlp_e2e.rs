@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::{Sextant, client, free_port, get_json, wait_for};
+use crate::support::{Sextant, client, free_port, get_json, loki_recent, wait_for};
 
 fn python() -> PathBuf {
     let p = PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sextant-venv/bin/python3");
@@ -30,20 +30,6 @@ fn run_client(args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-async fn log_lines(sx: &Sextant, query: &str) -> serde_json::Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
-    let q = form_urlencoded::Serializer::new(String::new())
-        .append_pair("query", query)
-        .append_pair("start", &(now - 600_000_000_000).to_string())
-        .append_pair("end", &(now + 60_000_000_000).to_string())
-        .append_pair("limit", "100")
-        .finish();
-    get_json(&sx.url(&format!("/loki/api/v1/query_range?{q}"))).await
 }
 
 async fn promql(sx: &Sextant, expr: &str) -> Vec<serde_json::Value> {
@@ -79,7 +65,7 @@ async fn python_sdk_logs_and_metrics_over_http_and_grpc() {
         let v = wait_for("OTLP logs to be searchable", Duration::from_secs(10), || {
             let (sx, query) = (&sx, query.clone());
             async move {
-                let v = log_lines(sx, &query).await;
+                let v = loki_recent(sx, &query, 100).await;
                 let n: usize = v["data"]["result"]
                     .as_array()
                     .map(|a| a.iter().map(|s| s["values"].as_array().map_or(0, Vec::len)).sum())

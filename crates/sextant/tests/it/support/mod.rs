@@ -189,6 +189,22 @@ pub fn peer_binary(name: &str, package: &str) -> PathBuf {
 }
 
 /// `GET` returning JSON.
+/// `query_range` of a LogQL query over the last ten minutes (and one ahead), as
+/// Loki's API answers it.
+pub async fn loki_recent(sx: &Sextant, query: &str, limit: usize) -> serde_json::Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", query)
+        .append_pair("start", &(now - 600_000_000_000).to_string())
+        .append_pair("end", &(now + 60_000_000_000).to_string())
+        .append_pair("limit", &limit.to_string())
+        .finish();
+    get_json(&sx.url(&format!("/loki/api/v1/query_range?{q}"))).await
+}
+
 pub async fn get_json(url: &str) -> serde_json::Value {
     let r = client()
         .get(url)
