@@ -173,3 +173,28 @@ pub fn alertmanager_app(
         .layer(axum::middleware::from_fn_with_state(auth, auth::layer))
         .layer(TraceLayer::new_for_http())
 }
+
+/// A request's media type: its `Content-Type` without parameters, lower-cased
+/// (`application/json; charset=utf-8` → `application/json`; empty when absent).
+pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> String {
+    header_value(headers, axum::http::header::CONTENT_TYPE)
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+/// A request's `Content-Encoding`, lower-cased (empty when absent).
+pub(crate) fn content_encoding(headers: &axum::http::HeaderMap) -> String {
+    header_value(headers, axum::http::header::CONTENT_ENCODING)
+}
+
+fn header_value(headers: &axum::http::HeaderMap, name: axum::http::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}

@@ -221,25 +221,12 @@ fn decompress(encoding: &str, body: &[u8]) -> Result<Vec<u8>, Response> {
 
 /// Decodes a push body (protobuf or JSON) into streams.
 pub(crate) fn decode_push(headers: &HeaderMap, body: &[u8]) -> Result<Vec<PushStream>, Response> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let encoding = crate::content_encoding(headers);
     if !matches!(encoding.as_str(), "" | "snappy" | "gzip" | "deflate") {
         return Err(bad(format!("Content-Encoding {encoding:?} not supported\n")));
     }
     let body = decompress(&encoding, body)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if content_type == "application/json" {
+    if crate::media_type(headers) == "application/json" {
         return decode_json(&body).map_err(|e| bad(format!("{e}\n")));
     }
     let raw = snap::raw::Decoder::new()

@@ -64,8 +64,23 @@ pub enum ExportError {
     Internal(String),
 }
 
-/// Writes the log records of a request; `Some((rejected, why))` for a partial success.
-pub async fn export_logs(s: &AppState, req: &ExportLogsServiceRequest) -> Result<Option<(i64, String)>, ExportError> {
+/// Writes the log records of a request; the answer carries a partial success for
+/// what was refused.
+pub async fn export_logs(
+    s: &AppState,
+    req: &ExportLogsServiceRequest,
+) -> Result<ExportLogsServiceResponse, ExportError> {
+    let partial = write_logs(s, req).await?;
+    Ok(ExportLogsServiceResponse {
+        partial_success: partial.map(|(rejected_log_records, error_message)| ExportLogsPartialSuccess {
+            rejected_log_records,
+            error_message,
+        }),
+    })
+}
+
+/// Writes the log records; `Some((rejected, why))` for a partial success.
+async fn write_logs(s: &AppState, req: &ExportLogsServiceRequest) -> Result<Option<(i64, String)>, ExportError> {
     let Some(store) = s.logs.clone() else {
         return Err(ExportError::Disabled("logs are not enabled on this Sextant".into()));
     };
@@ -85,11 +100,23 @@ pub async fn export_logs(s: &AppState, req: &ExportLogsServiceRequest) -> Result
     }
 }
 
-/// Writes the metrics of a request; `Some((rejected, why))` for a partial success.
+/// Writes the metrics of a request; the answer carries a partial success for what
+/// was refused.
 pub async fn export_metrics(
     s: &AppState,
     req: &ExportMetricsServiceRequest,
-) -> Result<Option<(i64, String)>, ExportError> {
+) -> Result<ExportMetricsServiceResponse, ExportError> {
+    let partial = write_metrics(s, req).await?;
+    Ok(ExportMetricsServiceResponse {
+        partial_success: partial.map(|(rejected_data_points, error_message)| ExportMetricsPartialSuccess {
+            rejected_data_points,
+            error_message,
+        }),
+    })
+}
+
+/// Writes the metrics; `Some((rejected, why))` for a partial success.
+async fn write_metrics(s: &AppState, req: &ExportMetricsServiceRequest) -> Result<Option<(i64, String)>, ExportError> {
     let t = sextant_otlp::metrics::translate(req);
     let mut rejected = t.rejected;
     let mut reasons = t.reasons;
@@ -188,16 +215,7 @@ fn error_response(enc: Encoding, e: ExportError) -> Response {
 
 /// The content type and the decompressed body, or the answer to give.
 async fn read_request(headers: &HeaderMap, body: Body) -> Result<(Encoding, Vec<u8>), Response> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let enc = match ct.as_str() {
+    let enc = match crate::media_type(headers).as_str() {
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
         "application/json" => Encoding::Json,
         _ => {
@@ -218,13 +236,7 @@ async fn read_request(headers: &HeaderMap, body: Body) -> Result<(Encoding, Vec<
     let raw = axum::body::to_bytes(body, MAX_OTLP_BYTES)
         .await
         .map_err(|_| too_large())?;
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let bytes = match encoding.as_str() {
+    let bytes = match crate::content_encoding(headers).as_str() {
         "" | "identity" => raw.to_vec(),
         "gzip" => {
             let mut out = Vec::new();
@@ -288,71 +300,46 @@ mod serde_like {
     }
 }
 
-async fn logs_http(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let (enc, bytes) = match read_request(&headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+/// Reads an OTLP/HTTP request of one signal and decodes it (protobuf, or OTLP/JSON
+/// with `json`); the answer to give when that fails.
+async fn decode_http<R: Message + Default>(
+    headers: &HeaderMap,
+    body: Body,
+    signal: &str,
+    json: fn(&[u8]) -> Result<R, String>,
+) -> Result<(Encoding, R), Response> {
+    let (enc, bytes) = read_request(headers, body).await?;
     let req = match enc {
-        Encoding::Protobuf => ExportLogsServiceRequest::decode(bytes.as_slice()).map_err(|e| e.to_string()),
-        Encoding::Json => sextant_otlp::json::logs_request(&bytes),
+        Encoding::Protobuf => R::decode(bytes.as_slice()).map_err(|e| e.to_string()),
+        Encoding::Json => json(&bytes),
     };
-    let req = match req {
-        Ok(r) => r,
-        Err(e) => {
-            return status_body(
-                enc,
-                StatusCode::BAD_REQUEST,
-                3,
-                &format!("invalid OTLP logs request: {e}"),
-            );
-        }
-    };
-    match export_logs(&s, &req).await {
-        Ok(partial) => success(
+    req.map(|r| (enc, r)).map_err(|e| {
+        status_body(
             enc,
-            ExportLogsServiceResponse {
-                partial_success: partial.map(|(rejected_log_records, error_message)| ExportLogsPartialSuccess {
-                    rejected_log_records,
-                    error_message,
-                }),
-            },
-        ),
-        Err(e) => error_response(enc, e),
+            StatusCode::BAD_REQUEST,
+            3,
+            &format!("invalid OTLP {signal} request: {e}"),
+        )
+    })
+}
+
+async fn logs_http(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match decode_http(&headers, body, "logs", sextant_otlp::json::logs_request).await {
+        Ok((enc, req)) => match export_logs(&s, &req).await {
+            Ok(answer) => success(enc, answer),
+            Err(e) => error_response(enc, e),
+        },
+        Err(r) => r,
     }
 }
 
 async fn metrics_http(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let (enc, bytes) = match read_request(&headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let req = match enc {
-        Encoding::Protobuf => ExportMetricsServiceRequest::decode(bytes.as_slice()).map_err(|e| e.to_string()),
-        Encoding::Json => sextant_otlp::json::metrics_request(&bytes),
-    };
-    let req = match req {
-        Ok(r) => r,
-        Err(e) => {
-            return status_body(
-                enc,
-                StatusCode::BAD_REQUEST,
-                3,
-                &format!("invalid OTLP metrics request: {e}"),
-            );
-        }
-    };
-    match export_metrics(&s, &req).await {
-        Ok(partial) => success(
-            enc,
-            ExportMetricsServiceResponse {
-                partial_success: partial.map(|(rejected_data_points, error_message)| ExportMetricsPartialSuccess {
-                    rejected_data_points,
-                    error_message,
-                }),
-            },
-        ),
-        Err(e) => error_response(enc, e),
+    match decode_http(&headers, body, "metrics", sextant_otlp::json::metrics_request).await {
+        Ok((enc, req)) => match export_metrics(&s, &req).await {
+            Ok(answer) => success(enc, answer),
+            Err(e) => error_response(enc, e),
+        },
+        Err(r) => r,
     }
 }
 
@@ -377,13 +364,10 @@ impl logs_service_server::LogsService for OtlpGrpc {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let partial = export_logs(&self.state, request.get_ref()).await.map_err(grpc_status)?;
-        Ok(tonic::Response::new(ExportLogsServiceResponse {
-            partial_success: partial.map(|(rejected_log_records, error_message)| ExportLogsPartialSuccess {
-                rejected_log_records,
-                error_message,
-            }),
-        }))
+        export_logs(&self.state, request.get_ref())
+            .await
+            .map(tonic::Response::new)
+            .map_err(grpc_status)
     }
 }
 
@@ -393,15 +377,10 @@ impl metrics_service_server::MetricsService for OtlpGrpc {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let partial = export_metrics(&self.state, request.get_ref())
+        export_metrics(&self.state, request.get_ref())
             .await
-            .map_err(grpc_status)?;
-        Ok(tonic::Response::new(ExportMetricsServiceResponse {
-            partial_success: partial.map(|(rejected_data_points, error_message)| ExportMetricsPartialSuccess {
-                rejected_data_points,
-                error_message,
-            }),
-        }))
+            .map(tonic::Response::new)
+            .map_err(grpc_status)
     }
 }
 
