@@ -18,6 +18,7 @@ mod remote_write;
 mod selector;
 mod slos;
 mod status;
+pub mod tempo;
 
 pub use query_log::QueryLog;
 pub use slos::openapi_document;
@@ -126,6 +127,8 @@ pub struct AppState {
     pub actions: sextant_act::ActionEngine,
     /// The log store (`None` when logs are disabled).
     pub logs: Option<sextant_logs::LogStore>,
+    /// The trace store (`None` when traces are disabled).
+    pub traces: Option<sextant_traces::TraceStore>,
 }
 
 impl AppState {
@@ -153,6 +156,7 @@ pub fn app(state: AppState) -> Router {
         .merge(actions::routes())
         .merge(loki::routes())
         .merge(otlp::routes())
+        .merge(tempo::routes())
         .with_state(state)
         .merge(am)
         .layer(axum::middleware::from_fn_with_state(auth, auth::layer))

@@ -1,5 +1,5 @@
 //! The OTLP receiver, shared by every signal: OTLP/HTTP on the main port
-//! (`POST /v1/logs`, `/v1/metrics`; also Loki's `/otlp/v1/logs` and Prometheus'
+//! (`POST /v1/logs`, `/v1/metrics`, `/v1/traces`; also Loki's `/otlp/v1/logs` and Prometheus'
 //! `/api/v1/otlp/v1/metrics`) and OTLP/gRPC services for a second port, with the
 //! specification's answers: 200 (with `partial_success` for what was refused),
 //! 400 with a `google.rpc.Status` body in the request's encoding, 413 over the
@@ -26,6 +26,9 @@ use sextant_otlp::proto::collector::logs::v1::{
 use sextant_otlp::proto::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse, metrics_service_server,
 };
+use sextant_otlp::proto::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, trace_service_server,
+};
 
 use crate::AppState;
 
@@ -38,6 +41,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/otlp/v1/logs", post(logs_http))
         .route("/v1/metrics", post(metrics_http))
         .route("/api/v1/otlp/v1/metrics", post(metrics_http))
+        .route("/v1/traces", post(traces_http))
 }
 
 /// `google.rpc.Status`.
@@ -157,6 +161,34 @@ async fn write_metrics(s: &AppState, req: &ExportMetricsServiceRequest) -> Resul
         }
     }
     Ok((rejected > 0 || !reasons.is_empty()).then(|| (rejected, reasons.join("; "))))
+}
+
+/// Stores the spans of a request; the answer carries a partial success for what
+/// was refused. A success means the spans are durable and searchable.
+pub async fn export_traces(
+    s: &AppState,
+    req: &ExportTraceServiceRequest,
+) -> Result<ExportTraceServiceResponse, ExportError> {
+    let Some(store) = s.traces.clone() else {
+        return Err(ExportError::Disabled("traces are not enabled on this Sextant".into()));
+    };
+    match store.write(req).await {
+        Ok(o) => Ok(ExportTraceServiceResponse {
+            partial_success: (o.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: o.rejected as i64,
+                error_message: o.reasons.join("; "),
+            }),
+        }),
+        Err(e) => {
+            let msg = e.to_string();
+            Err(match e.kind() {
+                sextant_traces::ErrorKind::BadInput => ExportError::BadRequest(msg),
+                sextant_traces::ErrorKind::Overloaded => ExportError::Throttled(msg),
+                sextant_traces::ErrorKind::Unavailable => ExportError::Unavailable(msg),
+                sextant_traces::ErrorKind::Internal => ExportError::Internal(msg),
+            })
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -288,6 +320,17 @@ mod serde_like {
         }
     }
 
+    impl ToJson for ExportTraceServiceResponse {
+        fn to_json(&self) -> serde_json::Value {
+            match &self.partial_success {
+                None => serde_json::json!({}),
+                Some(p) => {
+                    serde_json::json!({"partialSuccess": {"rejectedSpans": p.rejected_spans.to_string(), "errorMessage": p.error_message}})
+                }
+            }
+        }
+    }
+
     impl ToJson for ExportMetricsServiceResponse {
         fn to_json(&self) -> serde_json::Value {
             match &self.partial_success {
@@ -343,6 +386,16 @@ async fn metrics_http(State(s): State<AppState>, headers: HeaderMap, body: Body)
     }
 }
 
+async fn traces_http(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match decode_http(&headers, body, "traces", sextant_otlp::json::traces_request).await {
+        Ok((enc, req)) => match export_traces(&s, &req).await {
+            Ok(answer) => success(enc, answer),
+            Err(e) => error_response(enc, e),
+        },
+        Err(r) => r,
+    }
+}
+
 fn grpc_status(e: ExportError) -> tonic::Status {
     match e {
         ExportError::BadRequest(m) => tonic::Status::invalid_argument(m),
@@ -384,7 +437,20 @@ impl metrics_service_server::MetricsService for OtlpGrpc {
     }
 }
 
-/// Serves OTLP/gRPC (logs and metrics; gzip accepted and sent) on `listener`
+#[tonic::async_trait]
+impl trace_service_server::TraceService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        export_traces(&self.state, request.get_ref())
+            .await
+            .map(tonic::Response::new)
+            .map_err(grpc_status)
+    }
+}
+
+/// Serves OTLP/gRPC (logs, metrics and traces; gzip accepted and sent) on `listener`
 /// until `shutdown` completes.
 pub async fn serve_grpc(
     state: AppState,
@@ -397,13 +463,18 @@ pub async fn serve_grpc(
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(MAX_OTLP_BYTES);
-    let metrics = metrics_service_server::MetricsServiceServer::new(svc)
+    let metrics = metrics_service_server::MetricsServiceServer::new(svc.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_OTLP_BYTES);
+    let traces = trace_service_server::TraceServiceServer::new(svc)
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(MAX_OTLP_BYTES);
     tonic::transport::Server::builder()
         .add_service(logs)
         .add_service(metrics)
+        .add_service(traces)
         .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
         .await
         .map_err(|e| e.to_string())

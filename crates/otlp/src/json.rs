@@ -9,6 +9,7 @@
 use base64::Engine as _;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
 };
@@ -19,6 +20,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     exponential_histogram_data_point, metric, number_data_point, summary_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use serde_json::{Map, Value};
 
 type Obj = Map<String, Value>;
@@ -485,6 +487,280 @@ pub fn metrics_request(body: &[u8]) -> Result<ExportMetricsServiceRequest, Strin
     Ok(out)
 }
 
+/// An enum given as its number or, as the Collector also accepts, its name.
+fn enum_field(o: &Obj, key: &str, names: &[&str]) -> Result<i32, String> {
+    match field(o, key) {
+        Some(Value::String(s)) if !s.chars().all(|c| c.is_ascii_digit()) => names
+            .iter()
+            .position(|n| n == s)
+            .map(|i| i as i32)
+            .ok_or_else(|| format!("{key}: unknown value {s:?}")),
+        _ => i32_field(o, key),
+    }
+}
+
+const SPAN_KINDS: [&str; 6] = [
+    "SPAN_KIND_UNSPECIFIED",
+    "SPAN_KIND_INTERNAL",
+    "SPAN_KIND_SERVER",
+    "SPAN_KIND_CLIENT",
+    "SPAN_KIND_PRODUCER",
+    "SPAN_KIND_CONSUMER",
+];
+const STATUS_CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
+
+/// Decodes an OTLP/JSON `ExportTraceServiceRequest`.
+pub fn traces_request(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+    let root = parse(body)?;
+    let mut out = ExportTraceServiceRequest::default();
+    for rs in list(&root, "resourceSpans")? {
+        let rs = obj(rs, "resourceSpans")?;
+        let mut scope_spans = Vec::new();
+        for ss in list(rs, "scopeSpans")? {
+            let ss = obj(ss, "scopeSpans")?;
+            let mut spans = Vec::new();
+            for s in list(ss, "spans")? {
+                let s = obj(s, "spans")?;
+                let mut events = Vec::new();
+                for e in list(s, "events")? {
+                    let e = obj(e, "events")?;
+                    events.push(span::Event {
+                        time_unix_nano: u64_field(e, "timeUnixNano")?,
+                        name: string(e, "name")?,
+                        attributes: key_values(e, "attributes")?,
+                        dropped_attributes_count: u32_field(e, "droppedAttributesCount")?,
+                    });
+                }
+                let mut links = Vec::new();
+                for l in list(s, "links")? {
+                    let l = obj(l, "links")?;
+                    links.push(span::Link {
+                        trace_id: hex_field(l, "traceId")?,
+                        span_id: hex_field(l, "spanId")?,
+                        trace_state: string(l, "traceState")?,
+                        attributes: key_values(l, "attributes")?,
+                        dropped_attributes_count: u32_field(l, "droppedAttributesCount")?,
+                        flags: u32_field(l, "flags")?,
+                    });
+                }
+                let status = field(s, "status")
+                    .map(|st| {
+                        let st = obj(st, "status")?;
+                        Ok::<_, String>(Status {
+                            message: string(st, "message")?,
+                            code: enum_field(st, "code", &STATUS_CODES)?,
+                        })
+                    })
+                    .transpose()?;
+                spans.push(Span {
+                    trace_id: hex_field(s, "traceId")?,
+                    span_id: hex_field(s, "spanId")?,
+                    trace_state: string(s, "traceState")?,
+                    parent_span_id: hex_field(s, "parentSpanId")?,
+                    flags: u32_field(s, "flags")?,
+                    name: string(s, "name")?,
+                    kind: enum_field(s, "kind", &SPAN_KINDS)?,
+                    start_time_unix_nano: u64_field(s, "startTimeUnixNano")?,
+                    end_time_unix_nano: u64_field(s, "endTimeUnixNano")?,
+                    attributes: key_values(s, "attributes")?,
+                    dropped_attributes_count: u32_field(s, "droppedAttributesCount")?,
+                    events,
+                    dropped_events_count: u32_field(s, "droppedEventsCount")?,
+                    links,
+                    dropped_links_count: u32_field(s, "droppedLinksCount")?,
+                    status,
+                });
+            }
+            scope_spans.push(ScopeSpans {
+                scope: scope(ss)?,
+                spans,
+                schema_url: string(ss, "schemaUrl")?,
+            });
+        }
+        out.resource_spans.push(ResourceSpans {
+            resource: resource(rs)?,
+            scope_spans,
+            schema_url: string(rs, "schemaUrl")?,
+        });
+    }
+    Ok(out)
+}
+
+/// Resource spans as Tempo writes them in JSON (protobuf's JSON mapping as
+/// gogo's `jsonpb` applies it): ids in base64, 64-bit integers as strings,
+/// enums by name, zero values left out.
+pub fn resource_spans_json(list: &[ResourceSpans]) -> Value {
+    use serde_json::json;
+    fn put(m: &mut Obj, k: &str, v: Value) {
+        let empty = match &v {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            Value::Array(a) => a.is_empty(),
+            Value::Bool(b) => !b,
+            Value::Object(_) => false,
+        };
+        if !empty {
+            m.insert(k.into(), v);
+        }
+    }
+    fn b64(b: &[u8]) -> Value {
+        Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+    }
+    fn u64s(v: u64) -> Value {
+        if v == 0 {
+            Value::Null
+        } else {
+            Value::String(v.to_string())
+        }
+    }
+    fn value(v: &AnyValue) -> Value {
+        match &v.value {
+            Some(any_value::Value::StringValue(s)) => json!({"stringValue": s}),
+            Some(any_value::Value::BoolValue(b)) => json!({"boolValue": b}),
+            Some(any_value::Value::IntValue(i)) => json!({"intValue": i.to_string()}),
+            Some(any_value::Value::DoubleValue(d)) => json!({"doubleValue": d}),
+            Some(any_value::Value::BytesValue(b)) => json!({"bytesValue": b64(b)}),
+            Some(any_value::Value::ArrayValue(a)) => {
+                json!({"arrayValue": {"values": a.values.iter().map(value).collect::<Vec<_>>()}})
+            }
+            Some(any_value::Value::KvlistValue(l)) => json!({"kvlistValue": {"values": kvs(&l.values)}}),
+            Some(any_value::Value::StringValueStrindex(i)) => json!({"stringValueStrindex": i}),
+            None => json!({}),
+        }
+    }
+    fn kvs(list: &[KeyValue]) -> Vec<Value> {
+        list.iter()
+            .map(|kv| {
+                let mut m = Obj::new();
+                put(&mut m, "key", Value::String(kv.key.clone()));
+                if let Some(v) = &kv.value {
+                    m.insert("value".into(), value(v));
+                }
+                Value::Object(m)
+            })
+            .collect()
+    }
+    fn enum_name(names: &[&str], v: i32) -> Value {
+        if v == 0 {
+            return Value::Null;
+        }
+        names
+            .get(v as usize)
+            .map(|n| Value::String((*n).into()))
+            .unwrap_or_else(|| Value::from(v))
+    }
+    let out: Vec<Value> = list
+        .iter()
+        .map(|rs| {
+            let mut r = Obj::new();
+            if let Some(res) = &rs.resource {
+                let mut m = Obj::new();
+                put(&mut m, "attributes", Value::Array(kvs(&res.attributes)));
+                put(
+                    &mut m,
+                    "droppedAttributesCount",
+                    Value::from(res.dropped_attributes_count),
+                );
+                r.insert("resource".into(), Value::Object(m));
+            }
+            let scopes: Vec<Value> = rs
+                .scope_spans
+                .iter()
+                .map(|ss| {
+                    let mut s = Obj::new();
+                    if let Some(sc) = &ss.scope {
+                        let mut m = Obj::new();
+                        put(&mut m, "name", Value::String(sc.name.clone()));
+                        put(&mut m, "version", Value::String(sc.version.clone()));
+                        put(&mut m, "attributes", Value::Array(kvs(&sc.attributes)));
+                        put(
+                            &mut m,
+                            "droppedAttributesCount",
+                            Value::from(sc.dropped_attributes_count),
+                        );
+                        s.insert("scope".into(), Value::Object(m));
+                    }
+                    let spans: Vec<Value> = ss
+                        .spans
+                        .iter()
+                        .map(|sp| {
+                            let mut m = Obj::new();
+                            put(&mut m, "traceId", b64(&sp.trace_id));
+                            put(&mut m, "spanId", b64(&sp.span_id));
+                            put(&mut m, "traceState", Value::String(sp.trace_state.clone()));
+                            put(&mut m, "parentSpanId", b64(&sp.parent_span_id));
+                            put(&mut m, "flags", Value::from(sp.flags));
+                            put(&mut m, "name", Value::String(sp.name.clone()));
+                            put(&mut m, "kind", enum_name(&SPAN_KINDS, sp.kind));
+                            put(&mut m, "startTimeUnixNano", u64s(sp.start_time_unix_nano));
+                            put(&mut m, "endTimeUnixNano", u64s(sp.end_time_unix_nano));
+                            put(&mut m, "attributes", Value::Array(kvs(&sp.attributes)));
+                            put(
+                                &mut m,
+                                "droppedAttributesCount",
+                                Value::from(sp.dropped_attributes_count),
+                            );
+                            let events: Vec<Value> = sp
+                                .events
+                                .iter()
+                                .map(|e| {
+                                    let mut x = Obj::new();
+                                    put(&mut x, "timeUnixNano", u64s(e.time_unix_nano));
+                                    put(&mut x, "name", Value::String(e.name.clone()));
+                                    put(&mut x, "attributes", Value::Array(kvs(&e.attributes)));
+                                    put(
+                                        &mut x,
+                                        "droppedAttributesCount",
+                                        Value::from(e.dropped_attributes_count),
+                                    );
+                                    Value::Object(x)
+                                })
+                                .collect();
+                            put(&mut m, "events", Value::Array(events));
+                            put(&mut m, "droppedEventsCount", Value::from(sp.dropped_events_count));
+                            let links: Vec<Value> = sp
+                                .links
+                                .iter()
+                                .map(|l| {
+                                    let mut x = Obj::new();
+                                    put(&mut x, "traceId", b64(&l.trace_id));
+                                    put(&mut x, "spanId", b64(&l.span_id));
+                                    put(&mut x, "traceState", Value::String(l.trace_state.clone()));
+                                    put(&mut x, "attributes", Value::Array(kvs(&l.attributes)));
+                                    put(
+                                        &mut x,
+                                        "droppedAttributesCount",
+                                        Value::from(l.dropped_attributes_count),
+                                    );
+                                    put(&mut x, "flags", Value::from(l.flags));
+                                    Value::Object(x)
+                                })
+                                .collect();
+                            put(&mut m, "links", Value::Array(links));
+                            put(&mut m, "droppedLinksCount", Value::from(sp.dropped_links_count));
+                            if let Some(st) = &sp.status {
+                                let mut x = Obj::new();
+                                put(&mut x, "message", Value::String(st.message.clone()));
+                                put(&mut x, "code", enum_name(&STATUS_CODES, st.code));
+                                m.insert("status".into(), Value::Object(x));
+                            }
+                            Value::Object(m)
+                        })
+                        .collect();
+                    put(&mut s, "spans", Value::Array(spans));
+                    put(&mut s, "schemaUrl", Value::String(ss.schema_url.clone()));
+                    Value::Object(s)
+                })
+                .collect();
+            put(&mut r, "scopeSpans", Value::Array(scopes));
+            put(&mut r, "schemaUrl", Value::String(rs.schema_url.clone()));
+            Value::Object(r)
+        })
+        .collect();
+    Value::Array(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,5 +798,31 @@ mod tests {
             Some(metric::Data::Histogram(h)) => assert_eq!(h.data_points[0].bucket_counts, vec![1, 1]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn traces_json_with_hex_ids_and_enum_names() {
+        let body = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"s"}}]},
+          "scopeSpans":[{"scope":{"name":"lib"},"spans":[{"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174",
+          "parentSpanId":"EEE19B7EC3C1B173","name":"GET","kind":"SPAN_KIND_SERVER","startTimeUnixNano":"1544712660000000000",
+          "endTimeUnixNano":1544712661000000000,"status":{"code":2,"message":"boom"},
+          "events":[{"timeUnixNano":"1544712660500000000","name":"retry"}],
+          "links":[{"traceId":"5B8EFFF798038103D269B633813FC60D","spanId":"EEE19B7EC3C1B175"}]}]}]}]}"#;
+        let r = traces_request(body).unwrap();
+        let s = &r.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(s.trace_id[0], 0x5b);
+        assert_eq!(s.kind, 2);
+        assert_eq!(s.status.as_ref().unwrap().code, 2);
+        assert_eq!(s.end_time_unix_nano, 1544712661000000000);
+        assert_eq!(s.events[0].name, "retry");
+        assert_eq!(s.links[0].span_id.len(), 8);
+        let out = resource_spans_json(&r.resource_spans);
+        let span = &out[0]["scopeSpans"][0]["spans"][0];
+        assert_eq!(span["traceId"], "W47/95gDgQPSabYzgT/GDA==");
+        assert_eq!(span["kind"], "SPAN_KIND_SERVER");
+        assert_eq!(span["status"]["code"], "STATUS_CODE_ERROR");
+        assert_eq!(span["startTimeUnixNano"], "1544712660000000000");
+        assert!(span.get("droppedAttributesCount").is_none(), "zero values are left out");
+        assert!(traces_request(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SERVER"}]}]}]}"#).is_err());
     }
 }

@@ -39,3 +39,27 @@ pub fn call(
         }
     })
 }
+
+/// Fetches a URL with the given `Accept` header: the status and the body, for
+/// APIs that answer in protobuf or plain text (Tempo's).
+pub fn get_bytes(url: &str, accept: &str) -> Result<(u16, Vec<u8>), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let resp = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(300))
+            .build()
+            .map_err(|e| e.to_string())?
+            .get(url)
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+        Ok((status, bytes.to_vec()))
+    })
+}

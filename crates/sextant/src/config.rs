@@ -70,6 +70,9 @@ pub struct Config {
     /// The log store (ours).
     #[serde(default, deserialize_with = "yaml::null_as_default")]
     pub logs: LogsConfig,
+    /// The trace store (ours).
+    #[serde(default, deserialize_with = "yaml::null_as_default")]
+    pub traces: TracesConfig,
     /// The HTTP server.
     #[serde(default)]
     pub server: ServerConfig,
@@ -225,6 +228,41 @@ pub struct LogsConfig {
     /// store (globs, relative to the config file) [none].
     #[serde(default)]
     pub rule_files: Vec<String>,
+}
+
+/// `traces` section: the trace store and the span metrics derived from it
+/// (defaults in brackets; span-metric names and defaults are Tempo
+/// metrics-generator's).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Whether traces are received and stored [true].
+    pub enabled: Option<bool>,
+    /// How long spans are kept, by start time [14d].
+    pub retention: Option<PromDuration>,
+    /// Width of one bucket of tables; retention drops whole buckets [1h].
+    pub bucket: Option<PromDuration>,
+    /// RED metrics and the service graph from spans.
+    #[serde(default, deserialize_with = "yaml::null_as_default")]
+    pub span_metrics: SpanMetricsConfig,
+}
+
+/// `traces.span_metrics`: Tempo metrics-generator's `span_metrics` and
+/// `service_graphs` processors (defaults in brackets).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpanMetricsConfig {
+    /// Whether span metrics are written [true].
+    pub enabled: Option<bool>,
+    /// How often they are written to the metrics store [15s].
+    pub interval: Option<PromDuration>,
+    /// Extra labels, by attribute name (resource first, then span) [none].
+    #[serde(default)]
+    pub dimensions: Vec<String>,
+    /// `traces_spanmetrics_latency` buckets, seconds [0.002 × 2ⁿ, 14 buckets].
+    pub histogram_buckets: Option<Vec<f64>>,
+    /// Service-graph histogram buckets, seconds [0.1 × 2ⁿ, 8 buckets].
+    pub service_graph_buckets: Option<Vec<f64>>,
 }
 
 /// `slo` section: the SLO engine's settings (defaults in brackets).

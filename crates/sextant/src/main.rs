@@ -12,6 +12,7 @@ mod logs_cmd;
 mod query_cmd;
 mod serve;
 mod slo_cmd;
+mod traces_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,8 @@ enum Command {
     Query(query_cmd::QueryArgs),
     /// Query logs with LogQL (through the Loki API) and print them.
     Logs(logs_cmd::LogsArgs),
+    /// Search traces with TraceQL, or print one as a span tree (through Tempo's API).
+    Traces(traces_cmd::TracesArgs),
     /// Validate files without running anything.
     Check {
         #[command(subcommand)]
@@ -165,6 +168,7 @@ fn main() -> ExitCode {
         Command::DemoService(args) => demo_service::run(args),
         Command::Query(args) => query_cmd::run(args),
         Command::Logs(args) => logs_cmd::run(args),
+        Command::Traces(args) => traces_cmd::run(args),
         Command::Check {
             what: CheckCommand::Config { files },
         } => check_config(&files),

@@ -228,6 +228,35 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
     } else {
         None
     };
+    let traces = if cfg.traces.enabled.unwrap_or(true) {
+        let mut opts = sextant_traces::TraceStoreOptions::new(data_dir.join("traces"));
+        let t = &cfg.traces;
+        if let Some(r) = t.retention {
+            opts.retention = r.0;
+        }
+        if let Some(b) = t.bucket {
+            opts.bucket = b.0;
+        }
+        let m = &t.span_metrics;
+        opts.span_metrics.enabled = m.enabled.unwrap_or(true);
+        opts.span_metrics.dimensions = m.dimensions.clone();
+        if let Some(b) = &m.histogram_buckets {
+            opts.span_metrics.latency_buckets = b.clone();
+        }
+        if let Some(b) = &m.service_graph_buckets {
+            opts.span_metrics.graph_buckets = b.clone();
+        }
+        let dir = data_dir.join("traces");
+        let (traces, stats) = tokio::task::spawn_blocking(move || sextant_traces::TraceStore::open(opts))
+            .await
+            .context("opening the trace store")?
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("opening the trace store in {}", dir.display()))?;
+        tracing::info!(buckets = stats.buckets, spans = stats.spans, "trace store open");
+        Some(traces)
+    } else {
+        None
+    };
     let actions = ActionEngine::open(
         data_dir.join("actions"),
         &mut registry,
@@ -404,7 +433,19 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
         auth,
         actions: actions.clone(),
         logs,
+        traces: traces.clone(),
     };
+    if let Some(t) = traces
+        .clone()
+        .filter(|_| cfg.traces.span_metrics.enabled.unwrap_or(true))
+    {
+        let every = cfg
+            .traces
+            .span_metrics
+            .interval
+            .map_or(std::time::Duration::from_secs(15), |d| d.0);
+        tokio::spawn(write_span_metrics(t, store.clone(), every));
+    }
 
     let retention = tokio::spawn({
         let store = store.clone();
@@ -759,4 +800,33 @@ fn tier_alert_sink(
             .collect();
         sink(out);
     })
+}
+
+/// Writes the span metrics to the metrics store every `every`, as Tempo's
+/// metrics-generator remote-writes them.
+async fn write_span_metrics(traces: sextant_traces::TraceStore, store: MetricsStore, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let snapshot = traces.span_metrics().snapshot();
+        if snapshot.is_empty() {
+            continue;
+        }
+        let t_ms = now_ms();
+        let req = sextant_store::AppendRequest {
+            series: snapshot
+                .into_iter()
+                .map(|(labels, v)| sextant_store::SeriesSamples {
+                    labels,
+                    samples: vec![sextant_model::Sample { t_ms, v }],
+                })
+                .collect(),
+            by_ref: Vec::new(),
+            metadata: Vec::new(),
+        };
+        if let Err(e) = store.append(req).await {
+            tracing::warn!(error = %e, "writing span metrics failed");
+        }
+    }
 }

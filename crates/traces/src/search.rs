@@ -115,7 +115,10 @@ impl Compiler {
             return "false".into();
         };
         match op {
-            Op::Re => format!("regexp_full_match({col}, {})", self.param(Param::Text(format!("(?s:{s})")))),
+            Op::Re => format!(
+                "regexp_full_match({col}, {})",
+                self.param(Param::Text(format!("(?s:{s})")))
+            ),
             Op::NotRe => format!(
                 "NOT regexp_full_match({col}, {})",
                 self.param(Param::Text(format!("(?s:{s})")))
@@ -134,7 +137,11 @@ impl Compiler {
                     return "false".into();
                 }
                 let n = lit.number().unwrap_or(0.0);
-                format!("({kind} IN (1, 2) AND {num} {} {})", op.sql(), self.param(Param::Float(n)))
+                format!(
+                    "({kind} IN (1, 2) AND {num} {} {})",
+                    op.sql(),
+                    self.param(Param::Float(n))
+                )
             }
             Literal::Bool(b) => match op {
                 Op::Eq | Op::Ne => format!(
@@ -358,8 +365,10 @@ impl TraceStore {
         })?;
         let fields = req.filter.fields();
         let mut out: Vec<TraceMatch> = Vec::new();
-        for ((hi, lo, matched, t_start, t_end, rs, rn), (span_id, start_ns, duration_ns, name, kind, status, origin, detail)) in
-            rows
+        for (
+            (hi, lo, matched, t_start, t_end, rs, rn),
+            (span_id, start_ns, duration_ns, name, kind, status, origin, detail),
+        ) in rows
         {
             let trace = TraceId::from_halves(hi, lo);
             if out.last().is_none_or(|m| m.trace != trace) {
@@ -392,7 +401,9 @@ impl TraceStore {
                         show_name = true;
                         continue;
                     }
-                    Field::Intrinsic(Intrinsic::Status) => ("status".to_owned(), Some(string_value(status_name(status)))),
+                    Field::Intrinsic(Intrinsic::Status) => {
+                        ("status".to_owned(), Some(string_value(status_name(status))))
+                    }
                     Field::Intrinsic(Intrinsic::Kind) => ("kind".to_owned(), Some(string_value(kind_name(kind)))),
                     Field::Intrinsic(Intrinsic::StatusMessage) => (
                         "statusMessage".to_owned(),
@@ -485,7 +496,10 @@ impl TraceStore {
     ) -> Result<Vec<(String, &'static str)>> {
         match tag {
             Field::Intrinsic(Intrinsic::Status) => {
-                return Ok(["error", "ok", "unset"].iter().map(|s| (s.to_string(), "keyword")).collect());
+                return Ok(["error", "ok", "unset"]
+                    .iter()
+                    .map(|s| (s.to_string(), "keyword"))
+                    .collect());
             }
             Field::Intrinsic(Intrinsic::Kind) => {
                 return Ok(["client", "consumer", "internal", "producer", "server", "unspecified"]

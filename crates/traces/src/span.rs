@@ -190,10 +190,7 @@ pub fn attr_value(v: &AnyValue) -> AttrValue {
             kind: ValueKind::Bool,
         },
         Some(Value::ArrayValue(a)) => AttrValue {
-            text: format!(
-                "[{}]",
-                a.values.iter().map(value_text).collect::<Vec<_>>().join(",")
-            ),
+            text: format!("[{}]", a.values.iter().map(value_text).collect::<Vec<_>>().join(",")),
             number: None,
             kind: ValueKind::String,
         },
@@ -341,8 +338,9 @@ pub fn split(req: &ExportTraceServiceRequest) -> Split {
         ));
     }
     if bad_span > 0 {
-        out.reasons
-            .push(format!("{bad_span} spans with an invalid span id (8 bytes, not all zero)"));
+        out.reasons.push(format!(
+            "{bad_span} spans with an invalid span id (8 bytes, not all zero)"
+        ));
     }
     out.rejected = bad_trace + bad_span;
     out

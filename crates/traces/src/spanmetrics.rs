@@ -187,7 +187,10 @@ impl SpanMetrics {
             ));
             key.push((
                 "status_code".into(),
-                STATUS_NAMES.get(r.status as usize).unwrap_or(&STATUS_NAMES[0]).to_string(),
+                STATUS_NAMES
+                    .get(r.status as usize)
+                    .unwrap_or(&STATUS_NAMES[0])
+                    .to_string(),
             ));
             for (attr, label) in &self.dims {
                 let v = resource_attr(attr).or_else(|| span_attr(r, attr));
@@ -316,11 +319,26 @@ impl SpanMetrics {
             // The series exists from the first request, as a counter should.
             st.graph_failed
                 .entry(key.clone())
-                .or_insert(Series { value: 0.0, updated: now })
+                .or_insert(Series {
+                    value: 0.0,
+                    updated: now,
+                })
                 .updated = now;
         }
-        observe_hist(&mut st.graph_server, &key, &self.opts.graph_buckets, e.server_seconds, now);
-        observe_hist(&mut st.graph_client, &key, &self.opts.graph_buckets, e.client_seconds, now);
+        observe_hist(
+            &mut st.graph_server,
+            &key,
+            &self.opts.graph_buckets,
+            e.server_seconds,
+            now,
+        );
+        observe_hist(
+            &mut st.graph_client,
+            &key,
+            &self.opts.graph_buckets,
+            e.client_seconds,
+            now,
+        );
     }
 
     /// Settles edges whose other half did not come within the wait: a root
@@ -414,7 +432,13 @@ fn bump(m: &mut HashMap<Key, Series<f64>>, key: &Key, by: f64, now: Instant) {
             s.updated = now;
         }
         None => {
-            m.insert(key.clone(), Series { value: by, updated: now });
+            m.insert(
+                key.clone(),
+                Series {
+                    value: by,
+                    updated: now,
+                },
+            );
         }
     }
 }

@@ -386,12 +386,10 @@ impl TraceStore {
             origins: split.origins,
             rows: split.rows,
         };
-        self.tx
-            .try_send(Command::Append(batch, reply))
-            .map_err(|e| match e {
-                mpsc::TrySendError::Full(_) => Error::Overloaded(self.shared.opts.max_queued_requests),
-                mpsc::TrySendError::Disconnected(_) => Error::Closed,
-            })?;
+        self.tx.try_send(Command::Append(batch, reply)).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => Error::Overloaded(self.shared.opts.max_queued_requests),
+            mpsc::TrySendError::Disconnected(_) => Error::Closed,
+        })?;
         Ok(Some((rx, outcome)))
     }
 
@@ -773,7 +771,16 @@ impl Writer {
                     Some((a, b)) => (Some(a), Some(b)),
                     None => (None, None),
                 };
-                traces.append_row(params![t.hi(), t.lo(), sm.start_ns, sm.end_ns, rs, rn, sm.spans, sm.errors])?;
+                traces.append_row(params![
+                    t.hi(),
+                    t.lo(),
+                    sm.start_ns,
+                    sm.end_ns,
+                    rs,
+                    rn,
+                    sm.spans,
+                    sm.errors
+                ])?;
             }
             traces.flush()?;
         }
@@ -840,7 +847,11 @@ impl Writer {
                     x.compacted = true;
                 }
                 self.shared.counters.compactions.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(bucket = s, elapsed_ms = started.elapsed().as_millis() as u64, "trace bucket compacted");
+                tracing::info!(
+                    bucket = s,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "trace bucket compacted"
+                );
             }
         }
         Ok(())

@@ -122,7 +122,10 @@ fn search(store: &TraceStore, q: &str) -> Vec<(u128, usize)> {
 /// slow), 3 (checkout, a 500).
 fn fixture(store: &TraceStore) {
     let mut a = spec(1, 11, 0, "GET /cart");
-    a.attrs = vec![kv("http.request.method", s("GET")), kv("http.response.status_code", i(200))];
+    a.attrs = vec![
+        kv("http.request.method", s("GET")),
+        kv("http.response.status_code", i(200)),
+    ];
     a.start_ms_ago = 3000;
     a.duration_ms = 50;
     let mut b = spec(1, 12, 11, "GET /cart");
@@ -133,16 +136,17 @@ fn fixture(store: &TraceStore) {
     c.duration_ms = 1500;
     c.start_ms_ago = 2000;
     c.attrs = vec![kv("feature.flag", s("new-ui")), kv("retries", i(3))];
-    store
-        .write_blocking(&request("frontend", vec![a, b, c]))
-        .unwrap();
+    store.write_blocking(&request("frontend", vec![a, b, c])).unwrap();
     let mut d = spec(1, 13, 12, "cart.get");
     d.error = true;
     d.start_ms_ago = 2985;
     d.attrs = vec![kv("db.system", s("redis"))];
     store.write_blocking(&request("cart", vec![d])).unwrap();
     let mut e = spec(3, 31, 0, "POST /checkout");
-    e.attrs = vec![kv("http.response.status_code", i(500)), kv("http.route", s("/checkout"))];
+    e.attrs = vec![
+        kv("http.response.status_code", i(500)),
+        kv("http.route", s("/checkout")),
+    ];
     e.start_ms_ago = 1000;
     store.write_blocking(&request("checkout", vec![e])).unwrap();
 }
@@ -164,7 +168,12 @@ fn trace_by_id_returns_the_whole_tree_grouped_by_resource() {
     assert_eq!(store.trace(TraceId(99), None).unwrap(), None);
     // A range that misses the trace finds nothing.
     let now = now_ns();
-    assert_eq!(store.trace(TraceId(1), Some((now + 10_000_000_000, now + 20_000_000_000))).unwrap(), None);
+    assert_eq!(
+        store
+            .trace(TraceId(1), Some((now + 10_000_000_000, now + 20_000_000_000)))
+            .unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -174,25 +183,54 @@ fn searches_match_intrinsics_attributes_and_trace_properties() {
     fixture(&store);
     assert_eq!(search(&store, "{}"), vec![(3, 1), (2, 1), (1, 3)], "newest first");
     assert_eq!(search(&store, "{ status = error }"), vec![(1, 1)]);
-    assert_eq!(search(&store, r#"{ resource.service.name = "frontend" }"#), vec![(2, 1), (1, 2)]);
+    assert_eq!(
+        search(&store, r#"{ resource.service.name = "frontend" }"#),
+        vec![(2, 1), (1, 2)]
+    );
     assert_eq!(search(&store, "{ duration > 1s }"), vec![(2, 1)]);
-    assert_eq!(search(&store, "{ span.http.response.status_code >= 500 }"), vec![(3, 1)]);
+    assert_eq!(
+        search(&store, "{ span.http.response.status_code >= 500 }"),
+        vec![(3, 1)]
+    );
     // A promoted attribute compared as a string does not match an integer.
     assert_eq!(search(&store, r#"{ span.http.response.status_code = "500" }"#), vec![]);
     assert_eq!(search(&store, r#"{ .feature.flag =~ "new-.*" }"#), vec![(2, 1)]);
-    assert_eq!(search(&store, r#"{ .feature.flag =~ "new" }"#), vec![], "regexes are anchored");
+    assert_eq!(
+        search(&store, r#"{ .feature.flag =~ "new" }"#),
+        vec![],
+        "regexes are anchored"
+    );
     assert_eq!(search(&store, r#"{ .feature.flag != "old" }"#), vec![(2, 1)]);
     // != on a missing attribute is false.
-    assert_eq!(search(&store, r#"{ span.feature.flag != "x" && name = "GET /cart" }"#), vec![]);
+    assert_eq!(
+        search(&store, r#"{ span.feature.flag != "x" && name = "GET /cart" }"#),
+        vec![]
+    );
     assert_eq!(search(&store, "{ .retries = 3 }"), vec![(2, 1)]);
-    assert_eq!(search(&store, "{ .retries = 3.0 }"), vec![(2, 1)], "numbers compare across types");
+    assert_eq!(
+        search(&store, "{ .retries = 3.0 }"),
+        vec![(2, 1)],
+        "numbers compare across types"
+    );
     assert_eq!(search(&store, r#"{ .retries = "3" }"#), vec![], "types must agree");
-    assert_eq!(search(&store, r#"{ resource.k8s.namespace.name = "shop" && kind = client }"#), vec![(1, 1)]);
-    assert_eq!(search(&store, r#"{ .k8s.namespace.name = "shop" && .db.system = "redis" }"#), vec![(1, 1)]);
+    assert_eq!(
+        search(&store, r#"{ resource.k8s.namespace.name = "shop" && kind = client }"#),
+        vec![(1, 1)]
+    );
+    assert_eq!(
+        search(&store, r#"{ .k8s.namespace.name = "shop" && .db.system = "redis" }"#),
+        vec![(1, 1)]
+    );
     assert_eq!(search(&store, "{ .db.system != nil }"), vec![(1, 1)]);
-    assert_eq!(search(&store, r#"{ rootServiceName = "frontend" && status = error }"#), vec![(1, 1)]);
+    assert_eq!(
+        search(&store, r#"{ rootServiceName = "frontend" && status = error }"#),
+        vec![(1, 1)]
+    );
     assert_eq!(search(&store, "{ traceDuration > 1s }"), vec![(2, 1)]);
-    assert_eq!(search(&store, r#"{ rootName = "POST /checkout" || name = "cart.get" }"#), vec![(3, 1), (1, 1)]);
+    assert_eq!(
+        search(&store, r#"{ rootName = "POST /checkout" || name = "cart.get" }"#),
+        vec![(3, 1), (1, 1)]
+    );
     assert_eq!(search(&store, r#"{ span:name = "GET /" }"#), vec![(2, 1)]);
 }
 
@@ -268,7 +306,11 @@ fn closed_buckets_are_compacted_sorted_and_old_ones_dropped() {
     assert!(store.counters().compactions.load(std::sync::atomic::Ordering::Relaxed) >= 2);
     assert_eq!(search(&store, "{}"), vec![(3, 1), (2, 1), (1, 3)]);
     let t3 = store.trace(TraceId(3), None).unwrap().unwrap();
-    assert_eq!(t3[0].scope_spans[0].spans.len(), 1, "a span sent twice is returned once");
+    assert_eq!(
+        t3[0].scope_spans[0].spans.len(),
+        1,
+        "a span sent twice is returned once"
+    );
     drop(store);
     // Retention shorter than the data: every bucket goes.
     let mut o = TraceStoreOptions::new(dir.path());
@@ -277,7 +319,13 @@ fn closed_buckets_are_compacted_sorted_and_old_ones_dropped() {
     let store = TraceStore::open(o).unwrap().0;
     store.maintain_blocking().unwrap();
     assert_eq!(search(&store, "{}"), vec![]);
-    assert!(store.counters().dropped_buckets.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+    assert!(
+        store
+            .counters()
+            .dropped_buckets
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 3
+    );
 }
 
 #[test]
@@ -391,11 +439,17 @@ fn span_metrics_count_calls_latency_and_service_graph_edges() {
         Some(1.0)
     );
     assert_eq!(
-        get("traces_spanmetrics_latency_bucket", &[("service", "cart"), ("le", "0.008")]),
+        get(
+            "traces_spanmetrics_latency_bucket",
+            &[("service", "cart"), ("le", "0.008")]
+        ),
         Some(0.0)
     );
     assert_eq!(
-        get("traces_spanmetrics_latency_bucket", &[("service", "cart"), ("le", "0.016")]),
+        get(
+            "traces_spanmetrics_latency_bucket",
+            &[("service", "cart"), ("le", "0.016")]
+        ),
         Some(1.0)
     );
     assert_eq!(

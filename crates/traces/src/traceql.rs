@@ -225,7 +225,11 @@ fn err<T>(col: usize, message: impl Into<String>) -> Result<T, ParseError> {
 
 /// A rune that ends an attribute name (Tempo's `isAttributeRune`).
 fn ends_attribute(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '{' | '}' | '(' | ')' | '=' | '~' | '!' | '<' | '>' | '&' | '|' | '^' | ',')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '{' | '}' | '(' | ')' | '=' | '~' | '!' | '<' | '>' | '&' | '|' | '^' | ','
+        )
 }
 
 fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
@@ -294,13 +298,10 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             i += n;
             Tok::Lit(Literal::Str(s))
         } else if c == '`' {
-            let end = chars[i + 1..]
-                .iter()
-                .position(|x| *x == '`')
-                .ok_or(ParseError {
-                    message: "unterminated raw string".into(),
-                    col,
-                })?;
+            let end = chars[i + 1..].iter().position(|x| *x == '`').ok_or(ParseError {
+                message: "unterminated raw string".into(),
+                col,
+            })?;
             let s: String = chars[i + 1..i + 1 + end].iter().collect();
             i += end + 2;
             Tok::Lit(Literal::Str(s))
@@ -326,7 +327,8 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 i += 1 + n;
                 let scope = if word == "span" { Scope::Span } else { Scope::Resource };
                 Tok::Field(Field::Attr(scope, name))
-            } else if chars.get(i) == Some(&'.') && matches!(word.as_str(), "parent" | "event" | "link" | "instrumentation")
+            } else if chars.get(i) == Some(&'.')
+                && matches!(word.as_str(), "parent" | "event" | "link" | "instrumentation")
             {
                 Tok::Unsupported(format!("`{word}.` attributes"))
             } else if chars.get(i) == Some(&':') {
@@ -382,11 +384,19 @@ fn keyword(word: &str, col: usize) -> Result<Tok, ParseError> {
         "producer" => Tok::Lit(Literal::Kind(4)),
         "consumer" => Tok::Lit(Literal::Kind(5)),
         "childCount" | "nestedSetLeft" | "nestedSetRight" | "nestedSetParent" | "parent" | "id" | "traceID"
-        | "spanID" | "parentID" | "timeSinceStart" | "version" => {
-            Tok::Unsupported(format!("the intrinsic `{word}`"))
-        }
-        "count" | "avg" | "min" | "max" | "sum" | "by" | "select" | "coalesce" | "rate" | "count_over_time"
-        | "quantile_over_time" | "histogram_over_time" => Tok::Unsupported(format!("`{word}`")),
+        | "spanID" | "parentID" | "timeSinceStart" | "version" => Tok::Unsupported(format!("the intrinsic `{word}`")),
+        "count"
+        | "avg"
+        | "min"
+        | "max"
+        | "sum"
+        | "by"
+        | "select"
+        | "coalesce"
+        | "rate"
+        | "count_over_time"
+        | "quantile_over_time"
+        | "histogram_over_time" => Tok::Unsupported(format!("`{word}`")),
         _ => return err(col, format!("unknown identifier: {word}")),
     })
 }
@@ -489,17 +499,17 @@ fn number_or_duration(word: &str, col: usize) -> Result<Literal, ParseError> {
     if let Ok(i) = word.parse::<i64>() {
         return Ok(Literal::Int(i));
     }
-    if word.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    if word
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
         && let Ok(f) = word.parse::<f64>()
     {
         return Ok(Literal::Float(f));
     }
-    parse_duration(word)
-        .map(Literal::Duration)
-        .ok_or(ParseError {
-            message: format!("invalid number or duration {word:?}"),
-            col,
-        })
+    parse_duration(word).map(Literal::Duration).ok_or(ParseError {
+        message: format!("invalid number or duration {word:?}"),
+        col,
+    })
 }
 
 /// A duration in ns from Go/Prometheus notation.
@@ -510,13 +520,17 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         return None;
     }
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if n == 0 {
             return None;
         }
         let v: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..u] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -559,7 +573,9 @@ impl Parser {
     fn unsupported<T>(&self, what: &str) -> Result<T, ParseError> {
         err(
             self.col(),
-            format!("{what} is not supported: Sextant evaluates one spanset filter {{ ... }} of attribute and intrinsic comparisons"),
+            format!(
+                "{what} is not supported: Sextant evaluates one spanset filter {{ ... }} of attribute and intrinsic comparisons"
+            ),
         )
     }
 
@@ -665,8 +681,7 @@ fn validate(f: &Field, op: Op, lit: &Literal, col: usize) -> Result<(), ParseErr
         return Ok(());
     }
     let Field::Intrinsic(i) = f else {
-        if matches!(lit, Literal::Status(_) | Literal::Kind(_) | Literal::Bool(_)) && !matches!(op, Op::Eq | Op::Ne)
-        {
+        if matches!(lit, Literal::Status(_) | Literal::Kind(_) | Literal::Bool(_)) && !matches!(op, Op::Eq | Op::Ne) {
             return err(col, format!("{op} is not defined for this literal"));
         }
         return Ok(());
@@ -675,9 +690,7 @@ fn validate(f: &Field, op: Op, lit: &Literal, col: usize) -> Result<(), ParseErr
     let ok = match i {
         Name | StatusMessage | RootName | RootServiceName => matches!(lit, Literal::Str(_)),
         Duration | TraceDuration => lit.number().is_some() && !matches!(op, Op::Re | Op::NotRe),
-        Status => {
-            matches!(lit, Literal::Status(_) | Literal::Int(_)) && matches!(op, Op::Eq | Op::Ne)
-        }
+        Status => matches!(lit, Literal::Status(_) | Literal::Int(_)) && matches!(op, Op::Eq | Op::Ne),
         Kind => matches!(lit, Literal::Kind(_)) && matches!(op, Op::Eq | Op::Ne),
     };
     if ok { Ok(()) } else { mismatch() }
@@ -707,7 +720,12 @@ pub fn parse(src: &str) -> Result<Query, ParseError> {
             return p.unsupported(&w);
         }
         None => return err(1, "syntax error: empty query, expecting {"),
-        _ => return err(1, "syntax error: a query is a spanset filter in braces, e.g. { .http.status_code = 500 }"),
+        _ => {
+            return err(
+                1,
+                "syntax error: a query is a spanset filter in braces, e.g. { .http.status_code = 500 }",
+            );
+        }
     }
     let filter = if p.peek() == Some(&Tok::RBrace) {
         Expr::True
@@ -811,7 +829,11 @@ mod tests {
         assert_eq!(
             q.filter,
             Expr::Or(
-                Box::new(cmp(Field::Attr(Scope::Span, "http.status_code".into()), Op::Ge, Literal::Int(500))),
+                Box::new(cmp(
+                    Field::Attr(Scope::Span, "http.status_code".into()),
+                    Op::Ge,
+                    Literal::Int(500)
+                )),
                 Box::new(cmp(
                     Field::Attr(Scope::Unscoped, "db.system".into()),
                     Op::Re,
@@ -823,7 +845,11 @@ mod tests {
             parse("{ kind = server && span:name = `a\\b` }").unwrap().filter,
             Expr::And(
                 Box::new(cmp(Field::Intrinsic(Intrinsic::Kind), Op::Eq, Literal::Kind(2))),
-                Box::new(cmp(Field::Intrinsic(Intrinsic::Name), Op::Eq, Literal::Str("a\\b".into()))),
+                Box::new(cmp(
+                    Field::Intrinsic(Intrinsic::Name),
+                    Op::Eq,
+                    Literal::Str("a\\b".into())
+                )),
             )
         );
     }
@@ -863,11 +889,31 @@ mod tests {
     fn errors_name_what_is_wrong() {
         assert!(parse("{ name = 1 }").unwrap_err().message.contains("same type"));
         assert!(parse("{ status = server }").unwrap_err().message.contains("same type"));
-        assert!(parse(r#"{ .a =~ "(" }"#).unwrap_err().message.contains("regular expression"));
-        assert!(parse("{ .a = 1 } | count() > 2").unwrap_err().message.contains("not supported"));
-        assert!(parse("{ .a = 1 } && { .b = 2 }").unwrap_err().message.contains("not supported"));
+        assert!(
+            parse(r#"{ .a =~ "(" }"#)
+                .unwrap_err()
+                .message
+                .contains("regular expression")
+        );
+        assert!(
+            parse("{ .a = 1 } | count() > 2")
+                .unwrap_err()
+                .message
+                .contains("not supported")
+        );
+        assert!(
+            parse("{ .a = 1 } && { .b = 2 }")
+                .unwrap_err()
+                .message
+                .contains("not supported")
+        );
         assert!(parse("{ .a = 1 ").unwrap_err().message.contains("expecting }"));
-        assert!(parse("{ foo = 1 }").unwrap_err().message.contains("unknown identifier: foo"));
+        assert!(
+            parse("{ foo = 1 }")
+                .unwrap_err()
+                .message
+                .contains("unknown identifier: foo")
+        );
         assert!(parse("").is_err());
         assert!(parse(r#"{ .a = "x }"#).unwrap_err().message.contains("not terminated"));
         assert_eq!(parse("{ .a = 1 }x").unwrap_err().col, 11);
