@@ -21,3 +21,4 @@ mod scrape_e2e;
 mod scrape_tls;
 mod shipped_files;
 mod slo_e2e;
+mod traces_e2e;

@@ -45,7 +45,7 @@ fn example_config_passes_check() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("SUCCESS: 3 scrape configs found"), "{text}");
-    assert!(text.contains("SUCCESS: 7 SLOs found"), "{text}");
+    assert!(text.contains("SUCCESS: 9 SLOs found"), "{text}");
 }
 
 /// The cluster SLOs pass `sextant check slo`, and the rules `sextant slo generate`
