@@ -204,57 +204,62 @@ fn span_tree(data: &TracesData) -> Vec<String> {
     let t0 = spans.iter().map(|(s, _)| s.start_time_unix_nano).min().unwrap_or(0);
     let t1 = spans.iter().map(|(s, _)| s.end_time_unix_nano).max().unwrap_or(0);
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let mut lines = vec![format!(
+    let lines = vec![format!(
         "trace {}  {} spans  {}  started {}",
         hex(&spans[0].0.trace_id),
         spans.len(),
         human(t1.saturating_sub(t0) as i64),
         time(t0 as i64)
     )];
-    fn walk(
-        i: usize,
-        prefix: &str,
-        last: bool,
-        top: bool,
-        spans: &[(&Span, String)],
-        children: &HashMap<&[u8], Vec<usize>>,
+    struct Tree<'a> {
+        spans: &'a [(&'a Span, String)],
+        children: &'a HashMap<&'a [u8], Vec<usize>>,
         t0: u64,
-        lines: &mut Vec<String>,
-    ) {
-        let (s, service) = &spans[i];
-        let kind = sextant_traces::span::kind_name(s.kind as i8);
-        let status = match s.status.as_ref().map(|st| st.code) {
-            Some(2) => "  ERROR",
-            _ => "",
-        };
-        let branch = if top {
-            ""
-        } else if last {
-            "└─ "
-        } else {
-            "├─ "
-        };
-        lines.push(format!(
-            "{prefix}{branch}{}  [{service} {kind}]  {}  +{}{status}",
-            s.name,
-            human(s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) as i64),
-            human(s.start_time_unix_nano.saturating_sub(t0) as i64),
-        ));
-        let next = if top {
-            prefix.to_owned()
-        } else if last {
-            format!("{prefix}   ")
-        } else {
-            format!("{prefix}│  ")
-        };
-        if let Some(kids) = children.get(s.span_id.as_slice()) {
-            for (n, k) in kids.iter().enumerate() {
-                walk(*k, &next, n + 1 == kids.len(), false, spans, children, t0, lines);
+        lines: Vec<String>,
+    }
+    impl Tree<'_> {
+        fn walk(&mut self, i: usize, prefix: &str, last: bool, top: bool) {
+            let (s, service) = &self.spans[i];
+            let kind = sextant_traces::span::kind_name(s.kind as i8);
+            let status = match s.status.as_ref().map(|st| st.code) {
+                Some(2) => "  ERROR",
+                _ => "",
+            };
+            let branch = if top {
+                ""
+            } else if last {
+                "└─ "
+            } else {
+                "├─ "
+            };
+            self.lines.push(format!(
+                "{prefix}{branch}{}  [{service} {kind}]  {}  +{}{status}",
+                s.name,
+                human(s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) as i64),
+                human(s.start_time_unix_nano.saturating_sub(self.t0) as i64),
+            ));
+            let next = if top {
+                prefix.to_owned()
+            } else if last {
+                format!("{prefix}   ")
+            } else {
+                format!("{prefix}│  ")
+            };
+            if let Some(kids) = self.children.get(s.span_id.as_slice()) {
+                for (n, k) in kids.iter().enumerate() {
+                    self.walk(*k, &next, n + 1 == kids.len(), false);
+                }
             }
         }
     }
+    let mut tree = Tree {
+        spans: &spans,
+        children: &children,
+        t0,
+        lines,
+    };
     for r in roots {
-        walk(r, "", true, true, &spans, &children, t0, &mut lines);
+        tree.walk(r, "", true, true);
     }
-    lines
+    tree.lines
 }

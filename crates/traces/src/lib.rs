@@ -12,6 +12,7 @@ pub mod search;
 pub mod span;
 pub mod spanmetrics;
 pub mod store;
+pub mod synthetic;
 pub mod traceql;
 
 pub use error::{Error, ErrorKind, Result};

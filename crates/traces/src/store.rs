@@ -190,18 +190,73 @@ fn promoted_columns_ddl() -> String {
         .collect()
 }
 
+/// `CREATE TABLE` of a span table named `table` (public for the benchmark
+/// that measures DuckDB's appender alone on the same rows).
+pub fn spans_table_ddl(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (trace_hi BIGINT, trace_lo BIGINT, span_id BIGINT, parent_id BIGINT, \
+         origin BIGINT, start_ns BIGINT, duration_ns BIGINT, service VARCHAR, name VARCHAR, kind TINYINT, \
+         status TINYINT, status_message VARCHAR{promoted}, detail BLOB);",
+        promoted = promoted_columns_ddl()
+    )
+}
+
+/// Appends span rows as the store writes them (public for the benchmark that
+/// measures DuckDB's appender alone on the same rows).
+pub fn append_spans(app: &mut duckdb::Appender<'_>, rows: &[&SpanRow]) -> Result<()> {
+    for r in rows {
+        let p = &r.promoted;
+        let pv = |i: usize| p[i].as_ref();
+        let text = |i: usize| pv(i).map(|v| v.text.as_str());
+        let num = |i: usize| pv(i).and_then(|v| v.number);
+        let kind = |i: usize| pv(i).map(|v| v.kind.code());
+        app.append_row(params![
+            r.trace.hi(),
+            r.trace.lo(),
+            r.span_id as i64,
+            r.parent_id as i64,
+            r.origin,
+            r.start_ns,
+            r.duration_ns,
+            r.service,
+            r.name,
+            r.kind,
+            r.status,
+            r.status_message,
+            text(0),
+            num(0),
+            kind(0),
+            text(1),
+            num(1),
+            kind(1),
+            text(2),
+            num(2),
+            kind(2),
+            text(3),
+            num(3),
+            kind(3),
+            text(4),
+            num(4),
+            kind(4),
+            text(5),
+            num(5),
+            kind(5),
+            r.detail,
+        ])?;
+    }
+    Ok(())
+}
+
 fn create_bucket_tables(conn: &Connection, bucket_ms: i64) -> Result<()> {
     let b = suffix(bucket_ms);
     conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS spans_{b} (trace_hi BIGINT, trace_lo BIGINT, span_id BIGINT, parent_id BIGINT, \
-         origin BIGINT, start_ns BIGINT, duration_ns BIGINT, service VARCHAR, name VARCHAR, kind TINYINT, \
-         status TINYINT, status_message VARCHAR{promoted}, detail BLOB);
+        "{spans}
          CREATE TABLE IF NOT EXISTS attrs_{b} (trace_hi BIGINT, trace_lo BIGINT, span_id BIGINT, key VARCHAR, \
          kind TINYINT, text VARCHAR, num DOUBLE);
          CREATE TABLE IF NOT EXISTS traces_{b} (trace_hi BIGINT, trace_lo BIGINT, start_ns BIGINT, end_ns BIGINT, \
          root_service VARCHAR, root_name VARCHAR, spans BIGINT, errors BIGINT);
          INSERT INTO buckets SELECT {bucket_ms}, false WHERE NOT EXISTS (SELECT 1 FROM buckets WHERE start_ms = {bucket_ms});",
-        promoted = promoted_columns_ddl()
+        spans = spans_table_ddl(&format!("spans_{b}"))
     ))?;
     Ok(())
 }
@@ -696,45 +751,8 @@ impl Writer {
             let mut spans = conn.appender(&format!("spans_{s}"))?;
             let mut attrs = conn.appender(&format!("attrs_{s}"))?;
             let mut summaries: HashMap<TraceId, Summary> = HashMap::new();
+            append_spans(&mut spans, rows)?;
             for r in rows {
-                let p = &r.promoted;
-                let pv = |i: usize| p[i].as_ref();
-                let text = |i: usize| pv(i).map(|v| v.text.as_str());
-                let num = |i: usize| pv(i).and_then(|v| v.number);
-                let kind = |i: usize| pv(i).map(|v| v.kind.code());
-                spans.append_row(params![
-                    r.trace.hi(),
-                    r.trace.lo(),
-                    r.span_id as i64,
-                    r.parent_id as i64,
-                    r.origin,
-                    r.start_ns,
-                    r.duration_ns,
-                    r.service,
-                    r.name,
-                    r.kind,
-                    r.status,
-                    r.status_message,
-                    text(0),
-                    num(0),
-                    kind(0),
-                    text(1),
-                    num(1),
-                    kind(1),
-                    text(2),
-                    num(2),
-                    kind(2),
-                    text(3),
-                    num(3),
-                    kind(3),
-                    text(4),
-                    num(4),
-                    kind(4),
-                    text(5),
-                    num(5),
-                    kind(5),
-                    r.detail,
-                ])?;
                 for (k, v) in &r.attrs {
                     attrs.append_row(params![
                         r.trace.hi(),
