@@ -253,6 +253,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("opening the trace store in {}", dir.display()))?;
         tracing::info!(buckets = stats.buckets, spans = stats.spans, "trace store open");
+        registry.register_collector(Box::new(sextant_traces::store::StoreCollector(traces.clone())));
         Some(traces)
     } else {
         None

@@ -256,12 +256,14 @@ fn summaries_sql(buckets: &[i64], restrict: Option<&str>) -> String {
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let filter = restrict
-        .map(|r| format!(" WHERE (trace_hi, trace_lo) IN (SELECT trace_hi, trace_lo FROM {r})"))
+        .map(|r| {
+            format!(" WHERE EXISTS (SELECT 1 FROM {r} WHERE {r}.trace_hi = x.trace_hi AND {r}.trace_lo = x.trace_lo)")
+        })
         .unwrap_or_default();
     format!(
         "SELECT trace_hi, trace_lo, min(start_ns) AS start_ns, max(end_ns) AS end_ns, \
          any_value(root_service) AS root_service, any_value(root_name) AS root_name \
-         FROM ({union}){filter} GROUP BY ALL"
+         FROM ({union}) x{filter} GROUP BY ALL"
     )
 }
 
@@ -300,7 +302,7 @@ impl TraceStore {
                 };
                 format!(
                     "SELECT s.trace_hi, s.trace_lo, s.span_id, s.start_ns, s.duration_ns, s.name, s.kind, s.status, \
-                     s.origin, s.detail FROM spans_{s} s{join} WHERE s.start_ns BETWEEN {from} AND {to} AND {}",
+                     s.origin, {b} AS bucket FROM spans_{s} s{join} WHERE s.start_ns BETWEEN {from} AND {to} AND {}",
                     cond.replace(ATTRS, &format!("attrs_{s}"))
                 )
             })
@@ -318,56 +320,91 @@ impl TraceStore {
         } else {
             format!(", t AS ({})", summaries_sql(&buckets, Some("g")))
         };
+        // Matched spans are computed once (small columns only); the spans' bodies
+        // are read afterwards for the few returned, and only when the query
+        // referenced span attributes.
         let sql = format!(
-            "WITH {ta}m AS ({matches}), \
+            "WITH {ta}m AS MATERIALIZED ({matches}), \
              g AS (SELECT trace_hi, trace_lo, count(DISTINCT span_id) AS matched FROM m GROUP BY ALL){t_cte}, \
              top AS (SELECT g.trace_hi, g.trace_lo, g.matched, x.start_ns AS t_start, x.end_ns AS t_end, \
                      x.root_service, x.root_name FROM g JOIN {t} x USING (trace_hi, trace_lo) \
                      ORDER BY x.start_ns DESC, g.trace_hi, g.trace_lo LIMIT {limit}) \
              SELECT top.trace_hi, top.trace_lo, top.matched, top.t_start, top.t_end, top.root_service, top.root_name, \
-                    m.span_id, m.start_ns, m.duration_ns, m.name, m.kind, m.status, m.origin, m.detail \
+                    m.span_id, m.start_ns, m.duration_ns, m.name, m.kind, m.status, m.origin, m.bucket \
              FROM top JOIN m USING (trace_hi, trace_lo) \
              QUALIFY row_number() OVER (PARTITION BY top.trace_hi, top.trace_lo ORDER BY m.start_ns, m.span_id) <= {spss} \
              ORDER BY top.t_start DESC, top.trace_hi, top.trace_lo, m.start_ns, m.span_id"
         );
         type Row = (
             (i64, i64, i64, i64, i64, Option<String>, Option<String>),
-            (i64, i64, i64, String, i8, i8, i64, Vec<u8>),
+            (i64, i64, i64, String, i8, i8, i64, i64),
         );
-        let rows: Vec<Row> = self.with_reader(|conn| {
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt
-                .query_map(duckdb::params_from_iter(c.params.iter()), |r| {
-                    Ok((
-                        (
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                        ),
-                        (
-                            r.get(7)?,
-                            r.get(8)?,
-                            r.get(9)?,
-                            r.get(10)?,
-                            r.get(11)?,
-                            r.get(12)?,
-                            r.get(13)?,
-                            r.get(14)?,
-                        ),
-                    ))
-                })?
-                .collect::<duckdb::Result<Vec<_>>>()?;
-            Ok(rows)
-        })?;
         let fields = req.filter.fields();
+        let needs_body = fields.iter().any(|f| {
+            matches!(
+                f,
+                Field::Attr(Scope::Span | Scope::Unscoped, _) | Field::Intrinsic(Intrinsic::StatusMessage)
+            )
+        });
+        let (rows, bodies): (Vec<Row>, std::collections::HashMap<(i64, i64, i64), Vec<u8>>) =
+            self.with_reader(|conn| {
+                let mut stmt = conn.prepare(&sql)?;
+                let rows = stmt
+                    .query_map(duckdb::params_from_iter(c.params.iter()), |r| {
+                        Ok((
+                            (
+                                r.get(0)?,
+                                r.get(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                                r.get(5)?,
+                                r.get(6)?,
+                            ),
+                            (
+                                r.get(7)?,
+                                r.get(8)?,
+                                r.get(9)?,
+                                r.get(10)?,
+                                r.get(11)?,
+                                r.get(12)?,
+                                r.get(13)?,
+                                r.get(14)?,
+                            ),
+                        ))
+                    })?
+                    .collect::<duckdb::Result<Vec<Row>>>()?;
+                let mut bodies = std::collections::HashMap::new();
+                if needs_body && !rows.is_empty() {
+                    let mut by_bucket: std::collections::BTreeMap<i64, Vec<(i64, i64, i64)>> = Default::default();
+                    for ((hi, lo, ..), (span_id, .., bucket)) in &rows {
+                        by_bucket.entry(*bucket).or_default().push((*hi, *lo, *span_id));
+                    }
+                    for (bucket, keys) in by_bucket {
+                        // Constants, so the scan can skip row groups by trace id.
+                        let his: Vec<String> = keys.iter().map(|k| k.0.to_string()).collect();
+                        let sql = format!(
+                            "SELECT trace_hi, trace_lo, span_id, detail FROM spans_{} WHERE trace_hi IN ({})",
+                            suffix(bucket),
+                            his.join(",")
+                        );
+                        let mut stmt = conn.prepare(&sql)?;
+                        let found =
+                            stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get::<_, Vec<u8>>(3)?)))?;
+                        for f in found {
+                            let (k, body) = f?;
+                            if keys.contains(&k) {
+                                bodies.entry(k).or_insert(body);
+                            }
+                        }
+                    }
+                }
+                Ok((rows, bodies))
+            })?;
         let mut out: Vec<TraceMatch> = Vec::new();
         for (
             (hi, lo, matched, t_start, t_end, rs, rn),
-            (span_id, start_ns, duration_ns, name, kind, status, origin, detail),
+            (span_id, start_ns, duration_ns, name, kind, status, origin, _bucket),
         ) in rows
         {
             let trace = TraceId::from_halves(hi, lo);
@@ -386,7 +423,10 @@ impl TraceStore {
             if m.spans.iter().any(|s| s.span_id == span_id as u64) {
                 continue;
             }
-            let span = Span::decode(detail.as_slice()).unwrap_or_default();
+            let span = bodies
+                .get(&(hi, lo, span_id))
+                .and_then(|b| Span::decode(b.as_slice()).ok())
+                .unwrap_or_default();
             let origin = self.origin(origin);
             let resource_attrs: &[KeyValue] = origin
                 .as_ref()

@@ -64,6 +64,10 @@ pub struct TraceStoreOptions {
     pub reader_connections: usize,
     /// Span-metric settings.
     pub span_metrics: crate::spanmetrics::SpanMetricsOptions,
+    /// Size of DuckDB's log at which it checkpoints, MB.
+    pub checkpoint_threshold_mb: u64,
+    /// DuckDB's worker threads for this store's database.
+    pub duckdb_threads: usize,
 }
 
 impl TraceStoreOptions {
@@ -78,6 +82,8 @@ impl TraceStoreOptions {
             max_queued_requests: 256,
             reader_connections: 2,
             span_metrics: Default::default(),
+            checkpoint_threshold_mb: 256,
+            duckdb_threads: 1,
         }
     }
 }
@@ -290,6 +296,14 @@ impl TraceStore {
     pub fn open(opts: TraceStoreOptions) -> Result<(Self, OpenStats)> {
         std::fs::create_dir_all(&opts.dir).map_err(|e| Error::Io(opts.dir.clone(), e))?;
         let conn = Connection::open(opts.dir.join("spans.duckdb"))?;
+        // DuckDB checkpoints when its log passes 16 MB by default; spans fill that
+        // in a fraction of a second, and each checkpoint compresses the last row
+        // group again. A larger threshold lets a row group fill before it is
+        // compressed (what is in the log is durable either way).
+        conn.execute_batch(&format!(
+            "SET checkpoint_threshold = '{}MB'; SET threads = {}",
+            opts.checkpoint_threshold_mb, opts.duckdb_threads
+        ))?;
         create_schema(&conn, &opts.dir)?;
         let mut buckets = BTreeMap::new();
         {
@@ -872,6 +886,75 @@ impl Writer {
                 );
             }
         }
+        Ok(())
+    }
+}
+
+/// The store's counters for `/metrics` (read at scrape time).
+pub struct StoreCollector(pub TraceStore);
+
+impl std::fmt::Debug for StoreCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreCollector")
+    }
+}
+
+impl prometheus_client::collector::Collector for StoreCollector {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let c = &self.0.shared.counters;
+        let (expired, dropped) = self.0.shared.span_metrics.edge_counts();
+        let counters = [
+            (
+                "sextant_traces_spans_stored",
+                "Spans committed.",
+                c.spans.load(Ordering::Relaxed),
+            ),
+            (
+                "sextant_traces_spans_refused",
+                "Spans refused (invalid ids, older than retention).",
+                c.refused.load(Ordering::Relaxed),
+            ),
+            (
+                "sextant_traces_commits",
+                "Commits of the trace writer (one per group of requests).",
+                c.commits.load(Ordering::Relaxed),
+            ),
+            (
+                "sextant_traces_compactions",
+                "Buckets compacted.",
+                c.compactions.load(Ordering::Relaxed),
+            ),
+            (
+                "sextant_traces_buckets_dropped",
+                "Buckets dropped by retention.",
+                c.dropped_buckets.load(Ordering::Relaxed),
+            ),
+            (
+                "sextant_traces_service_graph_expired_edges",
+                "Service-graph halves that found no other half in time.",
+                expired,
+            ),
+            (
+                "sextant_traces_service_graph_dropped_edges",
+                "Service-graph halves dropped over the pending limit.",
+                dropped,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let m = ConstCounter::new(v);
+            m.encode(encoder.encode_descriptor(name, help, None, m.metric_type())?)?;
+        }
+        let buckets = self.0.shared.buckets.read().unwrap_or_else(|e| e.into_inner()).len() as i64;
+        let g = ConstGauge::new(buckets);
+        g.encode(encoder.encode_descriptor(
+            "sextant_traces_buckets",
+            "Time buckets of spans held.",
+            None,
+            g.metric_type(),
+        )?)?;
         Ok(())
     }
 }

@@ -500,6 +500,9 @@ async fn python_sdk_traces_through_tempos_api_search_and_span_metrics() {
             6.0
         );
     }
+    // The store's own counters.
+    let metrics = String::from_utf8(get(&sx, "/metrics", "text/plain").await.2).unwrap();
+    assert!(metrics.contains("sextant_traces_spans_stored_total 72"), "{metrics}");
     // An availability SLI over span metrics, as examples/slo/checkout-traces.yml writes it.
     let ratio = promql(
         &sx,

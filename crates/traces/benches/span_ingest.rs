@@ -3,7 +3,7 @@
 //! alone writing the same span rows into one table and committing (the
 //! ceiling), per request of 1000 spans (100 traces of 10).
 //!
-//! `cargo bench --workspace --bench ingest -- span_ingest` (a narrower `-p`
+//! `cargo bench --workspace --profile dev --bench span_ingest` (a narrower `-p`
 //! rebuilds DuckDB).
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
