@@ -24,6 +24,24 @@ import sys
 from opentelemetry.sdk.resources import Resource
 
 
+class Checked:
+    """An exporter that records each export's result, for the exit status."""
+
+    def __init__(self, exporter, results):
+        self.exporter, self.results = exporter, results
+
+    def export(self, batch):
+        r = self.exporter.export(batch)
+        self.results.append(r)
+        return r
+
+    def shutdown(self):
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+
 def exporters(signal, protocol, endpoint):
     if protocol == "http":
         if signal == "logs":
@@ -51,19 +69,7 @@ def send_logs(protocol, endpoint, run_id, count):
     exporter = exporters("logs", protocol, endpoint)
     results = []
 
-    class Checked:
-        def export(self, batch):
-            r = exporter.export(batch)
-            results.append(r)
-            return r
-
-        def shutdown(self):
-            exporter.shutdown()
-
-        def force_flush(self, timeout_millis=30000):
-            return True
-
-    provider.add_log_record_processor(SimpleLogRecordProcessor(Checked()))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(Checked(exporter, results)))
     handler = LoggingHandler(level=logging.INFO, logger_provider=provider)
     log = logging.getLogger(f"otel-test-{protocol}")
     log.setLevel(logging.INFO)
@@ -170,21 +176,9 @@ def send_traces(protocol, endpoint, run_id, count):
     results = []
     exporter = span_exporter(protocol, endpoint)
 
-    class Checked:
-        def export(self, batch):
-            r = exporter.export(batch)
-            results.append(r)
-            return r
-
-        def shutdown(self):
-            exporter.shutdown()
-
-        def force_flush(self, timeout_millis=30000):
-            return True
-
     def provider(service):
         p = TracerProvider(resource=Resource.create({"service.name": f"{service}-{protocol}", "k8s.namespace.name": "shop"}))
-        p.add_span_processor(SimpleSpanProcessor(Checked()))
+        p.add_span_processor(SimpleSpanProcessor(Checked(exporter, results)))
         return p
 
     front_p, cart_p = provider("frontend"), provider("cart")

@@ -488,26 +488,26 @@ pub fn metrics_request(body: &[u8]) -> Result<ExportMetricsServiceRequest, Strin
 }
 
 /// An enum given as its number or, as the Collector also accepts, its name.
-fn enum_field(o: &Obj, key: &str, names: &[&str]) -> Result<i32, String> {
+fn enum_field(o: &Obj, key: &str, name_of: fn(i32) -> Option<&'static str>) -> Result<i32, String> {
     match field(o, key) {
-        Some(Value::String(s)) if !s.chars().all(|c| c.is_ascii_digit()) => names
-            .iter()
-            .position(|n| n == s)
-            .map(|i| i as i32)
+        Some(Value::String(s)) if !s.chars().all(|c| c.is_ascii_digit()) => (0..16)
+            .find(|i| name_of(*i) == Some(s.as_str()))
             .ok_or_else(|| format!("{key}: unknown value {s:?}")),
         _ => i32_field(o, key),
     }
 }
 
-const SPAN_KINDS: [&str; 6] = [
-    "SPAN_KIND_UNSPECIFIED",
-    "SPAN_KIND_INTERNAL",
-    "SPAN_KIND_SERVER",
-    "SPAN_KIND_CLIENT",
-    "SPAN_KIND_PRODUCER",
-    "SPAN_KIND_CONSUMER",
-];
-const STATUS_CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
+/// Span kinds by number, as the proto names them.
+fn span_kind_name(v: i32) -> Option<&'static str> {
+    span::SpanKind::try_from(v).ok().map(|k| k.as_str_name())
+}
+
+/// Status codes by number, as the proto names them.
+fn status_code_name(v: i32) -> Option<&'static str> {
+    opentelemetry_proto::tonic::trace::v1::status::StatusCode::try_from(v)
+        .ok()
+        .map(|c| c.as_str_name())
+}
 
 /// Decodes an OTLP/JSON `ExportTraceServiceRequest`.
 pub fn traces_request(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
@@ -548,7 +548,7 @@ pub fn traces_request(body: &[u8]) -> Result<ExportTraceServiceRequest, String> 
                         let st = obj(st, "status")?;
                         Ok::<_, String>(Status {
                             message: string(st, "message")?,
-                            code: enum_field(st, "code", &STATUS_CODES)?,
+                            code: enum_field(st, "code", status_code_name)?,
                         })
                     })
                     .transpose()?;
@@ -559,7 +559,7 @@ pub fn traces_request(body: &[u8]) -> Result<ExportTraceServiceRequest, String> 
                     parent_span_id: hex_field(s, "parentSpanId")?,
                     flags: u32_field(s, "flags")?,
                     name: string(s, "name")?,
-                    kind: enum_field(s, "kind", &SPAN_KINDS)?,
+                    kind: enum_field(s, "kind", span_kind_name)?,
                     start_time_unix_nano: u64_field(s, "startTimeUnixNano")?,
                     end_time_unix_nano: u64_field(s, "endTimeUnixNano")?,
                     attributes: key_values(s, "attributes")?,
@@ -641,13 +641,12 @@ pub fn resource_spans_json(list: &[ResourceSpans]) -> Value {
             })
             .collect()
     }
-    fn enum_name(names: &[&str], v: i32) -> Value {
+    fn enum_name(name_of: fn(i32) -> Option<&'static str>, v: i32) -> Value {
         if v == 0 {
             return Value::Null;
         }
-        names
-            .get(v as usize)
-            .map(|n| Value::String((*n).into()))
+        name_of(v)
+            .map(|n| Value::String(n.into()))
             .unwrap_or_else(|| Value::from(v))
     }
     let out: Vec<Value> = list
@@ -692,7 +691,7 @@ pub fn resource_spans_json(list: &[ResourceSpans]) -> Value {
                             put(&mut m, "parentSpanId", b64(&sp.parent_span_id));
                             put(&mut m, "flags", Value::from(sp.flags));
                             put(&mut m, "name", Value::String(sp.name.clone()));
-                            put(&mut m, "kind", enum_name(&SPAN_KINDS, sp.kind));
+                            put(&mut m, "kind", enum_name(span_kind_name, sp.kind));
                             put(&mut m, "startTimeUnixNano", u64s(sp.start_time_unix_nano));
                             put(&mut m, "endTimeUnixNano", u64s(sp.end_time_unix_nano));
                             put(&mut m, "attributes", Value::Array(kvs(&sp.attributes)));
@@ -742,7 +741,7 @@ pub fn resource_spans_json(list: &[ResourceSpans]) -> Value {
                             if let Some(st) = &sp.status {
                                 let mut x = Obj::new();
                                 put(&mut x, "message", Value::String(st.message.clone()));
-                                put(&mut x, "code", enum_name(&STATUS_CODES, st.code));
+                                put(&mut x, "code", enum_name(status_code_name, st.code));
                                 m.insert("status".into(), Value::Object(x));
                             }
                             Value::Object(m)

@@ -10,18 +10,13 @@
 //!
 //! Prints one line: `achieved=<alerts/s> requests=… p50_ms=… p99_ms=… errors=…`.
 
+mod common;
+use common::flag;
+
 use std::time::{Duration, Instant};
 
 #[allow(clippy::print_stdout)]
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str, default: &str| -> String {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-            .unwrap_or_else(|| default.to_owned())
-    };
     let url = flag("--url", "http://127.0.0.1:9093/api/v2/alerts");
     let alerts: usize = flag("--alerts", "10000").parse().expect("--alerts");
     let groups: usize = flag("--groups", "100").parse().expect("--groups");

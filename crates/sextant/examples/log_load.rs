@@ -13,6 +13,9 @@
 //! are encoded before the clock starts. Prints one line of `key=value` figures;
 //! MB are MiB of log lines (the lines' bytes, not the bodies').
 
+mod common;
+use common::{flag, percentile, proc_cpu_seconds};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -46,14 +49,6 @@ fn uuid(r: &mut Rng) -> String {
         b >> 48,
         b & 0xffff_ffff_ffff
     )
-}
-
-fn proc_cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// One entry: stream index, timestamp, line.
@@ -164,24 +159,8 @@ fn encode(protocol: &str, entries: &[Line]) -> Body {
     }
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
 #[allow(clippy::print_stdout)]
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str, default: &str| -> String {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-            .unwrap_or_else(|| default.to_owned())
-    };
     let url = flag("--url", "http://127.0.0.1:9470");
     let protocol = flag("--protocol", "loki-proto");
     let pid = flag("--pid", "");

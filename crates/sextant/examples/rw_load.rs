@@ -11,6 +11,9 @@
 //!
 //! Prints one line: `rate=… achieved=… p50_ms=… p99_ms=… errors=…`.
 
+mod common;
+use common::flag;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,14 +21,6 @@ use sextant_collect::remote_write::{LabelProto, SampleProto, TimeSeries, WriteRe
 
 #[allow(clippy::print_stdout)]
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str, default: &str| -> String {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-            .unwrap_or_else(|| default.to_owned())
-    };
     let url = flag("--url", "http://127.0.0.1:9470/api/v1/write");
     let rate: f64 = flag("--rate", "100000").parse().expect("--rate");
     let series: usize = flag("--series", "10000").parse().expect("--series");

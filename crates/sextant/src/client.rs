@@ -8,12 +8,7 @@ pub fn call(
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
+    block_on(async {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
@@ -43,12 +38,7 @@ pub fn call(
 /// Fetches a URL with the given `Accept` header: the status and the body, for
 /// APIs that answer in protobuf or plain text (Tempo's).
 pub fn get_bytes(url: &str, accept: &str) -> Result<(u16, Vec<u8>), String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
+    block_on(async {
         let resp = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(300))
             .build()
@@ -62,4 +52,15 @@ pub fn get_bytes(url: &str, accept: &str) -> Result<(u16, Vec<u8>), String> {
         let bytes = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
         Ok((status, bytes.to_vec()))
     })
+}
+
+/// Runs a client future to completion on a runtime of its own, with the TLS
+/// provider installed.
+fn block_on<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(f)
 }

@@ -138,25 +138,8 @@ pub struct StatusArgs {
 #[allow(clippy::print_stdout)] // command output
 pub fn status_cmd(args: StatusArgs) -> ExitCode {
     let url = format!("{}/api/sextant/v1/slos", args.server.trim_end_matches('/'));
-    let fetched = (|| -> Result<serde_json::Value, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async {
-            let resp = reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .build()
-                .map_err(|e| e.to_string())?
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            let bytes = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-            serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| format!("{url}: {e}"))
-        })
-    })();
+    let fetched = crate::client::get_bytes(&url, "application/json")
+        .and_then(|(_, bytes)| serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| format!("{url}: {e}")));
     let body = match fetched {
         Ok(b) if b["status"] == "success" => b,
         Ok(b) => {

@@ -346,61 +346,62 @@ impl TraceStore {
                 Field::Attr(Scope::Span | Scope::Unscoped, _) | Field::Intrinsic(Intrinsic::StatusMessage)
             )
         });
-        let (rows, bodies): (Vec<Row>, std::collections::HashMap<(i64, i64, i64), Vec<u8>>) =
-            self.with_reader(|conn| {
-                let mut stmt = conn.prepare(&sql)?;
-                let rows = stmt
-                    .query_map(duckdb::params_from_iter(c.params.iter()), |r| {
-                        Ok((
-                            (
-                                r.get(0)?,
-                                r.get(1)?,
-                                r.get(2)?,
-                                r.get(3)?,
-                                r.get(4)?,
-                                r.get(5)?,
-                                r.get(6)?,
-                            ),
-                            (
-                                r.get(7)?,
-                                r.get(8)?,
-                                r.get(9)?,
-                                r.get(10)?,
-                                r.get(11)?,
-                                r.get(12)?,
-                                r.get(13)?,
-                                r.get(14)?,
-                            ),
-                        ))
-                    })?
-                    .collect::<duckdb::Result<Vec<Row>>>()?;
-                let mut bodies = std::collections::HashMap::new();
-                if needs_body && !rows.is_empty() {
-                    let mut by_bucket: std::collections::BTreeMap<i64, Vec<(i64, i64, i64)>> = Default::default();
-                    for ((hi, lo, ..), (span_id, .., bucket)) in &rows {
-                        by_bucket.entry(*bucket).or_default().push((*hi, *lo, *span_id));
-                    }
-                    for (bucket, keys) in by_bucket {
-                        // Constants, so the scan can skip row groups by trace id.
-                        let his: Vec<String> = keys.iter().map(|k| k.0.to_string()).collect();
-                        let sql = format!(
-                            "SELECT trace_hi, trace_lo, span_id, detail FROM spans_{} WHERE trace_hi IN ({})",
-                            suffix(bucket),
-                            his.join(",")
-                        );
-                        let mut stmt = conn.prepare(&sql)?;
-                        let found =
-                            stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get::<_, Vec<u8>>(3)?)))?;
-                        for f in found {
-                            let (k, body) = f?;
-                            if keys.contains(&k) {
-                                bodies.entry(k).or_insert(body);
-                            }
+        // Span bodies by (trace halves, span id).
+        type Bodies = std::collections::HashMap<(i64, i64, i64), Vec<u8>>;
+        let (rows, bodies): (Vec<Row>, Bodies) = self.with_reader(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt
+                .query_map(duckdb::params_from_iter(c.params.iter()), |r| {
+                    Ok((
+                        (
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                        ),
+                        (
+                            r.get(7)?,
+                            r.get(8)?,
+                            r.get(9)?,
+                            r.get(10)?,
+                            r.get(11)?,
+                            r.get(12)?,
+                            r.get(13)?,
+                            r.get(14)?,
+                        ),
+                    ))
+                })?
+                .collect::<duckdb::Result<Vec<Row>>>()?;
+            let mut bodies = std::collections::HashMap::new();
+            if needs_body && !rows.is_empty() {
+                let mut by_bucket: std::collections::BTreeMap<i64, Vec<(i64, i64, i64)>> = Default::default();
+                for ((hi, lo, ..), (span_id, .., bucket)) in &rows {
+                    by_bucket.entry(*bucket).or_default().push((*hi, *lo, *span_id));
+                }
+                for (bucket, keys) in by_bucket {
+                    // Constants, so the scan can skip row groups by trace id.
+                    let his: Vec<String> = keys.iter().map(|k| k.0.to_string()).collect();
+                    let sql = format!(
+                        "SELECT trace_hi, trace_lo, span_id, detail FROM spans_{} WHERE trace_hi IN ({})",
+                        suffix(bucket),
+                        his.join(",")
+                    );
+                    let mut stmt = conn.prepare(&sql)?;
+                    let found =
+                        stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get::<_, Vec<u8>>(3)?)))?;
+                    for f in found {
+                        let (k, body) = f?;
+                        if keys.contains(&k) {
+                            bodies.entry(k).or_insert(body);
                         }
                     }
                 }
-                Ok((rows, bodies))
-            })?;
+            }
+            Ok((rows, bodies))
+        })?;
         let mut out: Vec<TraceMatch> = Vec::new();
         for (
             (hi, lo, matched, t_start, t_end, rs, rn),

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use sextant_model::Labels;
 
 use crate::span::{Origin, SpanRow, TraceId, attr_value};
@@ -111,15 +113,6 @@ pub struct SpanMetrics {
     state: Mutex<State>,
 }
 
-const KIND_NAMES: [&str; 6] = [
-    "SPAN_KIND_UNSPECIFIED",
-    "SPAN_KIND_INTERNAL",
-    "SPAN_KIND_SERVER",
-    "SPAN_KIND_CLIENT",
-    "SPAN_KIND_PRODUCER",
-    "SPAN_KIND_CONSUMER",
-];
-const STATUS_NAMES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
 const INTRINSIC_LABELS: [&str; 5] = ["service", "span_name", "span_kind", "status_code", "status_message"];
 
 /// Prometheus' `SanitizeLabelName`: every character outside `[a-zA-Z0-9_]`
@@ -181,16 +174,20 @@ impl SpanMetrics {
             if !r.name.is_empty() {
                 key.push(("span_name".into(), r.name.clone()));
             }
+            // The generator's values are the proto enums' names.
             key.push((
                 "span_kind".into(),
-                KIND_NAMES.get(r.kind as usize).unwrap_or(&KIND_NAMES[0]).to_string(),
+                SpanKind::try_from(r.kind as i32)
+                    .unwrap_or(SpanKind::Unspecified)
+                    .as_str_name()
+                    .to_owned(),
             ));
             key.push((
                 "status_code".into(),
-                STATUS_NAMES
-                    .get(r.status as usize)
-                    .unwrap_or(&STATUS_NAMES[0])
-                    .to_string(),
+                StatusCode::try_from(r.status as i32)
+                    .unwrap_or(StatusCode::Unset)
+                    .as_str_name()
+                    .to_owned(),
             ));
             for (attr, label) in &self.dims {
                 let v = resource_attr(attr).or_else(|| span_attr(r, attr));
