@@ -149,4 +149,6 @@ fn main() {
     search(r#"{ span.user.id = "u4242" }"#, 1);
     search(r#"{ span.user.id = "u4242" }"#, 6);
     search(r#"{ status = error && span.http.route = "/checkout" }"#, 1);
+    search("{}", 1);
+    search("{}", 6);
 }

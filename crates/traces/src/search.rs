@@ -323,8 +323,37 @@ impl TraceStore {
         // Matched spans are computed once (small columns only); the spans' bodies
         // are read afterwards for the few returned, and only when the query
         // referenced span attributes.
-        let sql = format!(
-            "WITH {ta}m AS MATERIALIZED ({matches}), \
+        let sql = if req.filter == Expr::True {
+            // `{}` matches every span: the traces come straight from the merged
+            // summaries (those overlapping the range), and only their spans are
+            // read (`matched` counts each span id once, as a retry stores twice).
+            let union = buckets
+                .iter()
+                .map(|b| format!("SELECT *, {b} AS bucket FROM spans_{}", suffix(*b)))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            let all = buckets
+                .iter()
+                .map(|b| format!("SELECT * FROM traces_{}", suffix(*b)))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            format!(
+                "WITH top AS (SELECT trace_hi, trace_lo, min(start_ns) AS t_start, \
+                         max(end_ns) AS t_end, any_value(root_service) AS root_service, \
+                         any_value(root_name) AS root_name FROM ({all}) x GROUP BY ALL \
+                         HAVING max(end_ns) >= {from} AND min(start_ns) <= {to} \
+                         ORDER BY t_start DESC, trace_hi, trace_lo LIMIT {limit}) \
+                 , m AS MATERIALIZED (SELECT s.* FROM ({union}) s SEMI JOIN top USING (trace_hi, trace_lo)), \
+                 c AS (SELECT trace_hi, trace_lo, count(DISTINCT span_id) AS matched FROM m GROUP BY ALL) \
+                 SELECT top.trace_hi, top.trace_lo, c.matched, top.t_start, top.t_end, top.root_service, top.root_name, \
+                        m.span_id, m.start_ns, m.duration_ns, m.name, m.kind, m.status, m.origin, m.bucket \
+                 FROM top JOIN c USING (trace_hi, trace_lo) JOIN m USING (trace_hi, trace_lo) \
+                 QUALIFY row_number() OVER (PARTITION BY top.trace_hi, top.trace_lo ORDER BY m.start_ns, m.span_id) <= {spss} \
+                 ORDER BY top.t_start DESC, top.trace_hi, top.trace_lo, m.start_ns, m.span_id"
+            )
+        } else {
+            format!(
+                "WITH {ta}m AS MATERIALIZED ({matches}), \
              g AS (SELECT trace_hi, trace_lo, count(DISTINCT span_id) AS matched FROM m GROUP BY ALL){t_cte}, \
              top AS (SELECT g.trace_hi, g.trace_lo, g.matched, x.start_ns AS t_start, x.end_ns AS t_end, \
                      x.root_service, x.root_name FROM g JOIN {t} x USING (trace_hi, trace_lo) \
@@ -334,7 +363,8 @@ impl TraceStore {
              FROM top JOIN m USING (trace_hi, trace_lo) \
              QUALIFY row_number() OVER (PARTITION BY top.trace_hi, top.trace_lo ORDER BY m.start_ns, m.span_id) <= {spss} \
              ORDER BY top.t_start DESC, top.trace_hi, top.trace_lo, m.start_ns, m.span_id"
-        );
+            )
+        };
         type Row = (
             (i64, i64, i64, i64, i64, Option<String>, Option<String>),
             (i64, i64, i64, String, i8, i8, i64, i64),
