@@ -287,9 +287,12 @@ impl Partition {
     }
 
     /// Entries of `stream_ids` with `from <= ts <= to` that `text` (if any)
-    /// matches, in no particular order.
+    /// matches, in no particular order, as `searcher` (from [`Partition::searcher`])
+    /// sees them; their addresses are only valid for fetches through the same
+    /// searcher.
     pub fn search(
         &self,
+        searcher: &tantivy::Searcher,
         stream_ids: &[u64],
         from: i64,
         to: i64,
@@ -315,7 +318,6 @@ impl Partition {
             clauses.push((Occur::Must, t));
         }
         let query = BooleanQuery::new(clauses);
-        let searcher = self.reader.searcher();
         searcher
             .search(&query, &HitCollector)
             .map_err(|e| Error::Index(format!("{}: {e}", self.dir.display())))
@@ -410,5 +412,39 @@ impl SegmentCollector for HitSegmentCollector {
 
     fn harvest(self) -> Vec<Hit> {
         self.hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a query took its hits from one searcher and fetched their
+    /// lines through another; when a partition's first commit landed between
+    /// the two, the fetch indexed a segment list that did not have the hit's
+    /// segment and panicked (a 500 from `query_range`, seen in CI).
+    #[test]
+    fn hits_and_fetches_share_one_searcher_across_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), 0, i64::MAX).unwrap();
+        let labels = Labels::from_pairs([("app", "a")]).unwrap();
+        let before = p.searcher();
+        p.add(
+            1,
+            &labels,
+            &Entry {
+                ts: 10,
+                line: "hello".into(),
+                metadata: Vec::new(),
+            },
+        )
+        .unwrap();
+        p.commit(1).unwrap();
+        // The searcher taken before the commit sees nothing, and says so.
+        assert!(p.search(&before, &[1], 0, 100, None).unwrap().is_empty());
+        let after = p.searcher();
+        let hits = p.search(&after, &[1], 0, 100, None).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(p.fetch(&after, hits[0].addr).unwrap().0, "hello");
     }
 }

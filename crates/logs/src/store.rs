@@ -792,7 +792,17 @@ impl LogStore {
             stats.partitions += 1;
             let ids: Vec<u64> = streams.keys().copied().collect();
             let searcher = p.searcher();
-            let mut hits: Vec<Hit> = p.search(&ids, sel.from, sel.to, needles_query(p.line_field(), &sel.needles))?;
+            // One searcher for the hits and the fetches: a commit between two
+            // would renumber segments under the hits' addresses (seen as an
+            // index-out-of-bounds panic when a partition's first commit landed
+            // between them).
+            let mut hits: Vec<Hit> = p.search(
+                &searcher,
+                &ids,
+                sel.from,
+                sel.to,
+                needles_query(p.line_field(), &sel.needles),
+            )?;
             stats.candidates += hits.len() as u64;
             hits.sort_by_key(|h| (h.ts, h.addr.segment_ord, h.addr.doc_id));
             if sel.direction == Direction::Backward {

@@ -391,34 +391,24 @@ impl TraceStore {
     /// retention are refused and reported; the rest are stored. Fails at once
     /// with [`Error::Overloaded`] when the writer's queue is full.
     pub async fn write(&self, req: &ExportTraceServiceRequest) -> Result<WriteOutcome> {
-        let (rx, outcome) = match self.queue(req)? {
-            Some(x) => x,
-            None => return Ok(self.refused_only(req)),
-        };
-        rx.await.map_err(|_| Error::Closed)??;
+        let (rx, outcome) = self.queue(req)?;
+        if let Some(rx) = rx {
+            rx.await.map_err(|_| Error::Closed)??;
+        }
         Ok(outcome)
     }
 
     /// [`TraceStore::write`] for callers outside async code.
     pub fn write_blocking(&self, req: &ExportTraceServiceRequest) -> Result<WriteOutcome> {
-        let (rx, outcome) = match self.queue(req)? {
-            Some(x) => x,
-            None => return Ok(self.refused_only(req)),
-        };
-        rx.blocking_recv().map_err(|_| Error::Closed)??;
+        let (rx, outcome) = self.queue(req)?;
+        if let Some(rx) = rx {
+            rx.blocking_recv().map_err(|_| Error::Closed)??;
+        }
         Ok(outcome)
     }
 
-    fn refused_only(&self, req: &ExportTraceServiceRequest) -> WriteOutcome {
-        let s = self.validate(req);
-        WriteOutcome {
-            accepted: 0,
-            rejected: s.0.rejected,
-            reasons: s.0.reasons,
-        }
-    }
-
-    fn validate(&self, req: &ExportTraceServiceRequest) -> (span::Split, usize) {
+    /// Splits and checks a request: the spans to store, and what was refused.
+    fn validate(&self, req: &ExportTraceServiceRequest) -> span::Split {
         let mut split = span::split(req);
         let oldest = now_ns() - self.shared.opts.retention.as_nanos() as i64;
         let before = split.rows.len();
@@ -430,15 +420,17 @@ impl TraceStore {
                 .reasons
                 .push(format!("{too_old} spans started before the retention period"));
         }
-        (split, too_old)
+        split
     }
 
+    /// Queues the valid spans for the writer; the receiver resolves when they
+    /// are committed (`None` when nothing was valid).
     #[allow(clippy::type_complexity)]
     fn queue(
         &self,
         req: &ExportTraceServiceRequest,
-    ) -> Result<Option<(tokio::sync::oneshot::Receiver<Result<()>>, WriteOutcome)>> {
-        let (split, _) = self.validate(req);
+    ) -> Result<(Option<tokio::sync::oneshot::Receiver<Result<()>>>, WriteOutcome)> {
+        let split = self.validate(req);
         let outcome = WriteOutcome {
             accepted: split.rows.len(),
             rejected: split.rejected,
@@ -449,7 +441,7 @@ impl TraceStore {
             .refused
             .fetch_add(outcome.rejected as u64, Ordering::Relaxed);
         if split.rows.is_empty() {
-            return Ok(None);
+            return Ok((None, outcome));
         }
         let (reply, rx) = tokio::sync::oneshot::channel();
         let batch = Batch {
@@ -460,7 +452,7 @@ impl TraceStore {
             mpsc::TrySendError::Full(_) => Error::Overloaded(self.shared.opts.max_queued_requests),
             mpsc::TrySendError::Disconnected(_) => Error::Closed,
         })?;
-        Ok(Some((rx, outcome)))
+        Ok((Some(rx), outcome))
     }
 
     /// Runs retention and compaction now (tests; the writer runs them every

@@ -160,6 +160,15 @@ impl Sextant {
 
 impl Drop for Sextant {
     fn drop(&mut self) {
+        // A failing test shows the end of the server's log (CI keeps no files).
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of the sextant log ({}) ---", self.stderr_path.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
