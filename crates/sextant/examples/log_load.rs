@@ -14,10 +14,9 @@
 //! MB are MiB of log lines (the lines' bytes, not the bodies').
 
 mod common;
-use common::{flag, percentile, proc_cpu_seconds};
+use common::{Attempt, closed_loop, flag, percentile, proc_cpu_seconds};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -212,46 +211,29 @@ fn main() {
             .unwrap();
         let cpu0 = proc_cpu_seconds(&pid);
         let started = Instant::now();
-        let next = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..concurrency {
-            let (http, url, bodies, next) = (http.clone(), url.clone(), bodies.clone(), next.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut retries = 0u64;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(b) = bodies.get(i) else { break };
-                    loop {
-                        let t = Instant::now();
-                        let resp = http
-                            .post(format!("{url}{}", b.path))
-                            .header("Content-Type", b.content_type)
-                            .body(b.bytes.clone())
-                            .send()
-                            .await
-                            .expect("push");
-                        let status = resp.status().as_u16();
-                        if status == 429 || status == 503 {
-                            retries += 1;
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                        assert!(resp.status().is_success(), "push answered {status}: {}", resp.text().await.unwrap_or_default());
-                        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                        break;
+        let (mut latencies, retries) = closed_loop(bodies.len(), concurrency, Duration::from_millis(100), {
+            let (http, url, bodies) = (http.clone(), url.clone(), bodies.clone());
+            move |i| {
+                let (http, url, bodies) = (http.clone(), url.clone(), bodies.clone());
+                async move {
+                    let b = &bodies[i];
+                    let resp = http
+                        .post(format!("{url}{}", b.path))
+                        .header("Content-Type", b.content_type)
+                        .body(b.bytes.clone())
+                        .send()
+                        .await
+                        .expect("push");
+                    let status = resp.status().as_u16();
+                    if status == 429 || status == 503 {
+                        return Attempt::Retry;
                     }
+                    assert!(resp.status().is_success(), "push answered {status}: {}", resp.text().await.unwrap_or_default());
+                    Attempt::Done
                 }
-                (latencies, retries)
-            }));
-        }
-        let mut latencies = Vec::new();
-        let mut retries = 0;
-        for t in tasks {
-            let (l, r) = t.await.unwrap();
-            latencies.extend(l);
-            retries += r;
-        }
+            }
+        })
+        .await;
         let acked = started.elapsed();
         // A marker after everything was acknowledged: once it is searchable, so is
         // all that was queued before it.

@@ -16,10 +16,9 @@
 //! starts.
 
 mod common;
-use common::{flag, percentile, proc_cpu_seconds};
+use common::{Attempt, closed_loop, flag, percentile, proc_cpu_seconds};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sextant_traces::synthetic::{self, SPANS_PER_TRACE};
@@ -83,58 +82,40 @@ fn main() {
         };
         let cpu0 = proc_cpu_seconds(&pid);
         let started = Instant::now();
-        let next = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..concurrency {
-            let (client, target, bodies, next) = (client.clone(), target.clone(), bodies.clone(), next.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut retries = 0u64;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(b) = bodies.get(i) else { break };
-                    loop {
-                        let t = Instant::now();
-                        let mut req = client.post(&target).body(b.clone());
-                        req = if grpc_mode {
-                            req.header("Content-Type", "application/grpc").header("TE", "trailers")
-                        } else {
-                            req.header("Content-Type", "application/x-protobuf")
-                        };
-                        let resp = req.send().await.expect("export");
-                        let status = resp.status().as_u16();
-                        // gRPC errors come as a trailers-only answer: the status in the headers.
-                        let grpc_status = resp
-                            .headers()
-                            .get("grpc-status")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("0")
-                            .to_owned();
-                        let body = resp.bytes().await.unwrap_or_default();
-                        if status == 429 || status == 503 || grpc_status == "14" || grpc_status == "8" {
-                            retries += 1;
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                        assert!(
-                            status == 200 && grpc_status == "0",
-                            "export answered {status} grpc-status {grpc_status}: {}",
-                            String::from_utf8_lossy(&body)
-                        );
-                        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                        break;
+        let (mut latencies, retries) = closed_loop(bodies.len(), concurrency, Duration::from_millis(50), {
+            let (client, target, bodies) = (client.clone(), target.clone(), bodies.clone());
+            move |i| {
+                let (client, target, bodies) = (client.clone(), target.clone(), bodies.clone());
+                async move {
+                    let mut req = client.post(&target).body(bodies[i].clone());
+                    req = if grpc_mode {
+                        req.header("Content-Type", "application/grpc").header("TE", "trailers")
+                    } else {
+                        req.header("Content-Type", "application/x-protobuf")
+                    };
+                    let resp = req.send().await.expect("export");
+                    let status = resp.status().as_u16();
+                    // gRPC errors come as a trailers-only answer: the status in the headers.
+                    let grpc_status = resp
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("0")
+                        .to_owned();
+                    let body = resp.bytes().await.unwrap_or_default();
+                    if status == 429 || status == 503 || grpc_status == "14" || grpc_status == "8" {
+                        return Attempt::Retry;
                     }
+                    assert!(
+                        status == 200 && grpc_status == "0",
+                        "export answered {status} grpc-status {grpc_status}: {}",
+                        String::from_utf8_lossy(&body)
+                    );
+                    Attempt::Done
                 }
-                (latencies, retries)
-            }));
-        }
-        let mut latencies = Vec::new();
-        let mut retries = 0;
-        for t in tasks {
-            let (l, r) = t.await.unwrap();
-            latencies.extend(l);
-            retries += r;
-        }
+            }
+        })
+        .await;
         let acked = started.elapsed();
         let cpu = proc_cpu_seconds(&pid) - cpu0;
         // Acknowledged means committed: the last trace is there at once.

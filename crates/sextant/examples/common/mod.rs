@@ -31,3 +31,60 @@ pub fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
+
+/// What one attempt at a request came to.
+pub enum Attempt {
+    /// Accepted.
+    Done,
+    /// Refused for now (429, 503, gRPC UNAVAILABLE): send it again after the back-off.
+    Retry,
+}
+
+/// Sends requests `0..n` from `concurrency` closed-loop senders: each sender
+/// takes the next index and calls `send` until it answers [`Attempt::Done`],
+/// sleeping `backoff` after each [`Attempt::Retry`]. Returns the latency (ms)
+/// of each request's accepted attempt and the number of retries.
+pub async fn closed_loop<F, Fut>(n: usize, concurrency: usize, backoff: std::time::Duration, send: F) -> (Vec<f64>, u64)
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Attempt> + Send,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = std::sync::Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (next, send) = (next.clone(), send.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut retries = 0u64;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                loop {
+                    let t = std::time::Instant::now();
+                    match send(i).await {
+                        Attempt::Done => {
+                            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                            break;
+                        }
+                        Attempt::Retry => {
+                            retries += 1;
+                            tokio::time::sleep(backoff).await;
+                        }
+                    }
+                }
+            }
+            (latencies, retries)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut retries = 0;
+    for t in tasks {
+        let (l, r) = t.await.expect("sender task");
+        latencies.extend(l);
+        retries += r;
+    }
+    (latencies, retries)
+}
