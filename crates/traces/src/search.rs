@@ -332,16 +332,10 @@ impl TraceStore {
                 .map(|b| format!("SELECT *, {b} AS bucket FROM spans_{}", suffix(*b)))
                 .collect::<Vec<_>>()
                 .join(" UNION ALL ");
-            let all = buckets
-                .iter()
-                .map(|b| format!("SELECT * FROM traces_{}", suffix(*b)))
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ");
+            let merged = summaries_sql(&buckets, None);
             format!(
-                "WITH top AS (SELECT trace_hi, trace_lo, min(start_ns) AS t_start, \
-                         max(end_ns) AS t_end, any_value(root_service) AS root_service, \
-                         any_value(root_name) AS root_name FROM ({all}) x GROUP BY ALL \
-                         HAVING max(end_ns) >= {from} AND min(start_ns) <= {to} \
+                "WITH top AS (SELECT trace_hi, trace_lo, start_ns AS t_start, end_ns AS t_end, root_service, \
+                         root_name FROM ({merged}) WHERE end_ns >= {from} AND start_ns <= {to} \
                          ORDER BY t_start DESC, trace_hi, trace_lo LIMIT {limit}) \
                  , m AS MATERIALIZED (SELECT s.* FROM ({union}) s SEMI JOIN top USING (trace_hi, trace_lo)), \
                  c AS (SELECT trace_hi, trace_lo, count(DISTINCT span_id) AS matched FROM m GROUP BY ALL) \
