@@ -83,6 +83,15 @@ pub fn write_value(out: &mut String, v: f64) {
     } else {
         let mut buf = ryu::Buffer::new();
         let s = buf.format_finite(v);
+        // With 17 significant digits more than one decimal round-trips, and ryu
+        // does not always pick the closest one as Go and `Display` do
+        // (-117652790774733.13 came out as ...12): those few go the slow way.
+        let mantissa = s.split('e').next().unwrap_or(s);
+        if mantissa.bytes().filter(u8::is_ascii_digit).count() >= 17 {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v}");
+            return;
+        }
         match s.find('e') {
             // ryu writes integers from 1e15 to 1e16 as `N.0`; Go writes `N`.
             None => out.push_str(s.strip_suffix(".0").unwrap_or(s)),
@@ -139,6 +148,8 @@ mod tests {
         // Found by the property test below (ryu prints these with `.0`).
         assert_eq!(format_value(-3909644385480796.0), "-3909644385480796");
         assert_eq!(format_value(1e15), "1000000000000000");
+        // Found by the property test in CI: ryu's 17-digit choice was not the closest.
+        assert_eq!(format_value(-117652790774733.13), "-117652790774733.13");
     }
 
     proptest::proptest! {
