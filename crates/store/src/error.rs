@@ -33,6 +33,14 @@ pub enum Error {
     /// The store is closed or closing.
     #[error("the store is shut down")]
     Closed,
+    /// The append would take the head past its series limit.
+    #[error("the head holds its limit of {limit} series; {new} new series refused (storage.max_head_series)")]
+    SeriesLimit {
+        /// The configured limit.
+        limit: usize,
+        /// New series in the refused request.
+        new: usize,
+    },
     /// A commit failed; nothing of the request was stored.
     #[error("commit failed: {0}")]
     CommitFailed(String),
@@ -68,7 +76,7 @@ impl Error {
         match self {
             Error::InvalidSeries { .. } => ErrorKind::BadInput,
             Error::Overloaded(_) => ErrorKind::Overloaded,
-            Error::Closed | Error::CommitFailed(_) => ErrorKind::Unavailable,
+            Error::Closed | Error::CommitFailed(_) | Error::SeriesLimit { .. } => ErrorKind::Unavailable,
             Error::IncompatibleFormat { .. } => ErrorKind::Incompatible,
             Error::DuckDb(_) | Error::Io { .. } | Error::ColumnType(_) => ErrorKind::Internal,
         }

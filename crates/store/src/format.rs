@@ -6,17 +6,21 @@ use std::path::Path;
 use crate::{Error, Result};
 
 /// The on-disk format this binary writes. Bump it when the layout changes, and teach
-/// [`check_or_init`] to open (or migrate) the older versions.
+/// [`check`] and the store's open to upgrade the older versions.
 ///
 /// - 1: raw `samples_<block>` tables only.
-/// - 2: adds compacted `chunks_<block>` / `chunk_series_<block>` tables. A version-1
-///   directory is valid version 2 as it stands, so it is upgraded by rewriting `FORMAT`.
-pub const FORMAT_VERSION: u32 = 2;
+/// - 2: adds the compacted `chunks` / `chunk_series` tables.
+/// - 3: open blocks live in the in-memory head, made durable by the write-ahead log in
+///   `wal/`; DuckDB holds only compacted blocks. Versions 1 and 2 are upgraded in
+///   place by compacting their raw tables.
+pub const FORMAT_VERSION: u32 = 3;
 
 const FILE: &str = "FORMAT";
 
-/// Creates `dir` with a `FORMAT` file, or checks the existing one.
-pub(crate) fn check_or_init(dir: &Path) -> Result<()> {
+/// Creates `dir`, and returns the version of its `FORMAT` file: `None` for a new
+/// directory, the version for one this binary reads or upgrades, an error for any
+/// other.
+pub(crate) fn check(dir: &Path) -> Result<Option<u32>> {
     let io = |context: String| move |source| Error::Io { context, source };
     std::fs::create_dir_all(dir).map_err(io(format!("creating data directory {}", dir.display())))?;
     let path = dir.join(FILE);
@@ -30,29 +34,30 @@ pub(crate) fn check_or_init(dir: &Path) -> Result<()> {
                     context: format!("reading {}", path.display()),
                     source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unrecognised content {s:?}")),
                 })?;
-            if found == 1 {
-                tracing::info!(dir = %dir.display(), "upgrading data directory from format 1 to 2");
-                return std::fs::write(&path, format!("sextant-data {FORMAT_VERSION}\n"))
-                    .map_err(io(format!("writing {}", path.display())));
-            }
-            if found != FORMAT_VERSION {
+            if !(1..=FORMAT_VERSION).contains(&found) {
                 return Err(Error::IncompatibleFormat {
                     path: dir.display().to_string(),
                     found,
                     supported: FORMAT_VERSION,
                 });
             }
-            Ok(())
+            Ok(Some(found))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::write(&path, format!("sextant-data {FORMAT_VERSION}\n"))
-                .map_err(io(format!("writing {}", path.display())))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Io {
             context: format!("reading {}", path.display()),
             source: e,
         }),
     }
+}
+
+/// Records that `dir` is now of the current format.
+pub(crate) fn write_current(dir: &Path) -> Result<()> {
+    let path = dir.join(FILE);
+    std::fs::write(&path, format!("sextant-data {FORMAT_VERSION}\n")).map_err(|source| Error::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -62,16 +67,13 @@ mod tests {
     #[test]
     fn refuses_newer_format() {
         let dir = tempfile::tempdir().unwrap();
-        check_or_init(dir.path()).unwrap();
-        check_or_init(dir.path()).unwrap();
+        assert_eq!(check(dir.path()).unwrap(), None);
+        write_current(dir.path()).unwrap();
+        assert_eq!(check(dir.path()).unwrap(), Some(FORMAT_VERSION));
         std::fs::write(dir.path().join(FILE), "sextant-data 99\n").unwrap();
-        let err = check_or_init(dir.path()).unwrap_err();
+        let err = check(dir.path()).unwrap_err();
         assert!(err.to_string().contains("format version 99"), "{err}");
-        std::fs::write(dir.path().join(FILE), "sextant-data 1\n").unwrap();
-        check_or_init(dir.path()).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join(FILE)).unwrap(),
-            "sextant-data 2\n"
-        );
+        std::fs::write(dir.path().join(FILE), "sextant-data 2\n").unwrap();
+        assert_eq!(check(dir.path()).unwrap(), Some(2));
     }
 }

@@ -1,23 +1,29 @@
 //! Durable storage for Sextant's metrics.
 //!
 //! [`MetricsStore`] keeps a series registry in memory (labels ↔ id, an inverted index
-//! from label pairs to series ids, each series' newest sample) and the samples in
-//! DuckDB. One writer thread owns the writing connection: concurrent appends queue up
-//! and are committed together (group commit), and an append is acknowledged only after
-//! its transaction committed, so an acknowledged sample survives `kill -9`. Readers use
-//! their own connections. Samples live in one table per two-hour block, so retention is
-//! dropping tables; closed blocks are compacted into a delta-encoded layout
-//! (see `compact.rs`).
+//! from label pairs to series ids, each series' newest sample), recent samples in an
+//! in-memory head of Gorilla-encoded chunks (`head.rs`, `chunk.rs`), and closed
+//! two-hour blocks in DuckDB, in a delta-encoded layout (`compact.rs`).
+//!
+//! Appends are group-committed to a write-ahead log of our own (`sextant-wal`): every
+//! request waiting at that moment shares one `fdatasync`, and an append is
+//! acknowledged only after it, so an acknowledged sample survives `kill -9`. Start-up
+//! replays the log into the head. A block writer on its own thread and DuckDB
+//! connection flushes closed blocks from the head into DuckDB; appends never wait for
+//! it. Readers merge the head and the blocks.
 //!
 //! The store knows nothing of PromQL, scraping or HTTP.
 
+mod chunk;
 mod compact;
 mod error;
 mod format;
+mod head;
 mod metrics;
 mod registry;
 mod slices;
 mod store;
+mod walrec;
 mod writer;
 
 pub use error::{Error, ErrorKind, Result};
@@ -25,4 +31,4 @@ pub use format::FORMAT_VERSION;
 pub use registry::SeriesId;
 pub use sextant_model::SeriesData;
 pub use slices::{RevisionRow, SliceFilter, SliceRow, WindowSum};
-pub use store::{AppendOutcome, AppendRequest, MetricsStore, SeriesRef, SeriesSamples, StoreOptions};
+pub use store::{AppendOutcome, AppendRequest, MetricsStore, ReplayReport, SeriesRef, SeriesSamples, StoreOptions};

@@ -1,5 +1,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -8,13 +9,15 @@ use prometheus_client::registry::Registry as MetricsRegistry;
 use sextant_model::{Labels, Matcher, MetricMetadata, Sample, SeriesData};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::head::Head;
 use crate::metrics::StoreMetrics;
 use crate::registry::Registry;
-use crate::writer::{self, Blocks, Command, Writer};
+use crate::writer::{self, BlockWriter, Command, DbCommand, HeadWriter, Shared};
 use crate::{Error, Result, format};
 
-/// A block is compacted once it ended this long ago.
-const COMPACT_GRACE_MS: i64 = 3600 * 1000;
+/// A head block is flushed to DuckDB once it ended this long ago, so samples that
+/// arrive a little late still land in the head (it holds up to three hours).
+const FLUSH_GRACE_MS: i64 = 3600 * 1000;
 
 /// How the store is set up.
 #[derive(Debug, Clone)]
@@ -27,6 +30,9 @@ pub struct StoreOptions {
     pub max_queued_requests: usize,
     /// Reading connections (concurrent sample queries).
     pub reader_connections: usize,
+    /// Series the head may hold; appends that would create more are refused with
+    /// [`Error::SeriesLimit`] (a 503) instead of growing memory without bound.
+    pub max_head_series: Option<usize>,
 }
 
 impl StoreOptions {
@@ -37,6 +43,7 @@ impl StoreOptions {
             retention: Some(Duration::from_secs(15 * 24 * 3600)),
             max_queued_requests: 256,
             reader_connections: 4,
+            max_head_series: None,
         }
     }
 }
@@ -125,6 +132,25 @@ impl AppendOutcome {
     }
 }
 
+/// What start-up found in the write-ahead log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Series recreated from the log.
+    pub series: u64,
+    /// Samples loaded into the head.
+    pub samples: u64,
+    /// Records read after the checkpoint.
+    pub records: u64,
+    /// Whether a checkpoint was loaded.
+    pub checkpoint: bool,
+    /// Bytes cut from a torn or corrupt tail (0 when the log was whole).
+    pub truncated_bytes: u64,
+    /// Where the log was cut (`segment:offset`), if it was.
+    pub truncated_at: Option<String>,
+    /// How long replay took.
+    pub duration: Duration,
+}
+
 /// Handle to the metrics store; cheap to clone.
 #[derive(Clone)]
 pub struct MetricsStore {
@@ -132,50 +158,115 @@ pub struct MetricsStore {
 }
 
 struct Inner {
-    registry: Arc<RwLock<Registry>>,
-    blocks: Arc<RwLock<Blocks>>,
+    shared: Arc<Shared>,
     tx: mpsc::Sender<Command>,
+    db_tx: mpsc::Sender<DbCommand>,
     readers: Mutex<Vec<Connection>>,
     reader_template: Mutex<Connection>,
-    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     retention: Option<Duration>,
+    max_head_series: Option<usize>,
+    replay: ReplayReport,
 }
 
 impl MetricsStore {
-    /// Opens (or creates) the store in `options.data_dir`, loading the series registry.
-    /// Blocking: call it before serving, or from `spawn_blocking`.
+    /// Opens (or creates) the store in `options.data_dir`: loads the series registry
+    /// and block list from DuckDB, upgrades a directory of an older format, and
+    /// replays the write-ahead log into the head. Blocking: call it before serving,
+    /// or from `spawn_blocking`.
     pub fn open(options: StoreOptions, metrics_registry: &mut MetricsRegistry) -> Result<Self> {
-        format::check_or_init(&options.data_dir)?;
+        let found = format::check(&options.data_dir)?;
         let conn = Connection::open(options.data_dir.join("metrics.duckdb"))?;
         writer::create_schema(&conn)?;
+        if found.is_some_and(|v| v < format::FORMAT_VERSION) {
+            let started = Instant::now();
+            let n = writer::upgrade_raw_tables(&conn)?;
+            conn.execute_batch("CHECKPOINT")?;
+            tracing::info!(
+                dir = %options.data_dir.display(),
+                from = found,
+                to = format::FORMAT_VERSION,
+                raw_blocks_compacted = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "upgraded the data directory"
+            );
+        }
+        if found != Some(format::FORMAT_VERSION) {
+            format::write_current(&options.data_dir)?;
+        }
         let mut registry = Registry::default();
         let blocks = writer::load(&conn, &mut registry)?;
+        let persisted = registry.len() as u64;
         let metrics = StoreMetrics::new(metrics_registry);
-        metrics.active_series.set(registry.len() as i64);
+        let shared = Arc::new(Shared {
+            registry: RwLock::new(registry),
+            head: Head::new(),
+            blocks: RwLock::new(blocks),
+            metrics,
+            persisted_series: AtomicU64::new(persisted),
+        });
+        let (wal, replayed) = writer::replay(&shared, &options.data_dir.join("wal"))?;
+        if replayed.log.records > 0 || replayed.log.checkpoint {
+            tracing::info!(
+                series = replayed.series,
+                samples = replayed.samples,
+                already_in_blocks = replayed.already_flushed,
+                records = replayed.log.records,
+                bytes = replayed.log.bytes,
+                truncated_bytes = replayed.log.truncated_bytes,
+                elapsed_ms = replayed.log.duration.as_millis() as u64,
+                "replayed the metrics write-ahead log into the head"
+            );
+        }
+        if let Some(at) = &replayed.log.truncated_at {
+            tracing::warn!(
+                at = %at,
+                bytes = replayed.log.truncated_bytes,
+                "the metrics write-ahead log had a torn or corrupt tail; what followed it was not loaded"
+            );
+        }
+        shared.metrics.series.set(shared.registry().len() as i64);
+        shared.metrics.observe_head(&shared.head);
 
-        let registry = Arc::new(RwLock::new(registry));
-        let blocks = Arc::new(RwLock::new(blocks));
         let (tx, rx) = mpsc::channel(options.max_queued_requests.max(1));
-        let w = Writer::new(conn.try_clone()?, registry.clone(), blocks.clone(), metrics);
-        let writer_thread = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || w.run(rx))
-            .map_err(|source| Error::Io {
-                context: "starting the writer thread".into(),
-                source,
-            })?;
+        let (db_tx, db_rx) = mpsc::channel(64);
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|source| Error::Io {
+                    context: format!("starting the {name} thread"),
+                    source,
+                })
+        };
+        let head_writer = HeadWriter::new(shared.clone(), wal);
+        let block_writer = BlockWriter::new(conn.try_clone()?, shared.clone(), tx.clone())?;
+        let threads = vec![
+            spawn("head-writer", Box::new(move || head_writer.run(rx)))?,
+            spawn("block-writer", Box::new(move || block_writer.run(db_rx)))?,
+        ];
         let readers = (0..options.reader_connections.max(1))
             .map(|_| conn.try_clone())
             .collect::<duckdb::Result<Vec<_>>>()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                registry,
-                blocks,
+                shared,
                 tx,
+                db_tx,
                 readers: Mutex::new(readers),
                 reader_template: Mutex::new(conn),
-                writer_thread: Mutex::new(Some(writer_thread)),
+                threads: Mutex::new(threads),
                 retention: options.retention,
+                max_head_series: options.max_head_series,
+                replay: ReplayReport {
+                    series: replayed.series,
+                    samples: replayed.samples,
+                    records: replayed.log.records,
+                    checkpoint: replayed.log.checkpoint,
+                    truncated_bytes: replayed.log.truncated_bytes,
+                    truncated_at: replayed.log.truncated_at.clone(),
+                    duration: replayed.log.duration,
+                },
             }),
         })
     }
@@ -222,6 +313,19 @@ impl MetricsStore {
                 samples: s.samples,
             });
         }
+        if let Some(limit) = self.inner.max_head_series {
+            let new = series.iter().filter(|s| s.id.is_none()).count();
+            let active = self
+                .inner
+                .shared
+                .head
+                .active_series
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if new > 0 && active as usize + new > limit {
+                self.inner.shared.metrics.series_limit_refusals.inc();
+                return Err(Error::SeriesLimit { limit, new });
+            }
+        }
         for (r, samples) in req.by_ref {
             if r.0 as usize >= reg.len() {
                 return Err(Error::InvalidSeries {
@@ -265,27 +369,29 @@ impl MetricsStore {
         let cutoff_ms = sextant_model::time::now_ms() - retention.as_millis() as i64;
         let (reply, rx) = oneshot::channel();
         self.inner
-            .tx
-            .send(Command::Retention { cutoff_ms, reply })
+            .db_tx
+            .send(DbCommand::Retention { cutoff_ms, reply })
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
-    /// Compacts closed blocks (those that ended more than an hour ago) into the compact
-    /// layout; returns how many. Samples may still arrive for a compacted block (a new
-    /// series backfilled, say); they are merged at the next compaction.
+    /// Flushes the head's closed blocks (those that ended more than an hour ago) to
+    /// DuckDB's compacted layout; returns how many. Samples may still arrive for a
+    /// flushed block (a new series backfilled, say); they wait in the head and are
+    /// merged into the block at the next flush.
     pub async fn compact(&self) -> Result<usize> {
-        self.compact_before(sextant_model::time::now_ms() - COMPACT_GRACE_MS)
+        self.compact_before(sextant_model::time::now_ms() - FLUSH_GRACE_MS)
             .await
     }
 
-    /// Compacts every block that ended before `before_ms` (for imports of old data).
+    /// Flushes every head block that ended before `before_ms` (for imports of old
+    /// data, and tests).
     pub async fn compact_before(&self, before_ms: i64) -> Result<usize> {
         let (reply, rx) = oneshot::channel();
         self.inner
-            .tx
-            .send(Command::Compact { before_ms, reply })
+            .db_tx
+            .send(DbCommand::Flush { before_ms, reply })
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
@@ -299,8 +405,8 @@ impl MetricsStore {
         }
         let (reply, rx) = oneshot::channel();
         self.inner
-            .tx
-            .send(Command::AppendSlices { rows, progress, reply })
+            .db_tx
+            .send(DbCommand::AppendSlices { rows, progress, reply })
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
@@ -310,8 +416,8 @@ impl MetricsStore {
     pub async fn drop_slices_before(&self, cutoff_ms: i64) -> Result<usize> {
         let (reply, rx) = oneshot::channel();
         self.inner
-            .tx
-            .send(Command::SliceRetention { cutoff_ms, reply })
+            .db_tx
+            .send(DbCommand::SliceRetention { cutoff_ms, reply })
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
@@ -342,8 +448,8 @@ impl MetricsStore {
         }
         let (reply, rx) = oneshot::channel();
         self.inner
-            .tx
-            .send(Command::PutRevisions { rows, reply })
+            .db_tx
+            .send(DbCommand::PutRevisions { rows, reply })
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
@@ -376,15 +482,21 @@ impl MetricsStore {
         .map_err(|e| Error::CommitFailed(format!("slice query task: {e}")))?
     }
 
-    /// Commits what is queued, checkpoints the database and stops the writer. Appends
-    /// after this fail with [`Error::Closed`].
+    /// Lets a running flush finish and checkpoints DuckDB, then commits what is
+    /// queued, checkpoints the write-ahead log (so the next start loads the head
+    /// instead of replaying records) and stops the writers. Appends after this fail
+    /// with [`Error::Closed`].
     pub async fn close(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        if self.inner.db_tx.send(DbCommand::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
         let (reply, rx) = oneshot::channel();
         if self.inner.tx.send(Command::Shutdown { reply }).await.is_ok() {
             let _ = rx.await;
         }
-        let handle = self.inner.writer_thread.lock().expect("poisoned").take();
-        if let Some(h) = handle {
+        let handles: Vec<_> = self.inner.threads.lock().expect("poisoned").drain(..).collect();
+        for h in handles {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
         Ok(())
@@ -410,13 +522,18 @@ impl MetricsStore {
         .map_err(|e| Error::CommitFailed(format!("reader task failed: {e}")))?
     }
 
+    /// What start-up found in the write-ahead log.
+    pub fn replay_report(&self) -> &ReplayReport {
+        &self.inner.replay
+    }
+
     /// Number of series known.
     pub fn series_count(&self) -> usize {
         self.read_registry().len()
     }
 
     fn read_registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
-        self.inner.registry.read().expect("registry lock poisoned")
+        self.inner.shared.registry()
     }
 
     /// Ids of series matching any of `matcher_sets` with samples in `[start, end]`.
@@ -505,29 +622,35 @@ impl MetricsStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        // A compaction may drop a raw table between our snapshot of the block list and
-        // the query; then the snapshot is stale and one retry with a fresh one suffices.
-        let mut attempt = 0;
-        let rows = loop {
-            let blocks = self.inner.blocks.read().expect("poisoned").clone();
-            let store = self.clone();
-            let ids_for_query = ids.clone();
-            let result = tokio::task::spawn_blocking(move || {
+        let store = self.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            // The head first, then the blocks: a block flushed in between is read from
+            // both (merged below), never from neither.
+            let shared = &store.inner.shared;
+            let head: Vec<Vec<Sample>> = ids
+                .iter()
+                .map(|id| {
+                    let mut v = Vec::new();
+                    shared.head.read(*id, start, end, &mut v);
+                    v
+                })
+                .collect();
+            let blocks = shared.blocks.read().expect("poisoned").clone();
+            let mut rows = if blocks.compacted.iter().any(|b| writer::block_overlaps(*b, start, end)) {
                 let conn = store.reader()?;
-                let rows = writer::read_samples(&conn, &blocks, &ids_for_query, start, end);
+                let rows = writer::read_samples(&conn, &blocks, &ids, start, end);
                 store.inner.readers.lock().expect("poisoned").push(conn);
-                rows
-            })
-            .await
-            .map_err(|e| Error::CommitFailed(format!("reader task failed: {e}")))?;
-            match result {
-                Err(e) if attempt < 2 => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, "retrying a read after a concurrent compaction");
-                }
-                other => break other?,
+                rows?
+            } else {
+                vec![Vec::new(); ids.len()]
+            };
+            for (stored, recent) in rows.iter_mut().zip(head) {
+                merge(stored, recent);
             }
-        };
+            Ok::<_, Error>(rows)
+        })
+        .await
+        .map_err(|e| Error::CommitFailed(format!("reader task failed: {e}")))??;
         let mut out: Vec<SeriesData> = rows
             .into_iter()
             .zip(labels)
@@ -544,6 +667,40 @@ impl MetricsStore {
         }
         Ok(self.inner.reader_template.lock().expect("poisoned").try_clone()?)
     }
+}
+
+/// Adds `recent` (from the head) to `stored` (from blocks), both in time order. They
+/// overlap only when a block was flushed between the two reads, or the head holds
+/// late samples of a flushed block; a timestamp in both is the same sample.
+fn merge(stored: &mut Vec<Sample>, recent: Vec<Sample>) {
+    if recent.is_empty() {
+        return;
+    }
+    if stored.last().is_none_or(|l| l.t_ms < recent[0].t_ms) {
+        if stored.is_empty() {
+            *stored = recent;
+        } else {
+            stored.extend(recent);
+        }
+        return;
+    }
+    let old = std::mem::take(stored);
+    let mut out = Vec::with_capacity(old.len() + recent.len());
+    let (mut a, mut b) = (old.into_iter().peekable(), recent.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.t_ms == y.t_ms => {
+                b.next();
+                a.next()
+            }
+            (Some(x), Some(y)) if x.t_ms < y.t_ms => a.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => break,
+        };
+        out.extend(next);
+    }
+    *stored = out;
 }
 
 /// Rejects a series the store cannot hold.

@@ -1,42 +1,68 @@
-//! The writer thread: owns the writing DuckDB connection, commits queued appends in
-//! groups, and applies retention. Also the schema and the SQL that reads it back.
+//! The store's two writer threads and the SQL that reads blocks back.
+//!
+//! - The **head writer** takes queued appends in groups, decides each sample's fate,
+//!   writes the group as one record to the write-ahead log, waits for its
+//!   `fdatasync`, and only then puts the samples in the head and the registry and
+//!   acknowledges: group commit without touching DuckDB. It also writes the log's
+//!   checkpoints (the head after a flush), so they are ordered with its records.
+//! - The **block writer** owns the writing DuckDB connection: it flushes closed
+//!   blocks from the head into the compacted tables, persists new series and
+//!   metadata with them, applies retention and stores SLO slices. Appends never wait
+//!   for it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use duckdb::{Appender, Connection, params};
+use duckdb::{Connection, params};
 use sextant_model::{Labels, MetricMetadata, Sample};
+use sextant_wal::{ReplayStats, Replayed, Wal, WalOptions};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::compact::{column, compact_block, decode_compacted};
+use crate::compact::{compact_block, decode_compacted};
+use crate::head::Head;
 use crate::metrics::{RejectReason, StoreMetrics};
 use crate::registry::{HashIndex, Registry, SeriesId};
 use crate::store::{AppendOutcome, ResolvedAppend, SeriesRef};
+use crate::walrec::{self, Entry, RecordBuilder};
 use crate::{Error, Result};
-use duckdb::arrow::array::{Float64Array, Int64Array};
 
-/// Samples are partitioned into tables of this span, so retention drops whole tables.
+/// Samples are partitioned into blocks of this span, so retention drops whole blocks.
 pub(crate) const BLOCK_MS: i64 = 2 * 3600 * 1000;
 
 /// Stop adding requests to a commit group past this many samples, bounding latency.
 const GROUP_MAX_SAMPLES: usize = 500_000;
 
-/// Which tables exist per two-hour block.
+/// The head writer checkpoints once this much log was written since the last
+/// checkpoint, so the log (16 bytes a sample) stays a small multiple of the head
+/// (about 1.5 bytes a sample) and replay stays short.
+const CHECKPOINT_AFTER_BYTES: u64 = 1 << 30;
+
+/// Blocks whose samples are in DuckDB's compacted tables.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Blocks {
-    /// Blocks with a raw `samples_<b>` table.
-    pub raw: BTreeSet<i64>,
-    /// Blocks with rows in the compacted `chunks` / `chunk_series` tables.
     pub compacted: BTreeSet<i64>,
 }
 
-impl Blocks {
-    fn all(&self) -> BTreeSet<i64> {
-        self.raw.union(&self.compacted).copied().collect()
+/// State both writers and the readers share.
+pub(crate) struct Shared {
+    pub registry: RwLock<Registry>,
+    pub head: Head,
+    pub blocks: RwLock<Blocks>,
+    pub metrics: StoreMetrics,
+    /// Series `0..persisted_series` are in DuckDB's `series` table.
+    pub persisted_series: AtomicU64,
+}
+
+impl Shared {
+    pub fn registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.registry.read().expect("registry lock poisoned")
     }
 }
 
+/// Work for the head writer.
 pub(crate) enum Command {
     Append {
         req: ResolvedAppend,
@@ -44,12 +70,22 @@ pub(crate) enum Command {
         arrived: Instant,
         reply: oneshot::Sender<Result<AppendOutcome>>,
     },
-    Retention {
-        cutoff_ms: i64,
+    Checkpoint {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Work for the block writer.
+pub(crate) enum DbCommand {
+    Flush {
+        before_ms: i64,
         reply: oneshot::Sender<Result<usize>>,
     },
-    Compact {
-        before_ms: i64,
+    Retention {
+        cutoff_ms: i64,
         reply: oneshot::Sender<Result<usize>>,
     },
     AppendSlices {
@@ -70,7 +106,8 @@ pub(crate) enum Command {
     },
 }
 
-pub(crate) fn table_name(block: i64) -> String {
+/// The raw table of a block in data directories of format 2.
+fn legacy_table_name(block: i64) -> String {
     if block < 0 {
         format!("samples_n{}", block.unsigned_abs())
     } else {
@@ -101,7 +138,33 @@ pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
     crate::slices::create_schema(conn)
 }
 
-/// Loads series, metadata and per-series bounds into `registry`; returns the blocks.
+/// Compacts the raw `samples_<block>` tables of a format-2 data directory into the
+/// compacted tables (format 3 keeps open blocks in the head instead); returns how
+/// many there were.
+pub(crate) fn upgrade_raw_tables(conn: &Connection) -> Result<usize> {
+    let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables()")?;
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<duckdb::Result<_>>()?;
+    let raw: Vec<i64> = names.iter().filter_map(|n| block_of_table(n, "samples_")).collect();
+    let mut stmt = conn.prepare("SELECT DISTINCT block FROM chunk_series")?;
+    let compacted: BTreeSet<i64> = stmt
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .collect::<duckdb::Result<_>>()?;
+    for b in &raw {
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = compact_block(conn, *b, Some(&legacy_table_name(*b)), compacted.contains(b))
+            .and_then(|()| Ok(conn.execute_batch("COMMIT")?));
+        if let Err(e) = result {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    Ok(raw.len())
+}
+
+/// Loads series, metadata and per-series bounds from DuckDB into `registry`; returns
+/// the blocks.
 pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<Blocks> {
     let mut stmt = conn.prepare("SELECT id, labels FROM series ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
@@ -134,51 +197,159 @@ pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<Blocks>
             },
         );
     }
-    let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables()")?;
-    let names: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<duckdb::Result<_>>()?;
     let mut stmt = conn.prepare("SELECT DISTINCT block FROM chunk_series")?;
     let compacted = stmt
         .query_map([], |r| r.get::<_, i64>(0))?
         .collect::<duckdb::Result<_>>()?;
-    let blocks = Blocks {
-        raw: names.iter().filter_map(|n| block_of_table(n, "samples_")).collect(),
-        compacted,
-    };
-    let bounds_sql = blocks
-        .raw
-        .iter()
-        .map(|b| {
-            format!(
-                "SELECT series_id, min(t), max(t), arg_max(v, t) FROM {} GROUP BY series_id",
-                table_name(*b)
-            )
-        })
-        .chain(std::iter::once(
-            "SELECT series_id, first_t, last_t, last_v FROM chunk_series".to_owned(),
-        ));
-    for sql in bounds_sql {
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, f64>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (id, min_t, max_t, v) = row?;
-            if (id as usize) < registry.len() {
-                registry.observe(id as SeriesId, min_t, Sample::new(max_t, v));
-            }
+    let mut stmt = conn.prepare("SELECT series_id, first_t, last_t, last_v FROM chunk_series")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, f64>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, min_t, max_t, v) = row?;
+        if (id as usize) < registry.len() {
+            registry.observe(id as SeriesId, min_t, Sample::new(max_t, v));
         }
     }
-    Ok(blocks)
+    Ok(Blocks { compacted })
 }
 
-/// Reads `(series id, sample)` rows for `ids` in `[start, end]` from `blocks`.
+/// What replaying the write-ahead log into the head found.
+#[derive(Debug, Default)]
+pub(crate) struct Replay {
+    pub log: ReplayStats,
+    pub series: u64,
+    pub samples: u64,
+    /// Samples already in DuckDB blocks (flushed before the log was checkpointed).
+    pub already_flushed: u64,
+    /// Entries that could not be applied (malformed, or for unknown series).
+    pub skipped: u64,
+}
+
+/// Opens the write-ahead log in `dir`, replaying its checkpoint and records into the
+/// head and registry.
+pub(crate) fn replay(shared: &Shared, dir: &Path) -> Result<(Wal, Replay)> {
+    let total: u64 = std::fs::read_dir(dir)
+        .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0);
+    if total > 0 {
+        tracing::info!(bytes = total, dir = %dir.display(), "replaying the metrics write-ahead log into the head");
+    }
+    let mut out = Replay::default();
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut done = 0u64;
+    let mut reg = shared.registry.write().expect("registry lock poisoned");
+    let (wal, stats) = Wal::open(WalOptions::new(dir), |item| {
+        match item {
+            Replayed::Checkpoint(bytes) => {
+                done += bytes.len() as u64;
+                match walrec::decode_checkpoint(bytes) {
+                    Some(cp) => {
+                        reg.metadata.extend(cp.metadata);
+                        for (id, labels) in cp.series {
+                            replay_series(&mut reg, &mut out, id, labels);
+                        }
+                        for (id, chunks) in cp.chunks {
+                            if id as usize >= reg.len() {
+                                out.skipped += 1;
+                                continue;
+                            }
+                            for c in chunks {
+                                let last = reg.entry(id).last;
+                                if last.is_none_or(|l| c.first_t > l.t_ms) {
+                                    out.samples += u64::from(c.count);
+                                    reg.observe(id, c.first_t, c.last());
+                                    shared.head.adopt(id, c);
+                                } else {
+                                    let samples: Vec<Sample> = c.iter().collect();
+                                    replay_samples(shared, &mut reg, &mut out, id, &samples);
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        tracing::error!("the metrics write-ahead log's checkpoint is malformed; it was skipped");
+                        out.skipped += 1;
+                    }
+                }
+            }
+            Replayed::Record(bytes) => {
+                done += bytes.len() as u64;
+                let whole = walrec::decode_record(bytes, |e| match e {
+                    Entry::Series(id, labels) => replay_series(&mut reg, &mut out, id, labels),
+                    Entry::Samples(id, samples) => replay_samples(shared, &mut reg, &mut out, id, &samples),
+                    Entry::Metadata(name, m) => {
+                        reg.metadata.insert(name, m);
+                    }
+                });
+                if !whole {
+                    out.skipped += 1;
+                    tracing::error!("a malformed metrics write-ahead log record was skipped after its valid entries");
+                }
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            tracing::info!(
+                percent = (done as f64 * 100.0 / total.max(1) as f64).min(100.0) as u64,
+                samples = out.samples,
+                elapsed_s = started.elapsed().as_secs(),
+                "replaying the metrics write-ahead log"
+            );
+        }
+    })
+    .map_err(|e| Error::Io {
+        context: format!("opening the write-ahead log in {}", dir.display()),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    out.log = stats;
+    Ok((wal, out))
+}
+
+fn replay_series(reg: &mut Registry, out: &mut Replay, id: SeriesId, labels: Labels) {
+    match (id as usize).cmp(&reg.len()) {
+        std::cmp::Ordering::Less => {}
+        std::cmp::Ordering::Equal => {
+            reg.insert(id, Arc::new(labels));
+            out.series += 1;
+        }
+        std::cmp::Ordering::Greater => {
+            tracing::error!(
+                id,
+                known = reg.len(),
+                "write-ahead log names a series past the known ones; skipped"
+            );
+            out.skipped += 1;
+        }
+    }
+}
+
+fn replay_samples(shared: &Shared, reg: &mut Registry, out: &mut Replay, id: SeriesId, samples: &[Sample]) {
+    if id as usize >= reg.len() {
+        out.skipped += 1;
+        return;
+    }
+    // The store accepts only samples newer than a series' newest, so anything not
+    // newer than what DuckDB and the replay so far hold is there already.
+    let last = reg.entry(id).last;
+    let fresh = samples.partition_point(|s| last.is_some_and(|l| s.t_ms <= l.t_ms));
+    out.already_flushed += fresh as u64;
+    let samples = &samples[fresh..];
+    if let (Some(first), Some(newest)) = (samples.first(), samples.last()) {
+        shared.head.append(id, samples);
+        reg.observe(id, first.t_ms, *newest);
+        out.samples += samples.len() as u64;
+    }
+}
+
+/// Reads `(series id, sample)` rows for `ids` in `[start, end]` from the compacted
+/// `blocks`; each series' samples come out in time order.
 pub(crate) fn read_samples(
     conn: &Connection,
     blocks: &Blocks,
@@ -206,69 +377,40 @@ pub(crate) fn read_samples(
         }
     };
     // Blocks in time order, so each series' samples arrive in time order.
-    let all: BTreeSet<i64> = blocks
-        .all()
-        .into_iter()
-        .filter(|b| block_overlaps(*b, start, end))
-        .collect();
-    for b in all {
-        if blocks.compacted.contains(&b) {
-            // What each series held before this block, to undo a read that has to be
-            // redone in order.
-            let mut before: Vec<(usize, usize)> = Vec::new();
-            let mut seen = u64::MAX;
-            let contiguous = decode_compacted(conn, b, Some((lo, hi)), false, |id, s| {
+    for &b in blocks.compacted.iter().filter(|b| block_overlaps(**b, start, end)) {
+        // What each series held before this block, to undo a read that has to be
+        // redone in order.
+        let mut before: Vec<(usize, usize)> = Vec::new();
+        let mut seen = u64::MAX;
+        let contiguous = decode_compacted(conn, b, Some((lo, hi)), false, |id, s| {
+            if (start..=end).contains(&s.t_ms)
+                && let Some(p) = slot(id)
+            {
+                if id != seen {
+                    seen = id;
+                    before.push((p, out[p].len()));
+                }
+                out[p].push(s);
+            }
+        })?;
+        if !contiguous {
+            for (p, len) in before {
+                out[p].truncate(len);
+            }
+            decode_compacted(conn, b, Some((lo, hi)), true, |id, s| {
                 if (start..=end).contains(&s.t_ms)
                     && let Some(p) = slot(id)
                 {
-                    if id != seen {
-                        seen = id;
-                        before.push((p, out[p].len()));
-                    }
                     out[p].push(s);
                 }
             })?;
-            if !contiguous {
-                for (p, len) in before {
-                    out[p].truncate(len);
-                }
-                decode_compacted(conn, b, Some((lo, hi)), true, |id, s| {
-                    if (start..=end).contains(&s.t_ms)
-                        && let Some(p) = slot(id)
-                    {
-                        out[p].push(s);
-                    }
-                })?;
-            }
-        }
-        if blocks.raw.contains(&b) {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT series_id, t, v FROM {} WHERE series_id BETWEEN {lo} AND {hi} AND t BETWEEN {start} AND {end}",
-                table_name(b)
-            ))?;
-            for batch in stmt.query_arrow([])? {
-                let sids = column::<Int64Array>(&batch, 0, "series_id")?;
-                let ts = column::<Int64Array>(&batch, 1, "t")?;
-                let vs = column::<Float64Array>(&batch, 2, "v")?;
-                for i in 0..batch.num_rows() {
-                    if let Some(p) = slot(sids.value(i) as u64) {
-                        out[p].push(Sample::new(ts.value(i), vs.value(i)));
-                    }
-                }
-            }
-        }
-    }
-    // Raw rows arrive in commit order, which is time order per series; a block both
-    // compacted and raw (late samples) could interleave, so check and sort if needed.
-    for s in &mut out {
-        if !s.is_sorted_by_key(|x| x.t_ms) {
-            s.sort_by_key(|x| x.t_ms);
         }
     }
     Ok(out)
 }
 
-/// Registry changes of one commit group, applied only after the commit succeeded.
+/// Registry and head changes of one commit group, applied only once its log record
+/// is durable.
 #[derive(Default)]
 struct Staged {
     new_series: Vec<(SeriesId, Arc<Labels>)>,
@@ -276,16 +418,10 @@ struct Staged {
     new_ids: HashIndex<Vec<(SeriesId, Arc<Labels>)>>,
     /// id → (oldest sample time written, newest sample written).
     bounds: HashIndex<(i64, Sample)>,
-    new_blocks: HashSet<i64>,
     metadata: HashMap<String, MetricMetadata>,
-}
-
-pub(crate) struct Writer {
-    conn: Connection,
-    registry: Arc<RwLock<Registry>>,
-    blocks: Arc<RwLock<Blocks>>,
-    metrics: StoreMetrics,
-    metadata_seq: i64,
+    /// Accepted samples, flat, and which series each run belongs to.
+    samples: Vec<Sample>,
+    runs: Vec<(SeriesId, usize, usize)>,
 }
 
 struct PendingAppend {
@@ -295,22 +431,18 @@ struct PendingAppend {
     reply: oneshot::Sender<Result<AppendOutcome>>,
 }
 
-impl Writer {
-    pub fn new(
-        conn: Connection,
-        registry: Arc<RwLock<Registry>>,
-        blocks: Arc<RwLock<Blocks>>,
-        metrics: StoreMetrics,
-    ) -> Self {
-        let metadata_seq = conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM metadata", [], |r| r.get(0))
-            .unwrap_or(0);
+pub(crate) struct HeadWriter {
+    shared: Arc<Shared>,
+    wal: Wal,
+    logged_since_checkpoint: u64,
+}
+
+impl HeadWriter {
+    pub fn new(shared: Arc<Shared>, wal: Wal) -> Self {
         Self {
-            conn,
-            registry,
-            blocks,
-            metrics,
-            metadata_seq,
+            shared,
+            wal,
+            logged_since_checkpoint: 0,
         }
     }
 
@@ -345,25 +477,20 @@ impl Writer {
             if !group.is_empty() {
                 self.commit_group(group);
             }
+            if self.logged_since_checkpoint >= CHECKPOINT_AFTER_BYTES
+                && let Err(e) = self.checkpoint()
+            {
+                tracing::warn!(error = %e, "write-ahead log checkpoint failed; the log keeps growing until one succeeds");
+            }
             for cmd in others {
                 match cmd {
-                    Command::Retention { cutoff_ms, reply } => {
-                        let _ = reply.send(self.drop_blocks_before(cutoff_ms));
-                    }
-                    Command::Compact { before_ms, reply } => {
-                        let _ = reply.send(self.compact_before(before_ms));
-                    }
-                    Command::AppendSlices { rows, progress, reply } => {
-                        let _ = reply.send(crate::slices::append(&self.conn, &rows, &progress));
-                    }
-                    Command::SliceRetention { cutoff_ms, reply } => {
-                        let _ = reply.send(crate::slices::delete_before(&self.conn, cutoff_ms));
-                    }
-                    Command::PutRevisions { rows, reply } => {
-                        let _ = reply.send(crate::slices::put_revisions(&self.conn, &rows));
+                    Command::Checkpoint { reply } => {
+                        let _ = reply.send(self.checkpoint());
                     }
                     Command::Shutdown { reply } => {
-                        self.checkpoint();
+                        if let Err(e) = self.checkpoint() {
+                            tracing::warn!(error = %e, "checkpoint at shutdown failed; the log will be replayed in full");
+                        }
                         let _ = reply.send(());
                         return;
                     }
@@ -371,51 +498,73 @@ impl Writer {
                 }
             }
         }
-        self.checkpoint();
     }
 
-    fn checkpoint(&self) {
-        if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
-            tracing::warn!(error = %e, "checkpoint at shutdown failed; the WAL will be replayed at next start");
-        }
+    /// Writes the head (and the series and metadata DuckDB does not have yet) as the
+    /// log's checkpoint, so earlier segments can go.
+    fn checkpoint(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let mut snapshot = Vec::new();
+        let n = {
+            let reg = self.shared.registry();
+            let persisted = self.shared.persisted_series.load(Ordering::Acquire);
+            let series: Vec<(SeriesId, Arc<Labels>)> = (persisted..reg.len() as u64)
+                .map(|id| (id, reg.entry(id).labels.clone()))
+                .collect();
+            walrec::checkpoint_header(reg.metadata.iter(), &series, &mut snapshot);
+            reg.len() as u64
+        };
+        self.shared.head.snapshot(n, &mut snapshot);
+        let bytes = snapshot.len();
+        self.wal
+            .checkpoint(snapshot)
+            .durable_blocking()
+            .map_err(|e| Error::CommitFailed(e.to_string()))?;
+        self.logged_since_checkpoint = 0;
+        tracing::debug!(
+            bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "head checkpointed"
+        );
+        Ok(())
     }
 
     fn commit_group(&mut self, group: Vec<PendingAppend>) {
         let started = Instant::now();
-        let result = self.write_group(&group);
-        let result = match result {
-            Ok(ok) => match self.conn.execute_batch("COMMIT") {
-                Ok(()) => Ok(ok),
-                Err(e) => Err(e.into()),
-            },
-            Err(e) => Err(e),
+        let (outcomes, staged, record) = self.write_group(&group);
+        let bytes = record.len() as u64;
+        let result = if record.is_empty() {
+            Ok(())
+        } else {
+            self.wal.append(vec![record]).durable_blocking()
         };
-        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-        self.metrics.commit_batch_requests.observe(group.len() as f64);
+        self.shared
+            .metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.shared.metrics.commit_batch_requests.observe(group.len() as f64);
         match result {
-            Ok((outcomes, staged)) => {
+            Ok(()) => {
+                self.logged_since_checkpoint += bytes;
                 self.apply(staged);
+                let m = &self.shared.metrics;
                 for (p, outcome) in group.into_iter().zip(outcomes) {
-                    self.metrics.samples_appended.inc_by(outcome.accepted);
+                    m.samples_appended.inc_by(outcome.accepted);
                     for (reason, n) in [
                         ("out_of_order", outcome.out_of_order),
                         ("duplicate_conflict", outcome.duplicate_conflicts),
                         ("too_old", outcome.too_old),
                     ] {
                         if n > 0 {
-                            self.metrics
-                                .samples_rejected
-                                .get_or_create(&RejectReason { reason })
-                                .inc_by(n);
+                            m.samples_rejected.get_or_create(&RejectReason { reason }).inc_by(n);
                         }
                     }
-                    self.metrics.append_seconds.observe(p.arrived.elapsed().as_secs_f64());
+                    m.append_seconds.observe(p.arrived.elapsed().as_secs_f64());
                     let _ = p.reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                tracing::error!(error = %e, requests = group.len(), "commit failed; requests refused");
+                tracing::error!(error = %e, requests = group.len(), "write-ahead log write failed; requests refused");
                 let msg = e.to_string();
                 for p in group {
                     let _ = p.reply.send(Err(Error::CommitFailed(msg.clone())));
@@ -424,16 +573,13 @@ impl Writer {
         }
     }
 
-    /// Appends every request of the group inside one open transaction (left open for
-    /// the caller to commit) and decides each sample's fate.
-    fn write_group(&mut self, group: &[PendingAppend]) -> Result<(Vec<AppendOutcome>, Staged)> {
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let conn = &self.conn;
-        let reg = self.registry.read().expect("registry lock poisoned");
+    /// Decides each sample's fate and builds the group's log record and staged
+    /// changes; nothing shared is modified.
+    fn write_group(&self, group: &[PendingAppend]) -> (Vec<AppendOutcome>, Staged, Vec<u8>) {
+        let reg = self.shared.registry();
         let mut staged = Staged::default();
+        let mut record = RecordBuilder::default();
         let mut next_id = reg.len() as SeriesId;
-        let mut series_app = conn.appender("series")?;
-        let mut block_apps: HashMap<i64, Appender<'_>> = HashMap::new();
         let mut outcomes = Vec::with_capacity(group.len());
 
         for p in group {
@@ -456,8 +602,7 @@ impl Writer {
                         let id = next_id;
                         next_id += 1;
                         let labels = Arc::new(s.labels.clone());
-                        let json = serde_json::to_string(&*labels).expect("labels serialize");
-                        series_app.append_row(params![id as i64, json])?;
+                        record.series(id, &labels);
                         staged.new_ids.entry(s.hash).or_default().push((id, labels.clone()));
                         staged.new_series.push((id, labels));
                         out.new_series += 1;
@@ -471,6 +616,7 @@ impl Writer {
                 let mut last = bounds
                     .map(|b| b.1)
                     .or_else(|| ((id as usize) < reg.len()).then(|| reg.entry(id).last).flatten());
+                let run_start = staged.samples.len();
                 for sample in &s.samples {
                     if let Some(l) = last {
                         if sample.t_ms < l.t_ms {
@@ -490,28 +636,17 @@ impl Writer {
                         out.too_old += 1;
                         continue;
                     }
-                    let block = sample.t_ms.div_euclid(BLOCK_MS);
-                    let app = match block_apps.entry(block) {
-                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            // Only this thread adds raw blocks, so the shared set is current.
-                            let exists = self.blocks.read().expect("poisoned").raw.contains(&block);
-                            if !exists && staged.new_blocks.insert(block) {
-                                conn.execute_batch(&format!(
-                                    "CREATE TABLE IF NOT EXISTS {} (series_id BIGINT NOT NULL, t BIGINT NOT NULL, v DOUBLE NOT NULL)",
-                                    table_name(block)
-                                ))?;
-                            }
-                            v.insert(conn.appender(&table_name(block))?)
-                        }
-                    };
-                    app.append_row(params![id as i64, sample.t_ms, sample.v])?;
+                    staged.samples.push(*sample);
                     out.accepted += 1;
                     last = Some(*sample);
                     bounds = Some(match bounds {
                         Some((first, _)) => (first, *sample),
                         None => (sample.t_ms, *sample),
                     });
+                }
+                if staged.samples.len() > run_start {
+                    record.samples(id, &staged.samples[run_start..]);
+                    staged.runs.push((id, run_start, staged.samples.len()));
                 }
                 if let Some(b) = bounds {
                     staged.bounds.insert(id, b);
@@ -520,98 +655,292 @@ impl Writer {
             for (name, meta) in &p.req.metadata {
                 let current = staged.metadata.get(name).or_else(|| reg.metadata.get(name));
                 if current != Some(meta) {
+                    record.metadata(name, meta);
                     staged.metadata.insert(name.clone(), meta.clone());
                 }
             }
             outcomes.push(out);
         }
-        drop(reg);
-        if !staged.metadata.is_empty() {
+        (outcomes, staged, record.buf)
+    }
+
+    fn apply(&self, staged: Staged) {
+        {
+            let mut reg = self.shared.registry.write().expect("registry lock poisoned");
+            for (id, labels) in staged.new_series {
+                reg.insert(id, labels);
+            }
+            reg.metadata.extend(staged.metadata);
+        }
+        // Samples enter the head before the bounds that make readers look for them.
+        for (id, from, to) in &staged.runs {
+            self.shared.head.append(*id, &staged.samples[*from..*to]);
+        }
+        let mut reg = self.shared.registry.write().expect("registry lock poisoned");
+        for (id, (first, last)) in staged.bounds {
+            reg.observe(id, first, last);
+        }
+        self.shared.metrics.series.set(reg.len() as i64);
+        self.shared.metrics.observe_head(&self.shared.head);
+    }
+}
+
+pub(crate) struct BlockWriter {
+    conn: Connection,
+    shared: Arc<Shared>,
+    head_tx: mpsc::Sender<Command>,
+    metadata_seq: i64,
+    persisted_metadata: HashMap<String, MetricMetadata>,
+}
+
+impl BlockWriter {
+    pub fn new(conn: Connection, shared: Arc<Shared>, head_tx: mpsc::Sender<Command>) -> Result<Self> {
+        let metadata_seq = conn.query_row("SELECT coalesce(max(seq), 0) FROM metadata", [], |r| r.get(0))?;
+        let mut persisted_metadata = HashMap::new();
+        let mut stmt = conn.prepare("SELECT metric, type, help, unit FROM metadata ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (metric, typ, help, unit) = row?;
+            persisted_metadata.insert(
+                metric,
+                MetricMetadata {
+                    metric_type: typ.parse().unwrap_or_default(),
+                    help,
+                    unit,
+                },
+            );
+        }
+        drop(stmt);
+        Ok(Self {
+            conn,
+            shared,
+            head_tx,
+            metadata_seq,
+            persisted_metadata,
+        })
+    }
+
+    pub fn run(mut self, mut rx: mpsc::Receiver<DbCommand>) {
+        while let Some(cmd) = rx.blocking_recv() {
+            match cmd {
+                DbCommand::Flush { before_ms, reply } => {
+                    let _ = reply.send(self.flush_before(before_ms));
+                }
+                DbCommand::Retention { cutoff_ms, reply } => {
+                    let _ = reply.send(self.drop_blocks_before(cutoff_ms));
+                }
+                DbCommand::AppendSlices { rows, progress, reply } => {
+                    let _ = reply.send(crate::slices::append(&self.conn, &rows, &progress));
+                }
+                DbCommand::SliceRetention { cutoff_ms, reply } => {
+                    let _ = reply.send(crate::slices::delete_before(&self.conn, cutoff_ms));
+                }
+                DbCommand::PutRevisions { rows, reply } => {
+                    let _ = reply.send(crate::slices::put_revisions(&self.conn, &rows));
+                }
+                DbCommand::Shutdown { reply } => {
+                    self.checkpoint();
+                    let _ = reply.send(());
+                    return;
+                }
+            }
+        }
+        self.checkpoint();
+    }
+
+    fn checkpoint(&self) {
+        if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
+            tracing::warn!(error = %e, "DuckDB checkpoint at shutdown failed; its WAL will be replayed at next start");
+        }
+    }
+
+    /// Flushes every head block that ended at or before `before_ms`, then has the
+    /// head writer checkpoint the log; returns how many blocks were flushed.
+    fn flush_before(&mut self, before_ms: i64) -> Result<usize> {
+        let todo: Vec<i64> = self
+            .shared
+            .head
+            .blocks()
+            .into_iter()
+            .filter(|b| (b + 1) * BLOCK_MS <= before_ms)
+            .collect();
+        for b in &todo {
+            self.flush_block(*b)?;
+        }
+        if !todo.is_empty() {
+            let (reply, rx) = oneshot::channel();
+            if self.head_tx.blocking_send(Command::Checkpoint { reply }).is_ok() {
+                match rx.blocking_recv() {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "write-ahead log checkpoint after a flush failed"),
+                    Ok(Ok(())) | Err(_) => {}
+                }
+            }
+        }
+        Ok(todo.len())
+    }
+
+    /// Writes the head's chunks of `block` into the compacted tables in one
+    /// transaction, with the series and metadata DuckDB does not have yet; then
+    /// drops those chunks from the head.
+    fn flush_block(&mut self, block: i64) -> Result<()> {
+        let started = Instant::now();
+        let (new_series, metadata, n) = {
+            let reg = self.shared.registry();
+            let persisted = self.shared.persisted_series.load(Ordering::Acquire);
+            let series: Vec<(SeriesId, Arc<Labels>)> = (persisted..reg.len() as u64)
+                .map(|id| (id, reg.entry(id).labels.clone()))
+                .collect();
+            let metadata: Vec<(String, MetricMetadata)> = reg
+                .metadata
+                .iter()
+                .filter(|(k, v)| self.persisted_metadata.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (series, metadata, reg.len() as u64)
+        };
+        let late = self.shared.blocks.read().expect("poisoned").compacted.contains(&block);
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = self.write_block(block, late, &new_series, &metadata, n);
+        let samples = match result.and_then(|s| Ok((s, self.conn.execute_batch("COMMIT")?))) {
+            Ok((s, ())) => s,
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.metadata_seq -= metadata.len() as i64;
+                return Err(e);
+            }
+        };
+        self.shared.persisted_series.store(n, Ordering::Release);
+        self.persisted_metadata.extend(metadata);
+        self.shared.blocks.write().expect("poisoned").compacted.insert(block);
+        // Readers that took their block list before this point read the head.
+        self.shared.head.drop_sealed(block, n);
+        self.shared.metrics.blocks_flushed.inc();
+        self.shared.metrics.observe_head(&self.shared.head);
+        tracing::info!(
+            block,
+            samples,
+            late,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "flushed a head block to DuckDB"
+        );
+        Ok(())
+    }
+
+    fn write_block(
+        &mut self,
+        block: i64,
+        late: bool,
+        new_series: &[(SeriesId, Arc<Labels>)],
+        metadata: &[(String, MetricMetadata)],
+        n: u64,
+    ) -> Result<u64> {
+        let conn = &self.conn;
+        if !new_series.is_empty() {
+            let mut app = conn.appender("series")?;
+            for (id, labels) in new_series {
+                let json = serde_json::to_string(&**labels).expect("labels serialize");
+                app.append_row(params![*id as i64, json])?;
+            }
+            app.flush()?;
+        }
+        if !metadata.is_empty() {
             let mut app = conn.appender("metadata")?;
-            for (name, m) in &staged.metadata {
+            for (name, m) in metadata {
                 self.metadata_seq += 1;
                 app.append_row(params![self.metadata_seq, name, m.metric_type.as_str(), m.help, m.unit])?;
             }
             app.flush()?;
         }
-        series_app.flush()?;
-        for app in block_apps.values_mut() {
+        let mut buf = Vec::new();
+        let mut total = 0u64;
+        if late {
+            // Samples for a block already in DuckDB: merged with its rows by a
+            // rewrite of the block (rare: new series backfilled into the past).
+            conn.execute_batch("CREATE TABLE flush_in (series_id BIGINT, t BIGINT, v DOUBLE)")?;
+            let mut app = conn.appender("flush_in")?;
+            for id in 0..n {
+                buf.clear();
+                self.shared.head.seal_block(id, block, &mut buf);
+                for s in &buf {
+                    app.append_row(params![id as i64, s.t_ms, s.v])?;
+                }
+                total += buf.len() as u64;
+            }
             app.flush()?;
+            drop(app);
+            compact_block(conn, block, Some("flush_in"), true)?;
+            return Ok(total);
         }
-        Ok((outcomes, staged))
-    }
-
-    fn apply(&self, staged: Staged) {
-        let mut reg = self.registry.write().expect("registry lock poisoned");
-        for (id, labels) in staged.new_series {
-            reg.insert(id, labels);
+        let mut rows = conn.appender("chunks")?;
+        let mut series = conn.appender("chunk_series")?;
+        for id in 0..n {
+            buf.clear();
+            self.shared.head.seal_block(id, block, &mut buf);
+            let (Some(first), Some(last)) = (buf.first(), buf.last()) else {
+                continue;
+            };
+            // The compacted layout of `compact.rs`: time deltas, and integer value
+            // deltas while values stay integral.
+            let (mut prev_t, mut prev_v, mut prev_int) = (first.t_ms, 0.0f64, true);
+            for s in &buf {
+                let int = is_int(s.v);
+                let dt = (s.t_ms - prev_t) as i32;
+                if int && prev_int {
+                    rows.append_row(params![block, id as i64, dt, (s.v - prev_v) as i64, None::<f64>])?;
+                } else {
+                    rows.append_row(params![block, id as i64, dt, None::<i64>, s.v])?;
+                }
+                prev_t = s.t_ms;
+                prev_v = s.v;
+                prev_int = int;
+            }
+            series.append_row(params![block, id as i64, first.t_ms, last.t_ms, last.v])?;
+            total += buf.len() as u64;
         }
-        for (id, (first, last)) in staged.bounds {
-            reg.observe(id, first, last);
-        }
-        reg.metadata.extend(staged.metadata);
-        self.metrics.active_series.set(reg.len() as i64);
-        drop(reg);
-        if !staged.new_blocks.is_empty() {
-            self.blocks.write().expect("poisoned").raw.extend(staged.new_blocks);
-        }
+        rows.flush()?;
+        series.flush()?;
+        Ok(total)
     }
 
     fn drop_blocks_before(&self, cutoff_ms: i64) -> Result<usize> {
         let expired: Vec<i64> = self
+            .shared
             .blocks
             .read()
             .expect("poisoned")
-            .all()
-            .into_iter()
+            .compacted
+            .iter()
+            .copied()
             .filter(|b| (b + 1) * BLOCK_MS <= cutoff_ms)
             .collect();
         for b in &expired {
             self.conn.execute_batch(&format!(
-                "DROP TABLE IF EXISTS {}; DELETE FROM chunks WHERE block = {b}; DELETE FROM chunk_series WHERE block = {b};",
-                table_name(*b)
+                "DELETE FROM chunks WHERE block = {b}; DELETE FROM chunk_series WHERE block = {b};"
             ))?;
-            let mut blocks = self.blocks.write().expect("poisoned");
-            blocks.raw.remove(b);
-            blocks.compacted.remove(b);
+            self.shared.blocks.write().expect("poisoned").compacted.remove(b);
         }
-        if !expired.is_empty() {
-            tracing::info!(blocks = expired.len(), cutoff_ms, "retention dropped expired blocks");
+        let n = self.shared.registry().len() as u64;
+        let cutoff_block = cutoff_ms.div_euclid(BLOCK_MS);
+        let mut dropped: BTreeSet<i64> = expired.into_iter().collect();
+        dropped.extend(self.shared.head.blocks().into_iter().filter(|b| *b < cutoff_block));
+        self.shared.head.drop_blocks_before(cutoff_block, n);
+        self.shared.metrics.observe_head(&self.shared.head);
+        if !dropped.is_empty() {
+            tracing::info!(blocks = dropped.len(), cutoff_ms, "retention dropped expired blocks");
         }
-        Ok(expired.len())
+        Ok(dropped.len())
     }
+}
 
-    /// Compacts every block with raw samples that ended before `before_ms`.
-    fn compact_before(&self, before_ms: i64) -> Result<usize> {
-        let (todo, compacted) = {
-            let b = self.blocks.read().expect("poisoned");
-            let todo: Vec<i64> = b
-                .raw
-                .iter()
-                .copied()
-                .filter(|b| (b + 1) * BLOCK_MS <= before_ms)
-                .collect();
-            (todo, b.compacted.clone())
-        };
-        for b in &todo {
-            let started = std::time::Instant::now();
-            self.conn.execute_batch("BEGIN TRANSACTION")?;
-            let result = compact_block(&self.conn, *b, Some(&table_name(*b)), compacted.contains(b))
-                .and_then(|()| Ok(self.conn.execute_batch("COMMIT")?));
-            if let Err(e) = result {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                return Err(e);
-            }
-            let mut blocks = self.blocks.write().expect("poisoned");
-            blocks.raw.remove(b);
-            blocks.compacted.insert(*b);
-            drop(blocks);
-            tracing::info!(
-                block = b,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "compacted block"
-            );
-        }
-        Ok(todo.len())
-    }
+/// Whether `v` is stored as an integer delta: integral, exactly representable, not
+/// -0.0 (the same test as `compact.rs`' SQL).
+fn is_int(v: f64) -> bool {
+    v == v.round() && v.abs() < 9.0e15 && !(v == 0.0 && v.is_sign_negative())
 }

@@ -570,3 +570,347 @@ async fn slo_slices_sum_per_window_and_survive_reopen() {
         .unwrap();
     assert_eq!(prefixed.keys().collect::<Vec<_>>(), ["b"]);
 }
+
+// ---- The head and its write-ahead log ----
+
+/// Every sample of every series, by labels, as bit patterns (so NaNs compare).
+async fn everything(store: &MetricsStore) -> Vec<(String, Vec<(i64, u64)>)> {
+    let all = Matcher::new(MatchOp::Regex, "__name__", ".+").unwrap();
+    let got = store.select(&[all], i64::MIN, i64::MAX).await.unwrap();
+    got.into_iter()
+        .map(|s| {
+            (
+                s.labels.to_string(),
+                s.samples.iter().map(|x| (x.t_ms, x.v.to_bits())).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Copies a live data directory, as a crash would leave it: what the store wrote is
+/// in the files (the page cache survives `kill -9`), nothing was closed.
+fn crash_copy(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            crash_copy(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+const HOUR: i64 = 3_600_000;
+
+#[tokio::test]
+async fn head_and_blocks_read_as_one_across_flushes_and_late_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Three blocks of data for two series, all in the head.
+    let samples: Vec<(i64, f64)> = (0..(6 * 240)).map(|i| (i * 15_000, (i * 3) as f64 + 0.5)).collect();
+    store
+        .append(AppendRequest {
+            series: vec![series("a", "x", &samples), series("b", "x", &samples[..500])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let before = everything(&store).await;
+    assert_eq!(before[0].1.len(), 1440);
+    // Flush the first two blocks; reads see the same samples, now from DuckDB.
+    assert_eq!(store.compact_before(4 * HOUR).await.unwrap(), 2);
+    assert_eq!(everything(&store).await, before);
+    // A new series backfilled into a flushed block waits in the head, then is merged
+    // into the block by the next flush.
+    store
+        .append(AppendRequest {
+            series: vec![series("late", "x", &[(1000, 1.0), (2000, 2.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let with_late = everything(&store).await;
+    assert_eq!(with_late.len(), 3);
+    assert_eq!(store.compact_before(4 * HOUR).await.unwrap(), 1);
+    assert_eq!(everything(&store).await, with_late);
+    // Rate-style read of a window across the head/block boundary.
+    let window = store
+        .select(&[eq("__name__", "a")], 4 * HOUR - 60_000, 4 * HOUR + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(window[0].samples.len(), 9);
+    store.close().await.unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert!(store.replay_report().checkpoint);
+    assert_eq!(everything(&store).await, with_late);
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_crash_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut expected = 0;
+    for round in 0..50i64 {
+        let t = 1_000_000 + round * 15_000;
+        let series: Vec<SeriesSamples> = (0..200)
+            .map(|i| series("m", &format!("j{i}"), &[(t, (round * i) as f64)]))
+            .collect();
+        expected += store
+            .append(AppendRequest {
+                series,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .accepted;
+        if round == 25 {
+            // A flush in the middle: part of the data is in DuckDB, the log checkpointed.
+            store.compact_before(i64::MAX).await.unwrap();
+        }
+    }
+    let want = everything(&store).await;
+    assert_eq!(want.iter().map(|s| s.1.len() as u64).sum::<u64>(), expected);
+    let copy = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), copy.path());
+    let recovered = open(copy.path());
+    assert!(recovered.replay_report().records > 0);
+    assert_eq!(recovered.replay_report().truncated_bytes, 0);
+    assert_eq!(everything(&recovered).await, want);
+    recovered.close().await.unwrap();
+    store.close().await.unwrap();
+}
+
+fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_torn_or_corrupt_log_is_cut_there_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut sizes = Vec::new();
+    for round in 0..3i64 {
+        store
+            .append(AppendRequest {
+                series: vec![series("m", "a", &[(round * 1000 + 1, round as f64)])],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        sizes.push(std::fs::metadata(segments(dir.path()).last().unwrap()).unwrap().len());
+    }
+    let samples = |s: &[(String, Vec<(i64, u64)>)]| s.first().map_or(0, |x| x.1.len());
+
+    // Torn: the last record lost its last bytes.
+    let torn = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), torn.path());
+    let seg = segments(torn.path()).pop().unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(sizes[2] - 5).unwrap();
+    let s = open(torn.path());
+    assert_eq!(s.replay_report().truncated_bytes, sizes[2] - 5 - sizes[1]);
+    assert!(s.replay_report().truncated_at.is_some());
+    assert_eq!(samples(&everything(&s).await), 2);
+    // The store goes on from there.
+    s.append(AppendRequest {
+        series: vec![series("m", "a", &[(9000, 9.0)])],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.close().await.unwrap();
+    let s = open(torn.path());
+    assert_eq!(s.replay_report().truncated_bytes, 0);
+    assert_eq!(samples(&everything(&s).await), 3);
+    s.close().await.unwrap();
+
+    // Corrupt: one flipped byte in the middle record's payload.
+    let flipped = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), flipped.path());
+    let seg = segments(flipped.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = (sizes[0] + (sizes[1] - sizes[0]) / 2) as usize;
+    bytes[at] ^= 0x40;
+    std::fs::write(&seg, bytes).unwrap();
+    let s = open(flipped.path());
+    assert_eq!(s.replay_report().truncated_bytes, sizes[2] - sizes[0]);
+    assert_eq!(samples(&everything(&s).await), 1);
+    s.close().await.unwrap();
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_format_2_directory_is_upgraded_in_place() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format2");
+    std::fs::copy(fixture.join("FORMAT"), dir.path().join("FORMAT")).unwrap();
+    let mut db = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(fixture.join("metrics.duckdb.gz")).unwrap())
+        .read_to_end(&mut db)
+        .unwrap();
+    std::fs::write(dir.path().join("metrics.duckdb"), db).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("FORMAT")).unwrap(),
+        "sextant-data 2\n"
+    );
+
+    // Written by the format-2 store: three series of 600 samples from 2026-01-01,
+    // the first two-hour block compacted, the rest in a raw table.
+    let store = open(dir.path());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("FORMAT")).unwrap(),
+        format!("sextant-data {}\n", sextant_store::FORMAT_VERSION)
+    );
+    let t0 = 1_767_225_600_000i64;
+    let got = everything(&store).await;
+    assert_eq!(got.len(), 3);
+    for (labels, samples) in &got {
+        let name = labels.split('{').next().unwrap();
+        let want: Vec<(i64, u64)> = (0..600)
+            .map(|i| {
+                let v = if name == "up" {
+                    1.0
+                } else {
+                    (i * 7) as f64 + 0.25 * (i % 3) as f64
+                };
+                (t0 + i * 15_000, v.to_bits())
+            })
+            .collect();
+        assert_eq!(samples, &want, "{labels}");
+    }
+    assert_eq!(store.metadata(Some("up"), None)["up"][0].help, "target up");
+    // It takes new samples after the old ones, and they survive a reopen.
+    let out = store
+        .append(AppendRequest {
+            series: vec![series("up", "node", &[(t0 + 600 * 15_000, 0.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.accepted, 1);
+    store.close().await.unwrap();
+    let store = open(dir.path());
+    assert_eq!(everything(&store).await.iter().map(|s| s.1.len()).sum::<usize>(), 1801);
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_head_series_limit_refuses_new_series_with_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = StoreOptions::new(dir.path());
+    opts.retention = None;
+    opts.max_head_series = Some(2);
+    let store = MetricsStore::open(opts, &mut Registry::default()).unwrap();
+    store
+        .append(AppendRequest {
+            series: vec![series("a", "x", &[(1, 1.0)]), series("b", "x", &[(1, 1.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let err = store
+        .append(AppendRequest {
+            series: vec![series("c", "x", &[(2, 1.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.to_string().contains("max_head_series"), "{err}");
+    // Series already in the head still take samples.
+    let out = store
+        .append(AppendRequest {
+            series: vec![series("a", "x", &[(2, 2.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.accepted, 1);
+    // Once their block is flushed the head has room again.
+    store.compact_before(i64::MAX).await.unwrap();
+    store
+        .append(AppendRequest {
+            series: vec![series("c", "x", &[(3, 1.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+}
+
+/// A full disk during appends: the appends that cannot be logged fail with a 503's
+/// kind, nothing acknowledged is lost, and appends succeed again once there is room.
+/// Needs a small file system: a tmpfs mounted for the test (root, as CI runs).
+#[tokio::test]
+async fn a_full_disk_refuses_appends_and_recovers() {
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    let dir = tempfile::tempdir().unwrap();
+    if let Err(e) = mount(
+        Some("tmpfs"),
+        dir.path(),
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=8m"),
+    ) {
+        panic!("this test mounts a small tmpfs and needs root (CAP_SYS_ADMIN): {e}");
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = umount2(&self.0, MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(dir.path().to_path_buf());
+    let data = dir.path().join("data");
+    let store = open(&data);
+    // Leave little room.
+    let filler = dir.path().join("filler");
+    let free = nix::sys::statvfs::statvfs(dir.path()).unwrap();
+    let room = free.blocks_available() * free.fragment_size();
+    std::fs::write(&filler, vec![1u8; (room - 256 * 1024) as usize]).unwrap();
+
+    let mut acknowledged = 0u64;
+    let mut refused = 0;
+    for round in 0..200i64 {
+        let series: Vec<SeriesSamples> = (0..100)
+            .map(|i| series("m", &format!("j{i}"), &[(1 + round * 1000, round as f64)]))
+            .collect();
+        match store
+            .append(AppendRequest {
+                series,
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(o) => acknowledged += o.accepted,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+                refused += 1;
+                if refused == 3 {
+                    std::fs::remove_file(&filler).unwrap();
+                }
+            }
+        }
+    }
+    assert!(refused >= 3, "the disk never filled");
+    assert!(acknowledged > 0);
+    let got: u64 = everything(&store).await.iter().map(|s| s.1.len() as u64).sum();
+    assert_eq!(got, acknowledged);
+    let copy = tempfile::tempdir().unwrap();
+    crash_copy(&data, copy.path());
+    let recovered = open(copy.path());
+    let got: u64 = everything(&recovered).await.iter().map(|s| s.1.len() as u64).sum();
+    assert_eq!(got, acknowledged, "acknowledged samples lost over a crash");
+    recovered.close().await.unwrap();
+    store.close().await.unwrap();
+}

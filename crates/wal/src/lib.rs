@@ -378,8 +378,17 @@ impl Writer {
             let result = self.write(&mut batch);
             let reply = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
             if let Err(e) = &result {
-                tracing::error!(error = %e, "write-ahead log write failed; refusing further writes");
-                failed = Some(e.to_string());
+                // A failed write (a full disk, say) may have left part of a record:
+                // cut the segment back to its last whole record, so later writes
+                // follow whole records and succeed once space returns. If even that
+                // fails, the log's tail is unknown and it refuses further writes.
+                match self.file.set_len(self.size).and_then(|()| self.file.sync_data()) {
+                    Ok(()) => tracing::error!(error = %e, "write-ahead log write failed; the batch was refused"),
+                    Err(cut) => {
+                        tracing::error!(error = %e, cut = %cut, "write-ahead log write failed and could not be undone; refusing further writes");
+                        failed = Some(e.to_string());
+                    }
+                }
             }
             for c in batch {
                 let (Command::Append(_, tx) | Command::Checkpoint(_, tx)) = c;

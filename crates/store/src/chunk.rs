@@ -1,0 +1,428 @@
+//! The head's sample encoding: Gorilla-style chunks (Pelkonen et al., VLDB 2015), as
+//! Prometheus' head uses.
+//!
+//! A chunk holds up to [`CHUNK_SAMPLES`] samples of one series within one two-hour
+//! block, as a bit stream: the first timestamp and value in full, the second
+//! timestamp as a delta, later ones as the delta of deltas in a few size classes
+//! (a steady scrape interval costs one bit per sample), and every value after the
+//! first as its XOR with the previous one, storing only the meaningful bits (an
+//! unchanged value costs one bit). Values round-trip bit for bit, NaN payloads
+//! (staleness markers) included.
+
+use sextant_model::Sample;
+
+/// Samples per chunk before a new one is cut, as in Prometheus: long enough for the
+/// encoding to pay off, short enough that a query reads little it does not need.
+pub(crate) const CHUNK_SAMPLES: u16 = 120;
+
+/// A chunk of one series' samples, all in block `block`.
+#[derive(Debug, Clone)]
+pub(crate) struct Chunk {
+    pub block: i64,
+    pub first_t: i64,
+    pub last_t: i64,
+    pub count: u16,
+    /// Set when a flush has read the chunk: it takes no more samples (the next
+    /// sample starts a new chunk), so what was flushed is exactly this chunk.
+    pub sealed: bool,
+    data: Vec<u8>,
+    bits: u32,
+    // Encoder state, to append after `last_t`.
+    last_v: u64,
+    last_delta: i64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl Chunk {
+    /// A chunk holding `s` alone.
+    pub fn new(block: i64, s: Sample) -> Self {
+        let mut c = Chunk {
+            block,
+            first_t: s.t_ms,
+            last_t: s.t_ms,
+            count: 1,
+            sealed: false,
+            data: Vec::with_capacity(16),
+            bits: 0,
+            last_v: s.v.to_bits(),
+            last_delta: 0,
+            leading: u8::MAX,
+            trailing: 0,
+        };
+        c.put(s.v.to_bits(), 64);
+        c
+    }
+
+    /// Whether `s` (of this chunk's block, newer than `last_t`) can be appended.
+    pub fn has_room(&self, block: i64) -> bool {
+        !self.sealed && self.block == block && self.count < CHUNK_SAMPLES
+    }
+
+    /// Appends `s`, which must be newer than `last_t`.
+    pub fn push(&mut self, s: Sample) {
+        let delta = s.t_ms - self.last_t;
+        if self.count == 1 {
+            self.put_varint(delta);
+        } else {
+            let dod = delta - self.last_delta;
+            match dod {
+                0 => self.put(0, 1),
+                -8192..=8191 => {
+                    self.put(0b10, 2);
+                    self.put(dod as u64 & ((1 << 14) - 1), 14);
+                }
+                -65536..=65535 => {
+                    self.put(0b110, 3);
+                    self.put(dod as u64 & ((1 << 17) - 1), 17);
+                }
+                -524_288..=524_287 => {
+                    self.put(0b1110, 4);
+                    self.put(dod as u64 & ((1 << 20) - 1), 20);
+                }
+                _ => {
+                    self.put(0b1111, 4);
+                    self.put(dod as u64, 64);
+                }
+            }
+        }
+        self.last_delta = delta;
+        self.last_t = s.t_ms;
+        let v = s.v.to_bits();
+        let xor = v ^ self.last_v;
+        if xor == 0 {
+            self.put(0, 1);
+        } else {
+            let leading = (xor.leading_zeros() as u8).min(31);
+            let trailing = xor.trailing_zeros() as u8;
+            if self.leading != u8::MAX && leading >= self.leading && trailing >= self.trailing {
+                // Fits the previous window of meaningful bits.
+                self.put(0b10, 2);
+                let sig = 64 - self.leading - self.trailing;
+                self.put(xor >> self.trailing, sig);
+            } else {
+                self.leading = leading;
+                self.trailing = trailing;
+                let sig = 64 - leading - trailing;
+                self.put(0b11, 2);
+                self.put(u64::from(leading), 5);
+                // 64 significant bits are written as 0 (six bits hold 0..=63).
+                self.put(u64::from(sig & 63), 6);
+                self.put(xor >> trailing, sig);
+            }
+        }
+        self.last_v = v;
+        self.count += 1;
+    }
+
+    /// Gives back spare capacity once the chunk is complete.
+    pub fn seal_capacity(&mut self) {
+        self.data.shrink_to_fit();
+    }
+
+    /// The newest sample.
+    pub fn last(&self) -> Sample {
+        Sample::new(self.last_t, f64::from_bits(self.last_v))
+    }
+
+    /// Heap and inline bytes this chunk holds.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.data.capacity()
+    }
+
+    /// The samples, oldest first.
+    pub fn iter(&self) -> ChunkIter<'_> {
+        ChunkIter {
+            data: &self.data,
+            pos: 0,
+            left: self.count,
+            read: 0,
+            t: self.first_t,
+            delta: 0,
+            v: 0,
+            leading: 0,
+            trailing: 0,
+        }
+    }
+
+    fn put(&mut self, value: u64, n: u8) {
+        let mut n = u32::from(n);
+        while n > 0 {
+            let used = self.bits % 8;
+            if used == 0 {
+                self.data.push(0);
+            }
+            let room = 8 - used;
+            let take = room.min(n);
+            let chunk = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
+            let last = self.data.last_mut().expect("pushed above");
+            *last |= chunk << (room - take);
+            self.bits += take;
+            n -= take;
+        }
+    }
+
+    fn put_varint(&mut self, v: i64) {
+        // Zig-zag, then 7 bits at a time with a continuation bit.
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        loop {
+            let more = z >= 0x80;
+            self.put((z & 0x7f) | if more { 0x80 } else { 0 }, 8);
+            z >>= 7;
+            if !more {
+                break;
+            }
+        }
+    }
+
+    /// Serialises the chunk (for the write-ahead log's checkpoints).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        for v in [self.block, self.first_t, self.last_t, self.last_delta] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.last_v.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.bits.to_le_bytes());
+        out.extend_from_slice(&[self.leading, self.trailing, u8::from(self.sealed)]);
+        out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.data);
+    }
+
+    /// Reads a chunk written by [`Chunk::encode`], advancing `input`; `None` if it
+    /// is cut short or inconsistent.
+    pub fn decode(input: &mut &[u8]) -> Option<Chunk> {
+        fn take<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = input.split_at_checked(n)?;
+            *input = rest;
+            Some(head)
+        }
+        let i64_at = |input: &mut &[u8]| Some(i64::from_le_bytes(take(input, 8)?.try_into().ok()?));
+        let block = i64_at(input)?;
+        let first_t = i64_at(input)?;
+        let last_t = i64_at(input)?;
+        let last_delta = i64_at(input)?;
+        let last_v = u64::from_le_bytes(take(input, 8)?.try_into().ok()?);
+        let count = u16::from_le_bytes(take(input, 2)?.try_into().ok()?);
+        let bits = u32::from_le_bytes(take(input, 4)?.try_into().ok()?);
+        let flags = take(input, 3)?;
+        let len = u32::from_le_bytes(take(input, 4)?.try_into().ok()?) as usize;
+        let data = take(input, len)?.to_vec();
+        if count == 0 || (bits as usize).div_ceil(8) != len {
+            return None;
+        }
+        Some(Chunk {
+            block,
+            first_t,
+            last_t,
+            count,
+            sealed: flags[2] != 0,
+            data,
+            bits,
+            last_v,
+            last_delta,
+            leading: flags[0],
+            trailing: flags[1],
+        })
+    }
+}
+
+/// Decodes a chunk's samples in order.
+pub(crate) struct ChunkIter<'a> {
+    data: &'a [u8],
+    pos: u32,
+    left: u16,
+    read: u16,
+    t: i64,
+    delta: i64,
+    v: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl ChunkIter<'_> {
+    fn get(&mut self, n: u8) -> u64 {
+        let mut n = u32::from(n);
+        let mut out = 0u64;
+        while n > 0 {
+            let byte = self.data.get((self.pos / 8) as usize).copied().unwrap_or(0);
+            let used = self.pos % 8;
+            let room = 8 - used;
+            let take = room.min(n);
+            let bits = (byte >> (room - take)) & ((1u16 << take) - 1) as u8;
+            out = (out << take) | u64::from(bits);
+            self.pos += take;
+            n -= take;
+        }
+        out
+    }
+
+    fn get_varint(&mut self) -> i64 {
+        let mut z = 0u64;
+        let mut shift = 0;
+        loop {
+            let b = self.get(8);
+            z |= (b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 || shift >= 64 {
+                break;
+            }
+        }
+        ((z >> 1) as i64) ^ -((z & 1) as i64)
+    }
+
+    fn signed(v: u64, n: u8) -> i64 {
+        // Sign-extends an n-bit two's-complement value.
+        ((v << (64 - n)) as i64) >> (64 - n)
+    }
+}
+
+impl Iterator for ChunkIter<'_> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let first = self.read == 0;
+        self.read += 1;
+        if first {
+            self.v = self.get(64);
+            return Some(Sample::new(self.t, f64::from_bits(self.v)));
+        }
+        if self.read == 2 {
+            self.delta = self.get_varint();
+        } else {
+            let dod = if self.get(1) == 0 {
+                0
+            } else if self.get(1) == 0 {
+                Self::signed(self.get(14), 14)
+            } else if self.get(1) == 0 {
+                Self::signed(self.get(17), 17)
+            } else if self.get(1) == 0 {
+                Self::signed(self.get(20), 20)
+            } else {
+                self.get(64) as i64
+            };
+            self.delta += dod;
+        }
+        self.t += self.delta;
+        if self.get(1) == 1 {
+            if self.get(1) == 1 {
+                self.leading = self.get(5) as u8;
+                let sig = match self.get(6) as u8 {
+                    0 => 64,
+                    n => n,
+                };
+                self.trailing = 64 - self.leading - sig;
+            }
+            let sig = 64 - self.leading - self.trailing;
+            self.v ^= self.get(sig) << self.trailing;
+        }
+        Some(Sample::new(self.t, f64::from_bits(self.v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(samples: &[Sample]) {
+        let mut c = Chunk::new(0, samples[0]);
+        for s in &samples[1..] {
+            c.push(*s);
+        }
+        let back: Vec<Sample> = c.iter().collect();
+        assert_eq!(back.len(), samples.len());
+        for (a, b) in back.iter().zip(samples) {
+            assert_eq!(a.t_ms, b.t_ms);
+            assert_eq!(a.v.to_bits(), b.v.to_bits(), "{} vs {}", a.v, b.v);
+        }
+        let mut buf = Vec::new();
+        c.encode(&mut buf);
+        let mut input = &buf[..];
+        let d = Chunk::decode(&mut input).unwrap();
+        assert!(input.is_empty());
+        assert_eq!(d.iter().collect::<Vec<_>>().len(), samples.len());
+        assert!(Chunk::decode(&mut &buf[..buf.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn steady_scrapes_cost_about_two_bits_a_sample() {
+        let samples: Vec<Sample> = (0..120).map(|i| Sample::new(1_000_000 + i * 15_000, 42.0)).collect();
+        let mut c = Chunk::new(0, samples[0]);
+        for s in &samples[1..] {
+            c.push(*s);
+        }
+        // 1 bit of timestamp and 1 of value per sample after the first two.
+        assert!(c.bits < 64 + 24 + 2 * 120, "{} bits", c.bits);
+        round_trip(&samples);
+    }
+
+    #[test]
+    fn awkward_values_and_gaps_round_trip() {
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let values = [
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            stale,
+            f64::NAN,
+            1e308,
+            -5e-324,
+            1.5,
+            1.5,
+            1.25,
+            7.0,
+        ];
+        let gaps = [
+            1,
+            15_000,
+            15_001,
+            14_999,
+            3_600_000,
+            1,
+            9_000_000_000,
+            1,
+            2,
+            70_000,
+            600_000,
+            1,
+        ];
+        let mut t = -1_000_000;
+        let samples: Vec<Sample> = values
+            .iter()
+            .zip(gaps)
+            .map(|(v, g)| {
+                t += g;
+                Sample::new(t, *v)
+            })
+            .collect();
+        round_trip(&samples);
+    }
+
+    proptest! {
+        #[test]
+        fn any_samples_round_trip(
+            start in any::<i32>(),
+            steps in prop::collection::vec((1i64..10_000_000, any::<u64>(), 0u8..4), 1..120),
+        ) {
+            let mut t = i64::from(start);
+            let mut prev = 0.0f64;
+            let samples: Vec<Sample> = steps.iter().map(|(g, bits, kind)| {
+                t += g;
+                let v = match kind {
+                    0 => f64::from_bits(*bits),
+                    1 => prev,
+                    2 => prev + (*bits % 100) as f64,
+                    _ => (*bits % 1000) as f64 / 8.0,
+                };
+                prev = v;
+                Sample::new(t, v)
+            }).collect();
+            round_trip(&samples);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The head: every series' samples that are not yet in a DuckDB block, in memory as
+//! Gorilla chunks ([`crate::chunk`]), made durable by the store's write-ahead log.
+//!
+//! Series are spread over lock stripes by id, so the appending thread, the flushing
+//! thread and readers contend only when they touch the same stripe at the same time.
+//! Only the store's head writer appends; the block writer seals and drops chunks it
+//! has flushed; readers decode under the stripe lock.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use sextant_model::Sample;
+
+use crate::chunk::Chunk;
+use crate::registry::SeriesId;
+use crate::writer::BLOCK_MS;
+
+const STRIPES: usize = 1024;
+
+/// One series' chunks, oldest first.
+#[derive(Default)]
+struct SeriesHead {
+    chunks: Vec<Chunk>,
+}
+
+/// The in-memory head.
+pub(crate) struct Head {
+    stripes: Box<[Mutex<Vec<SeriesHead>>]>,
+    /// Chunks per block, to know which blocks the head holds.
+    blocks: Mutex<BTreeMap<i64, u64>>,
+    /// Series with at least one chunk.
+    pub active_series: AtomicI64,
+    pub chunks: AtomicI64,
+    pub samples: AtomicI64,
+    /// Bytes held by chunks (inline and heap).
+    pub chunk_bytes: AtomicI64,
+}
+
+fn slot(id: SeriesId) -> (usize, usize) {
+    ((id as usize) % STRIPES, (id as usize) / STRIPES)
+}
+
+impl Head {
+    pub fn new() -> Self {
+        Self {
+            stripes: (0..STRIPES).map(|_| Mutex::new(Vec::new())).collect(),
+            blocks: Mutex::new(BTreeMap::new()),
+            active_series: AtomicI64::new(0),
+            chunks: AtomicI64::new(0),
+            samples: AtomicI64::new(0),
+            chunk_bytes: AtomicI64::new(0),
+        }
+    }
+
+    fn stripe(&self, i: usize) -> std::sync::MutexGuard<'_, Vec<SeriesHead>> {
+        self.stripes[i].lock().expect("head stripe poisoned")
+    }
+
+    /// Appends `samples` (in time order, each newer than the series' newest) to
+    /// series `id`.
+    pub fn append(&self, id: SeriesId, samples: &[Sample]) {
+        if samples.is_empty() {
+            return;
+        }
+        let (s, i) = slot(id);
+        let mut stripe = self.stripe(s);
+        if stripe.len() <= i {
+            stripe.resize_with(i + 1, SeriesHead::default);
+        }
+        let series = &mut stripe[i];
+        if series.chunks.is_empty() {
+            self.active_series.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut bytes = 0i64;
+        for &sample in samples {
+            let block = sample.t_ms.div_euclid(BLOCK_MS);
+            match series.chunks.last_mut() {
+                Some(c) if c.has_room(block) => {
+                    let before = c.bytes();
+                    c.push(sample);
+                    bytes += c.bytes() as i64 - before as i64;
+                }
+                last => {
+                    if let Some(c) = last {
+                        let before = c.bytes();
+                        c.seal_capacity();
+                        bytes += c.bytes() as i64 - before as i64;
+                    }
+                    let c = Chunk::new(block, sample);
+                    bytes += c.bytes() as i64;
+                    series.chunks.push(c);
+                    self.chunks.fetch_add(1, Ordering::Relaxed);
+                    *self.blocks.lock().expect("poisoned").entry(block).or_default() += 1;
+                }
+            }
+        }
+        self.samples.fetch_add(samples.len() as i64, Ordering::Relaxed);
+        self.chunk_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Adopts a chunk read back from a checkpoint as series `id`'s newest.
+    pub fn adopt(&self, id: SeriesId, chunk: Chunk) {
+        let (s, i) = slot(id);
+        let mut stripe = self.stripe(s);
+        if stripe.len() <= i {
+            stripe.resize_with(i + 1, SeriesHead::default);
+        }
+        let series = &mut stripe[i];
+        if series.chunks.is_empty() {
+            self.active_series.fetch_add(1, Ordering::Relaxed);
+        }
+        self.chunks.fetch_add(1, Ordering::Relaxed);
+        self.samples.fetch_add(i64::from(chunk.count), Ordering::Relaxed);
+        self.chunk_bytes.fetch_add(chunk.bytes() as i64, Ordering::Relaxed);
+        *self.blocks.lock().expect("poisoned").entry(chunk.block).or_default() += 1;
+        series.chunks.push(chunk);
+    }
+
+    /// Appends series `id`'s samples in `[start, end]` to `out`, in time order.
+    pub fn read(&self, id: SeriesId, start: i64, end: i64, out: &mut Vec<sextant_model::Sample>) {
+        let (s, i) = slot(id);
+        let stripe = self.stripe(s);
+        let Some(series) = stripe.get(i) else {
+            return;
+        };
+        for c in &series.chunks {
+            if c.last_t < start || c.first_t > end {
+                continue;
+            }
+            out.extend(c.iter().filter(|x| x.t_ms >= start && x.t_ms <= end));
+        }
+    }
+
+    /// Blocks with chunks in the head, oldest first.
+    pub fn blocks(&self) -> Vec<i64> {
+        self.blocks.lock().expect("poisoned").keys().copied().collect()
+    }
+
+    /// Seals series `id`'s chunks of `block` and appends their samples to `out`, for
+    /// a flush: later samples of the block start new chunks, which the flush leaves.
+    pub fn seal_block(&self, id: SeriesId, block: i64, out: &mut Vec<Sample>) {
+        let (s, i) = slot(id);
+        let mut stripe = self.stripe(s);
+        let Some(series) = stripe.get_mut(i) else {
+            return;
+        };
+        let mut bytes = 0i64;
+        for c in series.chunks.iter_mut().filter(|c| c.block == block) {
+            let before = c.bytes();
+            c.seal_capacity();
+            c.sealed = true;
+            bytes += c.bytes() as i64 - before as i64;
+            out.extend(c.iter());
+        }
+        self.chunk_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Drops series `id`'s chunks that `keep` rejects.
+    fn drop_where(&self, id: SeriesId, keep: impl Fn(&Chunk) -> bool) {
+        let (s, i) = slot(id);
+        let mut stripe = self.stripe(s);
+        let Some(series) = stripe.get_mut(i) else {
+            return;
+        };
+        if series.chunks.iter().all(&keep) {
+            return;
+        }
+        let mut blocks = self.blocks.lock().expect("poisoned");
+        series.chunks.retain(|c| {
+            if keep(c) {
+                return true;
+            }
+            self.chunks.fetch_sub(1, Ordering::Relaxed);
+            self.samples.fetch_sub(i64::from(c.count), Ordering::Relaxed);
+            self.chunk_bytes.fetch_sub(c.bytes() as i64, Ordering::Relaxed);
+            if let Some(n) = blocks.get_mut(&c.block) {
+                *n -= 1;
+                if *n == 0 {
+                    blocks.remove(&c.block);
+                }
+            }
+            false
+        });
+        if series.chunks.is_empty() {
+            series.chunks = Vec::new();
+            self.active_series.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops the sealed chunks of `block` (flushed to DuckDB) of series `0..series`.
+    pub fn drop_sealed(&self, block: i64, series: u64) {
+        for id in 0..series {
+            self.drop_where(id, |c| !(c.block == block && c.sealed));
+        }
+    }
+
+    /// Drops chunks of blocks before `block` (retention) of series `0..series`.
+    pub fn drop_blocks_before(&self, block: i64, series: u64) {
+        if self.blocks().first().is_none_or(|b| *b >= block) {
+            return;
+        }
+        for id in 0..series {
+            self.drop_where(id, |c| c.block >= block);
+        }
+    }
+
+    /// Serialises the chunks of series `0..series` for a checkpoint: per series with
+    /// chunks, its id, the chunk count and the chunks.
+    pub fn snapshot(&self, series: u64, out: &mut Vec<u8>) {
+        for id in 0..series {
+            let (s, i) = slot(id);
+            let stripe = self.stripe(s);
+            let Some(h) = stripe.get(i).filter(|h| !h.chunks.is_empty()) else {
+                continue;
+            };
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&(h.chunks.len() as u32).to_le_bytes());
+            for c in &h.chunks {
+                c.encode(out);
+            }
+        }
+    }
+}

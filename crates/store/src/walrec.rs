@@ -1,0 +1,279 @@
+//! What the metrics store writes to its write-ahead log (`sextant-wal` frames and
+//! checksums the bytes; this module gives them meaning).
+//!
+//! A record is one commit group: entries tagged by kind, little-endian, fixed width.
+//! - series: id, label count, then each name and value;
+//! - samples: series id, count, then `(t, v bits)` per sample;
+//! - metadata: family name, type, help, unit.
+//!
+//! A checkpoint is the head after a flush: metadata, the series not yet in DuckDB,
+//! and every series' chunks.
+
+use std::sync::Arc;
+
+use sextant_model::{Labels, MetricMetadata, Sample};
+
+use crate::chunk::Chunk;
+use crate::registry::SeriesId;
+
+const SERIES: u8 = 1;
+const SAMPLES: u8 = 2;
+const METADATA: u8 = 3;
+const CHECKPOINT_MAGIC: &[u8; 8] = b"SXHEAD1\0";
+
+/// One decoded entry.
+pub(crate) enum Entry {
+    Series(SeriesId, Labels),
+    Samples(SeriesId, Vec<Sample>),
+    Metadata(String, MetricMetadata),
+}
+
+/// Builds one record.
+#[derive(Default)]
+pub(crate) struct RecordBuilder {
+    pub buf: Vec<u8>,
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+impl RecordBuilder {
+    pub fn series(&mut self, id: SeriesId, labels: &Labels) {
+        self.buf.push(SERIES);
+        self.buf.extend_from_slice(&id.to_le_bytes());
+        self.buf.extend_from_slice(&(labels.len() as u32).to_le_bytes());
+        for l in labels.iter() {
+            put_str(&mut self.buf, &l.name);
+            put_str(&mut self.buf, &l.value);
+        }
+    }
+
+    pub fn samples(&mut self, id: SeriesId, samples: &[Sample]) {
+        if samples.is_empty() {
+            return;
+        }
+        self.buf.reserve(13 + 16 * samples.len());
+        self.buf.push(SAMPLES);
+        self.buf.extend_from_slice(&id.to_le_bytes());
+        self.buf.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+        for s in samples {
+            self.buf.extend_from_slice(&s.t_ms.to_le_bytes());
+            self.buf.extend_from_slice(&s.v.to_bits().to_le_bytes());
+        }
+    }
+
+    pub fn metadata(&mut self, name: &str, m: &MetricMetadata) {
+        self.buf.push(METADATA);
+        put_str(&mut self.buf, name);
+        put_str(&mut self.buf, m.metric_type.as_str());
+        put_str(&mut self.buf, &m.help);
+        put_str(&mut self.buf, &m.unit);
+    }
+}
+
+/// A cursor over bytes that fails (returns `None`) when they run out.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn str(&mut self) -> Option<&'a str> {
+        let n = self.u32()? as usize;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+    fn labels(&mut self) -> Option<Labels> {
+        let n = self.u32()? as usize;
+        let mut pairs = Vec::with_capacity(n.min(256));
+        for _ in 0..n {
+            pairs.push((self.str()?, self.str()?));
+        }
+        Labels::from_pairs(pairs).ok()
+    }
+    fn metadata(&mut self) -> Option<(String, MetricMetadata)> {
+        let name = self.str()?.to_owned();
+        let metric_type = self.str()?.parse().unwrap_or_default();
+        let help = self.str()?.to_owned();
+        let unit = self.str()?.to_owned();
+        Some((
+            name,
+            MetricMetadata {
+                metric_type,
+                help,
+                unit,
+            },
+        ))
+    }
+}
+
+/// Decodes a record, handing each entry to `on`; `false` if it is malformed (the
+/// entries before the fault were handed over).
+pub(crate) fn decode_record(bytes: &[u8], mut on: impl FnMut(Entry)) -> bool {
+    let mut r = Reader(bytes);
+    while !r.0.is_empty() {
+        let entry = (|| {
+            Some(match r.u8()? {
+                SERIES => {
+                    let id = r.u64()?;
+                    Entry::Series(id, r.labels()?)
+                }
+                SAMPLES => {
+                    let id = r.u64()?;
+                    let n = r.u32()? as usize;
+                    let raw = r.take(n.checked_mul(16)?)?;
+                    let samples = raw
+                        .chunks_exact(16)
+                        .map(|c| {
+                            let t = i64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
+                            let v = u64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
+                            Sample::new(t, f64::from_bits(v))
+                        })
+                        .collect();
+                    Entry::Samples(id, samples)
+                }
+                METADATA => {
+                    let (name, m) = r.metadata()?;
+                    Entry::Metadata(name, m)
+                }
+                _ => return None,
+            })
+        })();
+        match entry {
+            Some(e) => on(e),
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Writes a checkpoint's header: metadata and the series not yet in DuckDB. The
+/// head's chunks follow ([`crate::head::Head::snapshot`]).
+pub(crate) fn checkpoint_header<'a>(
+    metadata: impl ExactSizeIterator<Item = (&'a String, &'a MetricMetadata)>,
+    series: &[(SeriesId, Arc<Labels>)],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(CHECKPOINT_MAGIC);
+    out.extend_from_slice(&(metadata.len() as u32).to_le_bytes());
+    let mut r = RecordBuilder::default();
+    for (name, m) in metadata {
+        r.metadata(name, m);
+    }
+    out.extend_from_slice(&r.buf);
+    out.extend_from_slice(&(series.len() as u32).to_le_bytes());
+    r.buf.clear();
+    for (id, labels) in series {
+        r.series(*id, labels);
+    }
+    out.extend_from_slice(&r.buf);
+}
+
+/// What a checkpoint holds.
+pub(crate) struct Checkpoint {
+    pub metadata: Vec<(String, MetricMetadata)>,
+    pub series: Vec<(SeriesId, Labels)>,
+    /// Each series' chunks, oldest first.
+    pub chunks: Vec<(SeriesId, Vec<Chunk>)>,
+}
+
+/// Reads a checkpoint; `None` if it is malformed.
+pub(crate) fn decode_checkpoint(bytes: &[u8]) -> Option<Checkpoint> {
+    let mut r = Reader(bytes);
+    if r.take(8)? != CHECKPOINT_MAGIC {
+        return None;
+    }
+    let n_meta = r.u32()?;
+    let mut metadata = Vec::new();
+    for _ in 0..n_meta {
+        if r.u8()? != METADATA {
+            return None;
+        }
+        metadata.push(r.metadata()?);
+    }
+    let n_series = r.u32()?;
+    let mut series = Vec::new();
+    for _ in 0..n_series {
+        if r.u8()? != SERIES {
+            return None;
+        }
+        let id = r.u64()?;
+        series.push((id, r.labels()?));
+    }
+    let mut chunks = Vec::new();
+    while !r.0.is_empty() {
+        let id = r.u64()?;
+        let n = r.u32()?;
+        let mut cs = Vec::with_capacity(n.min(1024) as usize);
+        for _ in 0..n {
+            cs.push(Chunk::decode(&mut r.0)?);
+        }
+        chunks.push((id, cs));
+    }
+    Some(Checkpoint {
+        metadata,
+        series,
+        chunks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_truncation_is_detected() {
+        let labels = Labels::from_pairs([("__name__", "up"), ("job", "a")]).unwrap();
+        let meta = MetricMetadata {
+            metric_type: sextant_model::MetricType::Gauge,
+            help: "h".into(),
+            unit: String::new(),
+        };
+        let mut r = RecordBuilder::default();
+        r.series(7, &labels);
+        r.metadata("up", &meta);
+        r.samples(
+            7,
+            &[
+                Sample::new(1, 1.0),
+                Sample::new(2, f64::from_bits(0x7ff0_0000_0000_0002)),
+            ],
+        );
+        let mut got = Vec::new();
+        assert!(decode_record(&r.buf, |e| got.push(e)));
+        assert_eq!(got.len(), 3);
+        match &got[2] {
+            Entry::Samples(7, s) => assert_eq!(s[1].v.to_bits(), 0x7ff0_0000_0000_0002),
+            _ => panic!("samples expected"),
+        }
+        let mut n = 0;
+        assert!(!decode_record(&r.buf[..r.buf.len() - 3], |_| n += 1));
+        assert_eq!(n, 2);
+
+        let mut cp = Vec::new();
+        let metadata = std::collections::HashMap::from([("up".to_owned(), meta)]);
+        checkpoint_header(metadata.iter(), &[(3, Arc::new(labels))], &mut cp);
+        let mut chunk = Chunk::new(0, Sample::new(5, 1.0));
+        chunk.push(Sample::new(6, 2.0));
+        cp.extend_from_slice(&3u64.to_le_bytes());
+        cp.extend_from_slice(&1u32.to_le_bytes());
+        chunk.encode(&mut cp);
+        let back = decode_checkpoint(&cp).unwrap();
+        assert_eq!((back.metadata.len(), back.series.len(), back.chunks.len()), (1, 1, 1));
+        assert_eq!(back.series[0].0, 3);
+        assert_eq!(back.chunks[0].1[0].iter().count(), 2);
+        assert!(decode_checkpoint(&cp[..cp.len() - 1]).is_none());
+    }
+}
