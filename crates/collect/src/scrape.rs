@@ -635,7 +635,7 @@ async fn scrape_once(shared: &PoolShared, target: &Target, state: &mut LoopState
         .map_err(|e| (e, 0))
         .and_then(|(body, ct)| process_body(&body, &ct, target, cfg, start_ms));
     let mut req = AppendRequest::default();
-    let (scraped, post, added, error) = match processed {
+    let (scraped, post, added, mut error) = match processed {
         Ok(batch) => {
             let added = batch.tracked.iter().filter(|l| !state.previous.contains(*l)).count();
             for gone in state.previous.difference(&batch.tracked) {
@@ -677,7 +677,12 @@ async fn scrape_once(shared: &PoolShared, target: &Target, state: &mut LoopState
                 })
                 .inc_by(outcome.accepted);
         }
-        Err(e) => tracing::warn!(error = %e, url = %target.url, "storing scrape failed"),
+        Err(e) => {
+            // A scrape the store refused (the head's series limit, a full disk) is a
+            // failed scrape: the target's health says why.
+            tracing::warn!(error = %e, url = %target.url, "storing scrape failed");
+            error.get_or_insert_with(|| format!("storing the scrape failed: {e}"));
+        }
     }
     let result = if error.is_none() { "success" } else { "failure" };
     shared

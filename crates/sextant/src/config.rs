@@ -197,6 +197,11 @@ pub struct StorageConfig {
     /// Append requests that may wait for the writer; beyond this remote_write answers
     /// 503 with Retry-After (and scrapes wait). Default 256.
     pub max_pending_appends: Option<usize>,
+    /// Series the in-memory head may hold [unlimited]. Appends that would create
+    /// more are refused: remote_write answers 503 with Retry-After, a scrape fails
+    /// with the reason in its target's health, instead of memory growing until the
+    /// kernel stops the process. Room returns as blocks are flushed.
+    pub max_head_series: Option<usize>,
 }
 
 /// `logs` section: the log store's settings (defaults in brackets). Loki's

@@ -163,6 +163,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Started> {
     if let Some(n) = cfg.storage.max_pending_appends {
         store_opts.max_queued_requests = n;
     }
+    store_opts.max_head_series = cfg.storage.max_head_series;
     let retention = store_opts.retention;
     let store = MetricsStore::open(store_opts, &mut registry)
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
