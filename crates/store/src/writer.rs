@@ -776,11 +776,10 @@ impl BlockWriter {
         }
         if !todo.is_empty() {
             let (reply, rx) = oneshot::channel();
-            if self.head_tx.blocking_send(Command::Checkpoint { reply }).is_ok() {
-                match rx.blocking_recv() {
-                    Ok(Err(e)) => tracing::warn!(error = %e, "write-ahead log checkpoint after a flush failed"),
-                    Ok(Ok(())) | Err(_) => {}
-                }
+            if self.head_tx.blocking_send(Command::Checkpoint { reply }).is_ok()
+                && let Ok(Err(e)) = rx.blocking_recv()
+            {
+                tracing::warn!(error = %e, "write-ahead log checkpoint after a flush failed");
             }
         }
         Ok(todo.len())
