@@ -14,6 +14,10 @@ use prometheus_client::registry::Registry;
 use sextant_model::{Labels, Sample};
 use sextant_store::{AppendRequest, MetricsStore, SeriesRef, SeriesSamples, StoreOptions};
 
+/// The allocator the `sextant` binary ships with, so the figure is the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TIME_DELTA_MS: i64 = 30_000;
 const SHARD: usize = 1000;
 const ROUND: usize = 100;

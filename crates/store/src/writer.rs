@@ -416,8 +416,9 @@ struct Staged {
     new_series: Vec<(SeriesId, Arc<Labels>)>,
     /// `hash64` → series created in this group.
     new_ids: HashIndex<Vec<(SeriesId, Arc<Labels>)>>,
-    /// id → (oldest sample time written, newest sample written).
-    bounds: HashIndex<(i64, Sample)>,
+    /// Series that took samples in this group; their bounds are in
+    /// `HeadWriter::group_bounds`.
+    touched: Vec<SeriesId>,
     metadata: HashMap<String, MetricMetadata>,
     /// Accepted samples, flat, and which series each run belongs to.
     samples: Vec<Sample>,
@@ -435,6 +436,14 @@ pub(crate) struct HeadWriter {
     shared: Arc<Shared>,
     wal: Wal,
     logged_since_checkpoint: u64,
+    /// Per series id: the group that last touched it, and its (oldest, newest)
+    /// samples written in that group. An array indexed by id instead of a map per
+    /// group: the bookkeeping of a group then costs no hashing or allocation.
+    group_of: Vec<u64>,
+    group_bounds: Vec<(i64, Sample)>,
+    group: u64,
+    /// The last group's sample buffer, kept for its capacity.
+    spare_samples: Vec<Sample>,
 }
 
 impl HeadWriter {
@@ -443,6 +452,10 @@ impl HeadWriter {
             shared,
             wal,
             logged_since_checkpoint: 0,
+            group_of: Vec::new(),
+            group_bounds: Vec::new(),
+            group: 0,
+            spare_samples: Vec::new(),
         }
     }
 
@@ -575,10 +588,16 @@ impl HeadWriter {
 
     /// Decides each sample's fate and builds the group's log record and staged
     /// changes; nothing shared is modified.
-    fn write_group(&self, group: &[PendingAppend]) -> (Vec<AppendOutcome>, Staged, Vec<u8>) {
-        let reg = self.shared.registry();
-        let mut staged = Staged::default();
-        let mut record = RecordBuilder::default();
+    fn write_group(&mut self, group: &[PendingAppend]) -> (Vec<AppendOutcome>, Staged, Vec<u8>) {
+        self.group += 1;
+        let this_group = self.group;
+        let shared = self.shared.clone();
+        let reg = shared.registry();
+        let mut staged = Staged {
+            samples: std::mem::take(&mut self.spare_samples),
+            ..Staged::default()
+        };
+        let mut record = RecordBuilder { buf: self.wal.buffer() };
         let mut next_id = reg.len() as SeriesId;
         let mut outcomes = Vec::with_capacity(group.len());
 
@@ -612,10 +631,15 @@ impl HeadWriter {
                 if i < p.req.labeled {
                     out.refs.push(SeriesRef(id));
                 }
-                let mut bounds = staged.bounds.get(&id).copied();
+                let slot = id as usize;
+                if self.group_of.len() <= slot {
+                    self.group_of.resize(slot + 1, 0);
+                    self.group_bounds.resize(slot + 1, (0, Sample::new(0, 0.0)));
+                }
+                let mut bounds = (self.group_of[slot] == this_group).then(|| self.group_bounds[slot]);
                 let mut last = bounds
                     .map(|b| b.1)
-                    .or_else(|| ((id as usize) < reg.len()).then(|| reg.entry(id).last).flatten());
+                    .or_else(|| (slot < reg.len()).then(|| reg.entry(id).last).flatten());
                 let run_start = staged.samples.len();
                 for sample in &s.samples {
                     if let Some(l) = last {
@@ -649,7 +673,11 @@ impl HeadWriter {
                     staged.runs.push((id, run_start, staged.samples.len()));
                 }
                 if let Some(b) = bounds {
-                    staged.bounds.insert(id, b);
+                    if self.group_of[slot] != this_group {
+                        self.group_of[slot] = this_group;
+                        staged.touched.push(id);
+                    }
+                    self.group_bounds[slot] = b;
                 }
             }
             for (name, meta) in &p.req.metadata {
@@ -664,7 +692,7 @@ impl HeadWriter {
         (outcomes, staged, record.buf)
     }
 
-    fn apply(&self, staged: Staged) {
+    fn apply(&mut self, mut staged: Staged) {
         {
             let mut reg = self.shared.registry.write().expect("registry lock poisoned");
             for (id, labels) in staged.new_series {
@@ -676,8 +704,11 @@ impl HeadWriter {
         for (id, from, to) in &staged.runs {
             self.shared.head.append(*id, &staged.samples[*from..*to]);
         }
+        staged.samples.clear();
+        self.spare_samples = staged.samples;
         let mut reg = self.shared.registry.write().expect("registry lock poisoned");
-        for (id, (first, last)) in staged.bounds {
+        for id in staged.touched {
+            let (first, last) = self.group_bounds[id as usize];
             reg.observe(id, first, last);
         }
         self.shared.metrics.series.set(reg.len() as i64);
