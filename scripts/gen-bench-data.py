@@ -133,7 +133,10 @@ def main():
     p.add_argument("--url")
     p.add_argument("--scrapes", type=int, default=240)
     p.add_argument("--every", type=float, default=0.5)
+    p.add_argument("--t0", type=int, default=T0, help="first timestamp, in seconds")
     a = p.parse_args()
+    global T0
+    T0 = a.t0
     if a.kind == "randomwalk":
         randomwalk(a.out, a.series, a.hours, a.step)
     elif a.kind == "dashboard":

@@ -135,6 +135,7 @@ async fn write_metrics(s: &AppState, req: &ExportMetricsServiceRequest) -> Resul
                 })
                 .collect(),
             by_ref: Vec::new(),
+            samples_by_ref: Vec::new(),
             metadata: t.metadata,
         };
         match s.store.try_append(append).await {

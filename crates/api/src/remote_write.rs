@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use sextant_collect::remote_write::{DecodeError, decode};
+use sextant_collect::remote_write::{DecodeError, decode_with};
 
 use crate::AppState;
 use crate::error::write_error_status;
@@ -49,7 +49,10 @@ async fn write(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Res
             );
         }
     };
-    let req = match decode(&bytes, max, s.limits.remote_write_max_decompressed_bytes) {
+    let store = &s.store;
+    let req = match decode_with(&bytes, max, s.limits.remote_write_max_decompressed_bytes, |h, p| {
+        store.lookup(h, p)
+    }) {
         Ok(r) => r,
         Err(e @ DecodeError::TooLarge { .. }) => {
             s.metrics.reject("too_large");

@@ -117,11 +117,17 @@ impl Labels {
     /// Fast 64-bit hash (xxh3) for in-memory indexes on the ingest path. Not for
     /// persisting: use [`Labels::stable_hash`] for anything that must stay stable.
     pub fn hash64(&self) -> u64 {
+        Self::hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+    }
+
+    /// [`Labels::hash64`] of the label set made of `pairs`, without building it: equal
+    /// when `pairs` are sorted by name with no empty value (as a `Labels` holds them).
+    pub fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-        for l in &self.0 {
-            h.update(l.name.as_bytes());
+        for (name, value) in pairs {
+            h.update(name.as_bytes());
             h.update(&[0xff]);
-            h.update(l.value.as_bytes());
+            h.update(value.as_bytes());
             h.update(&[0xff]);
         }
         h.digest()

@@ -1,7 +1,7 @@
 //! Imports an OpenMetrics file with explicit timestamps into a fresh Sextant data
-//! directory, compacts it, closes it (checkpoint), and prints samples, the files' bytes,
-//! the bytes the database has in use (blocks freed by the dropped raw tables stay in
-//! the file for reuse), and bytes per sample for both. The counterpart of `promtool tsdb create-blocks-from openmetrics`.
+//! directory, flushes its closed blocks to DuckDB, closes it (checkpoints), and prints
+//! samples, the files' bytes, the bytes the database has in use, and bytes per sample
+//! for both. The counterpart of `promtool tsdb create-blocks-from openmetrics`.
 //!
 //! `cargo run --example om_import -p sextant -- FILE DATA_DIR`
 
@@ -59,9 +59,10 @@ fn main() {
                 .expect("append")
                 .accepted;
         }
-        // The data is old, so every block is closed: compact them all, as `serve` does
-        // with blocks that ended over an hour ago.
-        store.compact_before(i64::MAX).await.expect("compact");
+        // Flush the head's blocks that ended over an hour ago to DuckDB, as `serve`
+        // does: all of old data; recent data keeps its last hours in the head, which
+        // `close` checkpoints into the write-ahead log.
+        store.compact().await.expect("flush");
         store.close().await.expect("close");
         drop(store);
         // DuckDB releases the blocks of dropped tables at the checkpoint `close` runs, so

@@ -825,6 +825,7 @@ async fn write_span_metrics(traces: sextant_traces::TraceStore, store: MetricsSt
                 })
                 .collect(),
             by_ref: Vec::new(),
+            samples_by_ref: Vec::new(),
             metadata: Vec::new(),
         };
         if let Err(e) = store.append(req).await {

@@ -7,6 +7,10 @@
 //! `cargo run --example bench_write -p sextant-store -- FILE --metrics N --scrapes M --out DIR`
 //! Prints samples, wall time, CPU time (user+sys of the whole process) and samples per
 //! CPU-second; `scripts/bench-append` runs it beside promtool.
+//!
+//! `--crash` exits right after the last append, as `kill -9` would leave the
+//! directory (the head only in the write-ahead log's records); `--replay DIR` then
+//! opens such a directory and prints how long replaying the log into the head took.
 
 use std::time::Instant;
 
@@ -25,6 +29,11 @@ const ROUND: usize = 100;
 #[allow(clippy::print_stdout)]
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(dir) = args.iter().position(|a| a == "--replay").and_then(|i| args.get(i + 1)) {
+        replay(dir);
+        return;
+    }
+    let crash = args.iter().any(|a| a == "--crash");
     let flag = |name: &str, default: &str| -> String {
         args.iter()
             .position(|a| a == name)
@@ -91,9 +100,9 @@ fn main() {
                                 ..Default::default()
                             }
                         } else {
-                            let by_ref = refs.iter().map(|r| (*r, vec![Sample::new(t, v)])).collect();
+                            let samples_by_ref = refs.iter().map(|r| (*r, Sample::new(t, v))).collect();
                             AppendRequest {
-                                by_ref,
+                                samples_by_ref,
                                 ..Default::default()
                             }
                         };
@@ -111,6 +120,12 @@ fn main() {
             }
             done += n;
         }
+        if crash {
+            let wall = started.elapsed().as_secs_f64();
+            println!("total samples: {total}");
+            println!("wall seconds: {wall:.2}");
+            std::process::exit(0);
+        }
         store.close().await.unwrap();
         total
     });
@@ -122,4 +137,34 @@ fn main() {
     println!("wall seconds: {wall:.2}");
     println!("cpu seconds: {cpu_s:.2}");
     println!("samples per cpu-second: {:.0}", total as f64 / cpu_s);
+}
+
+/// Opens a data directory left by `--crash` and reports the replay.
+#[allow(clippy::print_stdout)]
+fn replay(dir: &str) {
+    let log_bytes: u64 = std::fs::read_dir(std::path::Path::new(dir).join("wal"))
+        .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let started = Instant::now();
+        let mut opts = StoreOptions::new(dir);
+        opts.retention = None;
+        let store = MetricsStore::open(opts, &mut Registry::default()).expect("open store");
+        let open_s = started.elapsed().as_secs_f64();
+        let r = store.replay_report().clone();
+        println!(
+            "replayed {} samples of {} series from {} log bytes ({} records) in {:.2} s; open took {open_s:.2} s: {:.0} samples/s",
+            r.samples,
+            store.series_count(),
+            log_bytes,
+            r.records,
+            r.duration.as_secs_f64(),
+            r.samples as f64 / r.duration.as_secs_f64()
+        );
+        store.close().await.unwrap();
+    });
 }

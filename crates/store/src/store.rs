@@ -70,6 +70,10 @@ pub struct AppendRequest {
     pub series: Vec<SeriesSamples>,
     /// Samples of series given by the references earlier appends returned.
     pub by_ref: Vec<(SeriesRef, Vec<Sample>)>,
+    /// Single samples of series given by reference, one entry per sample: what a
+    /// steady scrape or Prometheus' `Appender.Append(ref, t, v)` produces, without a
+    /// `Vec` per series. A series may appear more than once, in time order.
+    pub samples_by_ref: Vec<(SeriesRef, Sample)>,
     /// Metric family metadata to record (`family name`, metadata).
     pub metadata: Vec<(String, MetricMetadata)>,
 }
@@ -91,12 +95,14 @@ pub(crate) struct ResolvedAppend {
     pub series: Vec<ResolvedSeries>,
     /// How many leading entries of `series` came with labels (and get a ref back).
     pub labeled: usize,
+    /// The request's `samples_by_ref`.
+    pub singles: Vec<(crate::SeriesId, Sample)>,
     pub metadata: Vec<(String, MetricMetadata)>,
 }
 
 impl ResolvedAppend {
     pub(crate) fn sample_count(&self) -> usize {
-        self.series.iter().map(|s| s.samples.len()).sum()
+        self.series.iter().map(|s| s.samples.len()).sum::<usize>() + self.singles.len()
     }
 }
 
@@ -340,9 +346,17 @@ impl MetricsStore {
                 samples,
             });
         }
+        let known = reg.len();
+        if let Some((r, _)) = req.samples_by_ref.iter().find(|(r, _)| r.0 as usize >= known) {
+            return Err(Error::InvalidSeries {
+                series: format!("reference {}", r.0),
+                reason: "no such series in this store".into(),
+            });
+        }
         Ok(ResolvedAppend {
             series,
             labeled,
+            singles: req.samples_by_ref.into_iter().map(|(r, s)| (r.0, s)).collect(),
             metadata: req.metadata,
         })
     }
@@ -520,6 +534,13 @@ impl MetricsStore {
         })
         .await
         .map_err(|e| Error::CommitFailed(format!("reader task failed: {e}")))?
+    }
+
+    /// The reference of the stored series whose label set is `pairs` (sorted by name,
+    /// no empty values) with `Labels::hash_pairs` equal to `hash`, found without
+    /// building a label set: receivers use it to append known series by reference.
+    pub fn lookup(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
+        self.read_registry().id_of_pairs(hash, pairs).map(SeriesRef)
     }
 
     /// What start-up found in the write-ahead log.

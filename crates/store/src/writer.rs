@@ -590,7 +590,6 @@ impl HeadWriter {
     /// changes; nothing shared is modified.
     fn write_group(&mut self, group: &[PendingAppend]) -> (Vec<AppendOutcome>, Staged, Vec<u8>) {
         self.group += 1;
-        let this_group = self.group;
         let shared = self.shared.clone();
         let reg = shared.registry();
         let mut staged = Staged {
@@ -631,54 +630,18 @@ impl HeadWriter {
                 if i < p.req.labeled {
                     out.refs.push(SeriesRef(id));
                 }
-                let slot = id as usize;
-                if self.group_of.len() <= slot {
-                    self.group_of.resize(slot + 1, 0);
-                    self.group_bounds.resize(slot + 1, (0, Sample::new(0, 0.0)));
-                }
-                let mut bounds = (self.group_of[slot] == this_group).then(|| self.group_bounds[slot]);
-                let mut last = bounds
-                    .map(|b| b.1)
-                    .or_else(|| (slot < reg.len()).then(|| reg.entry(id).last).flatten());
-                let run_start = staged.samples.len();
-                for sample in &s.samples {
-                    if let Some(l) = last {
-                        if sample.t_ms < l.t_ms {
-                            out.out_of_order += 1;
-                            continue;
-                        }
-                        if sample.t_ms == l.t_ms {
-                            if sample.same_as(&l) {
-                                out.duplicates += 1;
-                            } else {
-                                out.duplicate_conflicts += 1;
-                            }
-                            continue;
-                        }
-                    }
-                    if sample.t_ms < p.cutoff_ms {
-                        out.too_old += 1;
-                        continue;
-                    }
-                    staged.samples.push(*sample);
-                    out.accepted += 1;
-                    last = Some(*sample);
-                    bounds = Some(match bounds {
-                        Some((first, _)) => (first, *sample),
-                        None => (sample.t_ms, *sample),
-                    });
-                }
-                if staged.samples.len() > run_start {
-                    record.samples(id, &staged.samples[run_start..]);
-                    staged.runs.push((id, run_start, staged.samples.len()));
-                }
-                if let Some(b) = bounds {
-                    if self.group_of[slot] != this_group {
-                        self.group_of[slot] = this_group;
-                        staged.touched.push(id);
-                    }
-                    self.group_bounds[slot] = b;
-                }
+                self.accept_run(&reg, id, &s.samples, p.cutoff_ms, &mut out, &mut staged, &mut record);
+            }
+            for (id, sample) in &p.req.singles {
+                self.accept_run(
+                    &reg,
+                    *id,
+                    std::slice::from_ref(sample),
+                    p.cutoff_ms,
+                    &mut out,
+                    &mut staged,
+                    &mut record,
+                );
             }
             for (name, meta) in &p.req.metadata {
                 let current = staged.metadata.get(name).or_else(|| reg.metadata.get(name));
@@ -690,6 +653,70 @@ impl HeadWriter {
             outcomes.push(out);
         }
         (outcomes, staged, record.buf)
+    }
+
+    /// Decides the fate of `samples` of series `id` against its newest sample (in this
+    /// group, or stored), stages the accepted ones and logs them.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_run(
+        &mut self,
+        reg: &Registry,
+        id: SeriesId,
+        samples: &[Sample],
+        cutoff_ms: i64,
+        out: &mut AppendOutcome,
+        staged: &mut Staged,
+        record: &mut RecordBuilder,
+    ) {
+        let slot = id as usize;
+        if self.group_of.len() <= slot {
+            self.group_of.resize(slot + 1, 0);
+            self.group_bounds.resize(slot + 1, (0, Sample::new(0, 0.0)));
+        }
+        let this_group = self.group;
+        let mut bounds = (self.group_of[slot] == this_group).then(|| self.group_bounds[slot]);
+        let mut last = bounds
+            .map(|b| b.1)
+            .or_else(|| (slot < reg.len()).then(|| reg.entry(id).last).flatten());
+        let run_start = staged.samples.len();
+        for sample in samples {
+            if let Some(l) = last {
+                if sample.t_ms < l.t_ms {
+                    out.out_of_order += 1;
+                    continue;
+                }
+                if sample.t_ms == l.t_ms {
+                    if sample.same_as(&l) {
+                        out.duplicates += 1;
+                    } else {
+                        out.duplicate_conflicts += 1;
+                    }
+                    continue;
+                }
+            }
+            if sample.t_ms < cutoff_ms {
+                out.too_old += 1;
+                continue;
+            }
+            staged.samples.push(*sample);
+            out.accepted += 1;
+            last = Some(*sample);
+            bounds = Some(match bounds {
+                Some((first, _)) => (first, *sample),
+                None => (sample.t_ms, *sample),
+            });
+        }
+        if staged.samples.len() > run_start {
+            record.samples(id, &staged.samples[run_start..]);
+            staged.runs.push((id, run_start, staged.samples.len()));
+        }
+        if let Some(b) = bounds {
+            if self.group_of[slot] != this_group {
+                self.group_of[slot] = this_group;
+                staged.touched.push(id);
+            }
+            self.group_bounds[slot] = b;
+        }
     }
 
     fn apply(&mut self, mut staged: Staged) {

@@ -39,6 +39,7 @@ async fn append_select_and_reopen() {
             series("x", "a", &[(7_199_000, 5.0), (7_201_000, 6.0)]),
         ],
         by_ref: vec![],
+        samples_by_ref: vec![],
         metadata: vec![(
             "up".into(),
             MetricMetadata {
@@ -475,11 +476,42 @@ async fn append_by_reference() {
         })
         .await;
     assert_eq!(ok.unwrap().accepted, 1);
+    // Single samples by reference, a series more than once, in order; the rule for
+    // older samples applies as for any other append.
+    let singles = store
+        .append(AppendRequest {
+            samples_by_ref: vec![
+                (out.refs[0], Sample::new(6000, 2.0)),
+                (out.refs[1], Sample::new(6000, 7.0)),
+                (out.refs[0], Sample::new(7000, 3.0)),
+                (out.refs[0], Sample::new(6500, 9.0)),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((singles.accepted, singles.out_of_order), (3, 1));
+    let a = store
+        .select(&[eq("__name__", "r"), eq("job", "a")], 5000, 7000)
+        .await
+        .unwrap();
+    assert_eq!(
+        a[0].samples,
+        vec![Sample::new(5000, 1.0), Sample::new(6000, 2.0), Sample::new(7000, 3.0)]
+    );
     let other = tempfile::tempdir().unwrap();
     let empty = open(other.path());
     let err = empty
         .append(AppendRequest {
             by_ref: vec![(out.refs[1], vec![Sample::new(1, 1.0)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadInput);
+    let err = empty
+        .append(AppendRequest {
+            samples_by_ref: vec![(out.refs[1], Sample::new(1, 1.0))],
             ..Default::default()
         })
         .await
