@@ -64,10 +64,13 @@ impl Registry {
 
     /// The id of the label set made of `pairs` (sorted by name, no empty values),
     /// whose `Labels::hash_pairs` is `hash`, without building it.
-    pub fn id_of_pairs(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<SeriesId> {
+    pub fn id_of_pairs(&self, hash: u64, pairs: &[(&[u8], &[u8])]) -> Option<SeriesId> {
         self.by_hash.get(&hash)?.iter().copied().find(|id| {
             let l = &self.series[*id as usize].labels;
-            l.len() == pairs.len() && l.iter().zip(pairs).all(|(a, (n, v))| a.name == *n && a.value == *v)
+            l.len() == pairs.len()
+                && l.iter()
+                    .zip(pairs)
+                    .all(|(a, (n, v))| a.name.as_bytes() == *n && a.value.as_bytes() == *v)
         })
     }
 

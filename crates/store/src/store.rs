@@ -536,10 +536,12 @@ impl MetricsStore {
         .map_err(|e| Error::CommitFailed(format!("reader task failed: {e}")))?
     }
 
-    /// The reference of the stored series whose label set is `pairs` (sorted by name,
-    /// no empty values) with `Labels::hash_pairs` equal to `hash`, found without
-    /// building a label set: receivers use it to append known series by reference.
-    pub fn lookup(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
+    /// The reference of the stored series whose label set is `pairs` (names and values
+    /// as bytes, sorted by name, no empty values) with `Labels::hash_pairs` equal to
+    /// `hash`, found without building a label set: receivers use it to append known
+    /// series by reference. Bytes that equal a stored series' labels are valid UTF-8,
+    /// so callers need not validate them first.
+    pub fn lookup(&self, hash: u64, pairs: &[(&[u8], &[u8])]) -> Option<SeriesRef> {
         self.read_registry().id_of_pairs(hash, pairs).map(SeriesRef)
     }
 
