@@ -490,18 +490,35 @@ impl HeadWriter {
             if !group.is_empty() {
                 self.commit_group(group);
             }
-            if self.logged_since_checkpoint >= CHECKPOINT_AFTER_BYTES
-                && let Err(e) = self.checkpoint()
-            {
-                tracing::warn!(error = %e, "write-ahead log checkpoint failed; the log keeps growing until one succeeds");
+            if self.logged_since_checkpoint >= CHECKPOINT_AFTER_BYTES {
+                // The log writes the checkpoint on its own thread; appends go on.
+                let ticket = self.checkpoint();
+                drop(ticket);
             }
             for cmd in others {
                 match cmd {
                     Command::Checkpoint { reply } => {
-                        let _ = reply.send(self.checkpoint());
+                        let ticket = self.checkpoint();
+                        // Whoever asked waits for it to be durable; the head writer does not.
+                        let waiter = std::thread::Builder::new()
+                            .name("checkpoint-wait".into())
+                            .spawn(move || {
+                                let _ = reply.send(
+                                    ticket
+                                        .durable_blocking()
+                                        .map_err(|e| Error::CommitFailed(e.to_string())),
+                                );
+                            });
+                        if let Err(e) = waiter {
+                            tracing::warn!(error = %e, "could not wait for a checkpoint");
+                        }
                     }
                     Command::Shutdown { reply } => {
-                        if let Err(e) = self.checkpoint() {
+                        if let Err(e) = self
+                            .checkpoint()
+                            .durable_blocking()
+                            .map_err(|e| Error::CommitFailed(e.to_string()))
+                        {
                             tracing::warn!(error = %e, "checkpoint at shutdown failed; the log will be replayed in full");
                         }
                         let _ = reply.send(());
@@ -513,9 +530,10 @@ impl HeadWriter {
         }
     }
 
-    /// Writes the head (and the series and metadata DuckDB does not have yet) as the
-    /// log's checkpoint, so earlier segments can go.
-    fn checkpoint(&mut self) -> Result<()> {
+    /// Queues the head (and the series and metadata DuckDB does not have yet) as the
+    /// log's checkpoint, so earlier segments can go; the ticket resolves once it is
+    /// written. Its failure is logged by the log, which then keeps its segments.
+    fn checkpoint(&mut self) -> sextant_wal::Ticket {
         let started = Instant::now();
         let mut snapshot = Vec::new();
         let n = {
@@ -528,18 +546,13 @@ impl HeadWriter {
             reg.len() as u64
         };
         self.shared.head.snapshot(n, &mut snapshot);
-        let bytes = snapshot.len();
-        self.wal
-            .checkpoint(snapshot)
-            .durable_blocking()
-            .map_err(|e| Error::CommitFailed(e.to_string()))?;
-        self.logged_since_checkpoint = 0;
         tracing::debug!(
-            bytes,
+            bytes = snapshot.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "head checkpointed"
+            "head snapshot taken for a checkpoint"
         );
-        Ok(())
+        self.logged_since_checkpoint = 0;
+        self.wal.checkpoint(snapshot)
     }
 
     fn commit_group(&mut self, group: Vec<PendingAppend>) {

@@ -316,6 +316,7 @@ impl Wal {
         let counters = std::sync::Arc::new(Counters::default());
         let spare = Spare::default();
         let writer = Writer {
+            checkpointing: Default::default(),
             spare: spare.clone(),
             buf: Vec::new(),
             dir,
@@ -371,7 +372,67 @@ impl Wal {
     }
 }
 
+/// A checkpoint to write: segment `n` starts after it.
+struct CheckpointJob {
+    dir: PathBuf,
+    n: u64,
+    counters: std::sync::Arc<Counters>,
+    /// Held while a checkpoint is written, so two never interleave.
+    lock: std::sync::Arc<std::sync::Mutex<()>>,
+}
+
+type PendingCheckpoint =
+    std::sync::Mutex<Option<(CheckpointJob, Vec<u8>, tokio::sync::oneshot::Sender<Result<(), String>>)>>;
+
+fn run_checkpoint(pending: &PendingCheckpoint) {
+    let Some((job, snapshot, tx)) = pending.lock().expect("poisoned").take() else {
+        return;
+    };
+    let _one_at_a_time = job.lock.lock().expect("poisoned");
+    let result = job.write(&snapshot).map_err(|e| e.to_string());
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "write-ahead log checkpoint failed; earlier segments are kept");
+    }
+    let _ = tx.send(result);
+}
+
+impl CheckpointJob {
+    /// Writes the snapshot as checkpoint `n` (atomically: a temporary file renamed),
+    /// then deletes the segments and checkpoints it replaces.
+    fn write(&self, snapshot: &[u8]) -> Result<()> {
+        let (dir, n) = (&self.dir, self.n);
+        let tmp = dir.join(format!("{}.tmp", checkpoint_name(n)));
+        let mut data = Vec::with_capacity(snapshot.len() + 20);
+        data.extend_from_slice(CHECKPOINT_MAGIC);
+        data.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
+        data.extend_from_slice(&crc32c::crc32c(snapshot).to_le_bytes());
+        data.extend_from_slice(snapshot);
+        File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(&data)?;
+                f.sync_all()
+            })
+            .map_err(io_err(&tmp))?;
+        let path = dir.join(checkpoint_name(n));
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(dir)?;
+        for e in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let old = number(&name, "", ".seg").is_some_and(|s| s < n)
+                || number(&name, "checkpoint.", "").is_some_and(|c| c < n);
+            if old {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        self.counters
+            .checkpoints
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 struct Writer {
+    checkpointing: std::sync::Arc<std::sync::Mutex<()>>,
     spare: Spare,
     /// The batch being framed, kept between batches for its capacity.
     buf: Vec<u8>,
@@ -449,10 +510,30 @@ impl Writer {
                         }
                     }
                 }
-                Command::Checkpoint(snapshot, _) => {
+                Command::Checkpoint(snapshot, tx) => {
                     self.flush(buf)?;
+                    // Records after this point go to a new segment; the checkpoint file
+                    // is written beside them by its own thread, so appends do not wait
+                    // for a large snapshot to reach the disk. Its ticket resolves when
+                    // it has (and the segments before it are deleted).
+                    self.rotate()?;
                     let snapshot = std::mem::take(snapshot);
-                    self.write_checkpoint(&snapshot)?;
+                    let (dummy, _) = tokio::sync::oneshot::channel();
+                    let tx = std::mem::replace(tx, dummy);
+                    let job = CheckpointJob {
+                        dir: self.dir.clone(),
+                        n: self.segment,
+                        counters: self.counters.clone(),
+                        lock: self.checkpointing.clone(),
+                    };
+                    let job = std::sync::Arc::new(std::sync::Mutex::new(Some((job, snapshot, tx))));
+                    let spawned = std::thread::Builder::new().name("wal-checkpoint".into()).spawn({
+                        let job = job.clone();
+                        move || run_checkpoint(&job)
+                    });
+                    if spawned.is_err() {
+                        run_checkpoint(&job);
+                    }
                 }
             }
             if self.size + buf.len() as u64 > self.opts.segment_bytes && !buf.is_empty() {
@@ -489,39 +570,5 @@ impl Writer {
             .map_err(io_err(&path))?;
         self.size = 0;
         sync_dir(&self.dir)
-    }
-
-    /// Starts a new segment, writes the snapshot as the checkpoint before it
-    /// (atomically: a temporary file renamed), and deletes what it replaces.
-    fn write_checkpoint(&mut self, snapshot: &[u8]) -> Result<()> {
-        self.rotate()?;
-        let n = self.segment;
-        let tmp = self.dir.join(format!("{}.tmp", checkpoint_name(n)));
-        let mut data = Vec::with_capacity(snapshot.len() + 20);
-        data.extend_from_slice(CHECKPOINT_MAGIC);
-        data.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
-        data.extend_from_slice(&crc32c::crc32c(snapshot).to_le_bytes());
-        data.extend_from_slice(snapshot);
-        File::create(&tmp)
-            .and_then(|mut f| {
-                f.write_all(&data)?;
-                f.sync_all()
-            })
-            .map_err(io_err(&tmp))?;
-        let path = self.dir.join(checkpoint_name(n));
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        sync_dir(&self.dir)?;
-        for e in fs::read_dir(&self.dir).map_err(io_err(&self.dir))?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let old = number(&name, "", ".seg").is_some_and(|s| s < n)
-                || number(&name, "checkpoint.", "").is_some_and(|c| c < n);
-            if old {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-        self.counters
-            .checkpoints
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
     }
 }
