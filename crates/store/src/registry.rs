@@ -38,13 +38,47 @@ impl Hasher for U64Hasher {
 /// A map keyed by a `u64` (series id or label-set hash).
 pub(crate) type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<U64Hasher>>;
 
+/// Ids under one key, in insertion order. Most keys (a label-set hash, a label value
+/// unique to one series) hold a single id: kept inline, that costs no allocation, which
+/// at a million series is tens of megabytes.
+#[derive(Debug, Clone)]
+pub(crate) enum Ids {
+    One(SeriesId),
+    Many(Vec<SeriesId>),
+}
+
+impl Ids {
+    fn push(&mut self, id: SeriesId) {
+        match self {
+            Ids::One(first) => *self = Ids::Many(vec![*first, id]),
+            Ids::Many(v) => v.push(id),
+        }
+    }
+
+    fn as_slice(&self) -> &[SeriesId] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(v) => v,
+        }
+    }
+}
+
+fn add(map_entry: std::collections::hash_map::Entry<'_, impl Sized, Ids>, id: SeriesId) {
+    match map_entry {
+        std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().push(id),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(Ids::One(id));
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Registry {
     /// `Labels::hash64` → ids with that hash (almost always one).
-    by_hash: HashIndex<Vec<SeriesId>>,
+    by_hash: HashIndex<Ids>,
     series: Vec<SeriesEntry>,
     /// label name → label value → ids (ascending, since ids only grow).
-    postings: HashMap<String, HashMap<String, Vec<SeriesId>>>,
+    postings: HashMap<String, HashMap<String, Ids>>,
     pub metadata: HashMap<String, MetricMetadata>,
 }
 
@@ -57,6 +91,7 @@ impl Registry {
     pub fn id_of(&self, labels: &Labels, hash: u64) -> Option<SeriesId> {
         self.by_hash
             .get(&hash)?
+            .as_slice()
             .iter()
             .copied()
             .find(|id| *self.series[*id as usize].labels == *labels)
@@ -65,7 +100,7 @@ impl Registry {
     /// The id of the label set made of `pairs` (sorted by name, no empty values),
     /// whose `Labels::hash_pairs` is `hash`, without building it.
     pub fn id_of_pairs(&self, hash: u64, pairs: &[(&[u8], &[u8])]) -> Option<SeriesId> {
-        self.by_hash.get(&hash)?.iter().copied().find(|id| {
+        self.by_hash.get(&hash)?.as_slice().iter().copied().find(|id| {
             let l = &self.series[*id as usize].labels;
             l.len() == pairs.len()
                 && l.iter()
@@ -83,14 +118,18 @@ impl Registry {
     pub fn insert(&mut self, id: SeriesId, labels: Arc<Labels>) {
         debug_assert_eq!(id as usize, self.series.len());
         for l in labels.iter() {
-            self.postings
-                .entry(l.name.clone())
-                .or_default()
-                .entry(l.value.clone())
-                .or_default()
-                .push(id);
+            let values = match self.postings.get_mut(&l.name) {
+                Some(v) => v,
+                None => self.postings.entry(l.name.clone()).or_default(),
+            };
+            match values.get_mut(&l.value) {
+                Some(ids) => ids.push(id),
+                None => {
+                    values.insert(l.value.clone(), Ids::One(id));
+                }
+            }
         }
-        self.by_hash.entry(labels.hash64()).or_default().push(id);
+        add(self.by_hash.entry(labels.hash64()), id);
         self.series.push(SeriesEntry {
             labels,
             first_t: i64::MAX,
@@ -119,7 +158,7 @@ impl Registry {
             let mut ids: Vec<SeriesId> = values
                 .iter()
                 .filter(|(v, _)| m.matches(v))
-                .flat_map(|(_, ids)| ids.iter().copied())
+                .flat_map(|(_, ids)| ids.as_slice().iter().copied())
                 .collect();
             ids.sort_unstable();
             candidates = Some(match candidates {
