@@ -124,6 +124,7 @@ def node(out, url, scrapes, every, step):
 
 
 def main():
+    global T0
     p = argparse.ArgumentParser()
     p.add_argument("kind", choices=["randomwalk", "node", "dashboard"])
     p.add_argument("out")
@@ -135,7 +136,6 @@ def main():
     p.add_argument("--every", type=float, default=0.5)
     p.add_argument("--t0", type=int, default=T0, help="first timestamp, in seconds")
     a = p.parse_args()
-    global T0
     T0 = a.t0
     if a.kind == "randomwalk":
         randomwalk(a.out, a.series, a.hours, a.step)
