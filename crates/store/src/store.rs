@@ -284,7 +284,9 @@ impl MetricsStore {
         let (reply, rx) = oneshot::channel();
         let cmd = self.append_command(req, reply);
         self.inner.tx.send(cmd).await.map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        let (result, request) = rx.await.map_err(|_| Error::Closed)?;
+        drop(request);
+        result
     }
 
     /// Appends, failing at once with [`Error::Overloaded`] when the write queue is full,
@@ -297,7 +299,9 @@ impl MetricsStore {
             mpsc::error::TrySendError::Full(_) => Error::Overloaded(self.inner.tx.max_capacity()),
             mpsc::error::TrySendError::Closed(_) => Error::Closed,
         })?;
-        rx.await.map_err(|_| Error::Closed)?
+        let (result, request) = rx.await.map_err(|_| Error::Closed)?;
+        drop(request);
+        result
     }
 
     /// Looks every series up in the registry and validates the ones it does not know,
@@ -361,7 +365,7 @@ impl MetricsStore {
         })
     }
 
-    fn append_command(&self, req: ResolvedAppend, reply: oneshot::Sender<Result<AppendOutcome>>) -> Command {
+    fn append_command(&self, req: ResolvedAppend, reply: writer::AppendReply) -> Command {
         let cutoff_ms = self
             .inner
             .retention

@@ -62,13 +62,19 @@ impl Shared {
     }
 }
 
+/// The answer to an append, with the request handed back so its buffers are freed by
+/// the task that allocated them: freed on the head writer's thread, they left the
+/// allocator's pages to be returned to the kernel and faulted in again, which showed
+/// as a large share of system time in the append benchmark.
+pub(crate) type AppendReply = oneshot::Sender<(Result<AppendOutcome>, ResolvedAppend)>;
+
 /// Work for the head writer.
 pub(crate) enum Command {
     Append {
         req: ResolvedAppend,
         cutoff_ms: i64,
         arrived: Instant,
-        reply: oneshot::Sender<Result<AppendOutcome>>,
+        reply: AppendReply,
     },
     Checkpoint {
         reply: oneshot::Sender<Result<()>>,
@@ -425,11 +431,23 @@ struct Staged {
     runs: Vec<(SeriesId, usize, usize)>,
 }
 
+impl Staged {
+    /// Empties every buffer, keeping its capacity.
+    fn clear(&mut self) {
+        self.new_series.clear();
+        self.new_ids.clear();
+        self.touched.clear();
+        self.metadata.clear();
+        self.samples.clear();
+        self.runs.clear();
+    }
+}
+
 struct PendingAppend {
     req: ResolvedAppend,
     cutoff_ms: i64,
     arrived: Instant,
-    reply: oneshot::Sender<Result<AppendOutcome>>,
+    reply: AppendReply,
 }
 
 pub(crate) struct HeadWriter {
@@ -442,8 +460,9 @@ pub(crate) struct HeadWriter {
     group_of: Vec<u64>,
     group_bounds: Vec<(i64, Sample)>,
     group: u64,
-    /// The last group's sample buffer, kept for its capacity.
-    spare_samples: Vec<Sample>,
+    /// The last group's staging buffers, emptied and kept for their capacity: buffers
+    /// of this size allocated afresh for every group cost page faults.
+    spare: Staged,
 }
 
 impl HeadWriter {
@@ -455,7 +474,7 @@ impl HeadWriter {
             group_of: Vec::new(),
             group_bounds: Vec::new(),
             group: 0,
-            spare_samples: Vec::new(),
+            spare: Staged::default(),
         }
     }
 
@@ -586,14 +605,14 @@ impl HeadWriter {
                         }
                     }
                     m.append_seconds.observe(p.arrived.elapsed().as_secs_f64());
-                    let _ = p.reply.send(Ok(outcome));
+                    let _ = p.reply.send((Ok(outcome), p.req));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, requests = group.len(), "write-ahead log write failed; requests refused");
                 let msg = e.to_string();
                 for p in group {
-                    let _ = p.reply.send(Err(Error::CommitFailed(msg.clone())));
+                    let _ = p.reply.send((Err(Error::CommitFailed(msg.clone())), p.req));
                 }
             }
         }
@@ -605,10 +624,7 @@ impl HeadWriter {
         self.group += 1;
         let shared = self.shared.clone();
         let reg = shared.registry();
-        let mut staged = Staged {
-            samples: std::mem::take(&mut self.spare_samples),
-            ..Staged::default()
-        };
+        let mut staged = std::mem::take(&mut self.spare);
         let mut record = RecordBuilder { buf: self.wal.buffer() };
         let mut next_id = reg.len() as SeriesId;
         let mut outcomes = Vec::with_capacity(group.len());
@@ -735,24 +751,26 @@ impl HeadWriter {
     fn apply(&mut self, mut staged: Staged) {
         {
             let mut reg = self.shared.registry.write().expect("registry lock poisoned");
-            for (id, labels) in staged.new_series {
+            for (id, labels) in staged.new_series.drain(..) {
                 reg.insert(id, labels);
             }
-            reg.metadata.extend(staged.metadata);
+            reg.metadata.extend(staged.metadata.drain());
         }
         // Samples enter the head before the bounds that make readers look for them.
         for (id, from, to) in &staged.runs {
             self.shared.head.append(*id, &staged.samples[*from..*to]);
         }
-        staged.samples.clear();
-        self.spare_samples = staged.samples;
-        let mut reg = self.shared.registry.write().expect("registry lock poisoned");
-        for id in staged.touched {
-            let (first, last) = self.group_bounds[id as usize];
-            reg.observe(id, first, last);
+        {
+            let mut reg = self.shared.registry.write().expect("registry lock poisoned");
+            for id in &staged.touched {
+                let (first, last) = self.group_bounds[*id as usize];
+                reg.observe(*id, first, last);
+            }
+            self.shared.metrics.series.set(reg.len() as i64);
         }
-        self.shared.metrics.series.set(reg.len() as i64);
         self.shared.metrics.observe_head(&self.shared.head);
+        staged.clear();
+        self.spare = staged;
     }
 }
 

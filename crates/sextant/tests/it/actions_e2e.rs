@@ -52,7 +52,14 @@ async fn demo_incident_scales_up_recovers_and_scales_down_without_flapping() {
     });
     let text = tokio::time::timeout(Duration::from_secs(240), narration)
         .await
-        .expect("the scenario finishes in time")
+        .unwrap_or_else(|_| {
+            let log = std::fs::read_to_string(dir.path().join("demo.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            panic!(
+                "the scenario did not finish in time; end of the demo's log:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
         .unwrap();
     let tl: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap())
         .unwrap_or_else(|e| panic!("no summary ({e}); narration:\n{text}"));
