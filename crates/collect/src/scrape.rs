@@ -9,6 +9,8 @@
 //! from staleness, as in Prometheus.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use prometheus_client::registry::Registry;
 use sextant_expfmt::{Format, SCRAPE_ACCEPT_HEADER};
 use sextant_model::time::{format_duration, now_ms, parse_duration};
 use sextant_model::{Label, Labels, LabelsBuilder, Sample, stale_nan};
-use sextant_store::{AppendRequest, MetricsStore, SeriesSamples};
+use sextant_store::{AppendRequest, MetricsStore, SeriesRef, SeriesSamples};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -559,10 +561,63 @@ fn target_url(labels: &Labels, cfg: &ScrapeConfig) -> String {
     url
 }
 
-/// Series seen in the previous scrape (without explicit timestamps).
+/// What a target's scrape loop keeps from one scrape to the next.
 #[derive(Default)]
 struct LoopState {
-    previous: HashSet<Labels>,
+    cache: ScrapeCache,
+    /// Series of the last successful scrape without explicit timestamps, by label hash:
+    /// those missing from the next scrape go stale.
+    previous: ByHash<Arc<Labels>>,
+    /// The same for the scrape being processed; it becomes `previous` when it succeeds.
+    current: ByHash<Arc<Labels>>,
+    /// The store's references of the report series (`up`, ...), in [`REPORT_NAMES`] order.
+    report_refs: Option<[SeriesRef; REPORT_NAMES.len()]>,
+}
+
+/// Prometheus' scrape cache: from a line's series text to what this target's scrapes
+/// made of it. A steady scrape therefore parses no label set, merges and relabels
+/// nothing and appends by reference, and the store never hashes or looks up its series.
+#[derive(Default)]
+struct ScrapeCache {
+    entries: HashMap<Box<str>, CacheEntry>,
+    /// Counts the bodies processed; an entry remembers the last one that had its line.
+    iteration: u64,
+}
+
+struct CacheEntry {
+    /// The series after label merging and metric relabeling; `None` when relabeling
+    /// drops it (or leaves no name), so a dropped line costs one lookup too.
+    series: Option<CachedSeries>,
+    seen: u64,
+}
+
+struct CachedSeries {
+    labels: Arc<Labels>,
+    /// `labels.hash64()`.
+    hash: u64,
+    /// The store's reference, once an append has returned it.
+    series_ref: Option<SeriesRef>,
+}
+
+/// A map keyed by label hashes, which are already well mixed.
+type ByHash<V> = HashMap<u64, V, BuildHasherDefault<HashIsKey>>;
+
+/// Hasher for keys that are hashes already: it passes the `u64` through.
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 async fn run_target(shared: Arc<PoolShared>, target: Arc<Target>, mut stop: oneshot::Receiver<bool>) {
@@ -587,7 +642,8 @@ async fn run_target(shared: Arc<PoolShared>, target: Arc<Target>, mut stop: ones
     let t = now_ms();
     let mut req = AppendRequest::default();
     let report_names = REPORT_NAMES.iter().map(|n| with_name(&target.public, n));
-    for labels in state.previous.drain().chain(report_names) {
+    let last = state.previous.drain().map(|(_, labels)| Arc::unwrap_or_clone(labels));
+    for labels in last.chain(report_names) {
         req.series.push(SeriesSamples {
             labels,
             samples: vec![Sample::new(t, stale_nan())],
@@ -612,13 +668,24 @@ fn with_name(labels: &Labels, name: &str) -> Labels {
     b.build()
 }
 
-/// The result of turning a scrape body into series.
+/// A scrape body turned into an append.
 struct ScrapeBatch {
-    series: Vec<SeriesSamples>,
-    metadata: Vec<(String, sextant_model::MetricMetadata)>,
+    req: AppendRequest,
+    /// Cache keys of the leading entries of `req.series` (series not yet referenced),
+    /// whose references the append returns.
+    new_keys: Vec<Box<str>>,
     scraped: usize,
     post_relabel: usize,
-    tracked: HashSet<Labels>,
+    added: usize,
+}
+
+/// One scrape's append, built by [`build_append`], with what [`finish_append`] needs.
+struct PendingAppend {
+    req: AppendRequest,
+    new_keys: Vec<Box<str>>,
+    /// Where the report series sit in `req.series` when they went by label set.
+    report_at: Option<usize>,
+    error: Option<String>,
 }
 
 async fn scrape_once(shared: &PoolShared, target: &Target, state: &mut LoopState) {
@@ -631,51 +698,17 @@ async fn scrape_once(shared: &PoolShared, target: &Target, state: &mut LoopState
         fetch(shared, target).await
     };
     let duration = t0.elapsed();
-    let processed = fetched
-        .map_err(|e| (e, 0))
-        .and_then(|(body, ct)| process_body(&body, &ct, target, cfg, start_ms));
-    let mut req = AppendRequest::default();
-    let (scraped, post, added, mut error) = match processed {
-        Ok(batch) => {
-            let added = batch.tracked.iter().filter(|l| !state.previous.contains(*l)).count();
-            for gone in state.previous.difference(&batch.tracked) {
-                req.series.push(SeriesSamples {
-                    labels: gone.clone(),
-                    samples: vec![Sample::new(start_ms, stale_nan())],
-                });
-            }
-            state.previous = batch.tracked;
-            req.series.extend(batch.series);
-            req.metadata = batch.metadata;
-            (batch.scraped, batch.post_relabel, added, None)
-        }
-        Err((e, scraped)) => {
-            for gone in state.previous.drain() {
-                req.series.push(SeriesSamples {
-                    labels: gone,
-                    samples: vec![Sample::new(start_ms, stale_nan())],
-                });
-            }
-            (scraped, 0, 0, Some(e))
-        }
-    };
-    let up = if error.is_none() { 1.0 } else { 0.0 };
-    let report = [up, duration.as_secs_f64(), scraped as f64, post as f64, added as f64];
-    for (name, v) in REPORT_NAMES.iter().zip(report) {
-        req.series.push(SeriesSamples {
-            labels: with_name(&target.public, name),
-            samples: vec![Sample::new(start_ms, v)],
-        });
-    }
-    match shared.store.append(req).await {
-        Ok(outcome) => {
+    let pending = build_append(fetched, target, cfg, start_ms, duration, state);
+    let (stored, mut error) = store_append(&shared.store, pending, state).await;
+    match stored {
+        Ok(accepted) => {
             shared
                 .metrics
                 .samples
                 .get_or_create(&JobLabels {
                     job: cfg.job_name.clone(),
                 })
-                .inc_by(outcome.accepted);
+                .inc_by(accepted);
         }
         Err(e) => {
             // A scrape the store refused (the head's series limit, a full disk) is a
@@ -698,6 +731,113 @@ async fn scrape_once(shared: &PoolShared, target: &Target, state: &mut LoopState
     h.last_error = error.unwrap_or_default();
     h.last_scrape_ms = Some(start_ms);
     h.last_duration = duration;
+}
+
+/// Builds one scrape's append: its samples (by reference where the cache has one), the
+/// staleness markers of series that went away (all of them if the scrape failed), and
+/// the report series.
+fn build_append(
+    fetched: Result<(Vec<u8>, String), String>,
+    target: &Target,
+    cfg: &ScrapeConfig,
+    start_ms: i64,
+    duration: Duration,
+    state: &mut LoopState,
+) -> PendingAppend {
+    let processed = fetched
+        .map_err(|e| (e, 0))
+        .and_then(|(body, ct)| process_body(&body, &ct, target, cfg, start_ms, state));
+    let (mut req, new_keys, scraped, post, added, error) = match processed {
+        Ok(batch) => {
+            let mut req = batch.req;
+            for (hash, labels) in &state.previous {
+                if !state.current.contains_key(hash) {
+                    req.series.push(SeriesSamples {
+                        labels: Labels::clone(labels),
+                        samples: vec![Sample::new(start_ms, stale_nan())],
+                    });
+                }
+            }
+            std::mem::swap(&mut state.previous, &mut state.current);
+            (
+                req,
+                batch.new_keys,
+                batch.scraped,
+                batch.post_relabel,
+                batch.added,
+                None,
+            )
+        }
+        Err((e, scraped)) => {
+            let mut req = AppendRequest::default();
+            for (_, labels) in state.previous.drain() {
+                req.series.push(SeriesSamples {
+                    labels: Arc::unwrap_or_clone(labels),
+                    samples: vec![Sample::new(start_ms, stale_nan())],
+                });
+            }
+            (req, Vec::new(), scraped, 0, 0, Some(e))
+        }
+    };
+    state.current.clear();
+    let up = if error.is_none() { 1.0 } else { 0.0 };
+    let report = [up, duration.as_secs_f64(), scraped as f64, post as f64, added as f64];
+    let report_at = match state.report_refs {
+        Some(refs) => {
+            req.samples_by_ref
+                .extend(refs.into_iter().zip(report).map(|(r, v)| (r, Sample::new(start_ms, v))));
+            None
+        }
+        None => {
+            // The new series must stay first, where the returned references are read.
+            let at = new_keys.len();
+            let reports = REPORT_NAMES.iter().zip(report).map(|(name, v)| SeriesSamples {
+                labels: with_name(&target.public, name),
+                samples: vec![Sample::new(start_ms, v)],
+            });
+            req.series.splice(at..at, reports);
+            Some(at)
+        }
+    };
+    PendingAppend {
+        req,
+        new_keys,
+        report_at,
+        error,
+    }
+}
+
+/// Stores a scrape's append and remembers the references it returns in the cache.
+/// Returns the samples accepted (or the store's error) and the scrape's own error.
+async fn store_append(
+    store: &MetricsStore,
+    pending: PendingAppend,
+    state: &mut LoopState,
+) -> (sextant_store::Result<u64>, Option<String>) {
+    let PendingAppend {
+        req,
+        new_keys,
+        report_at,
+        error,
+    } = pending;
+    let outcome = match store.append(req).await {
+        Ok(outcome) => outcome,
+        Err(e) => return (Err(e), error),
+    };
+    for (key, r) in new_keys.iter().zip(&outcome.refs) {
+        if let Some(CacheEntry {
+            series: Some(series), ..
+        }) = state.cache.entries.get_mut(key)
+        {
+            series.series_ref = Some(*r);
+        }
+    }
+    if let Some(at) = report_at
+        && let Some(refs) = outcome.refs.get(at..at + REPORT_NAMES.len())
+    {
+        state.report_refs = refs.try_into().ok();
+    }
+    (Ok(outcome.accepted), error)
 }
 
 async fn fetch(shared: &PoolShared, target: &Target) -> Result<(Vec<u8>, String), String> {
@@ -749,52 +889,84 @@ fn describe_reqwest_error(e: reqwest::Error) -> String {
     msg
 }
 
-/// Parses a body and applies label merging, metric relabeling and limits. On error,
-/// also returns how many samples were parsed.
+/// Parses a body and applies label merging, metric relabeling and limits, through the
+/// scrape cache: only lines the cache has not seen are parsed into label sets. Fills
+/// `state.current` with the series to track for staleness. On error, also returns how
+/// many samples were read.
 fn process_body(
     body: &[u8],
     content_type: &str,
     target: &Target,
     cfg: &ScrapeConfig,
     start_ms: i64,
+    state: &mut LoopState,
 ) -> Result<ScrapeBatch, (String, usize)> {
-    let exposition =
-        sextant_expfmt::parse(body, Format::from_content_type(content_type)).map_err(|e| (e.to_string(), 0))?;
-    let scraped = exposition.samples.len();
+    let LoopState {
+        cache,
+        previous,
+        current,
+        ..
+    } = state;
+    cache.iteration += 1;
+    let iteration = cache.iteration;
+    current.clear();
     let target_labels: Vec<&Label> = target.public.iter().collect();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut series: Vec<SeriesSamples> = Vec::new();
-    let mut tracked = HashSet::new();
-    let mut post = 0;
-    for s in exposition.samples {
-        let merged = merge_target_labels(&s.labels, &target_labels, cfg.honor_labels);
-        let Some(labels) = relabel::process(&merged, &cfg.metric_relabel_configs) else {
-            continue;
-        };
-        if labels.metric_name().is_none() {
-            continue;
-        }
-        check_label_limits(&labels, cfg).map_err(|e| (e, scraped))?;
-        post += 1;
-        let explicit = cfg.honor_timestamps && s.timestamp_ms.is_some();
-        let t = if explicit {
-            s.timestamp_ms.unwrap_or(start_ms)
-        } else {
-            start_ms
-        };
-        if !explicit {
-            tracked.insert(labels.clone());
-        }
-        match index.get(&labels) {
-            Some(i) => series[*i].samples.push(Sample::new(t, s.value)),
-            None => {
-                index.insert(labels.clone(), series.len());
-                series.push(SeriesSamples {
-                    labels,
-                    samples: vec![Sample::new(t, s.value)],
-                });
+    let mut req = AppendRequest::default();
+    let mut new_keys: Vec<Box<str>> = Vec::new();
+    // Series without a reference yet, by label hash: where they are in `req.series`.
+    let mut unreferenced: ByHash<usize> = ByHash::default();
+    let (mut scraped, mut post, mut added, mut touched) = (0, 0, 0, 0);
+    let mut failure = None;
+    let format = Format::from_content_type(content_type);
+    let scan = sextant_expfmt::scan(body, format, |raw| {
+        scraped += 1;
+        let mut found = cache.entries.get_mut(raw.series);
+        if found.is_none() {
+            match resolve_line(raw, &target_labels, cfg) {
+                Ok(series) => {
+                    cache.entries.insert(raw.series.into(), CacheEntry { series, seen: 0 });
+                    found = cache.entries.get_mut(raw.series);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
             }
         }
+        let entry = found.expect("inserted above");
+        if entry.seen != iteration {
+            entry.seen = iteration;
+            touched += 1;
+        }
+        let Some(series) = &entry.series else {
+            return ControlFlow::Continue(());
+        };
+        post += 1;
+        let explicit = cfg.honor_timestamps && raw.timestamp_ms.is_some();
+        let sample = Sample::new(raw.timestamp_ms.filter(|_| explicit).unwrap_or(start_ms), raw.value);
+        if !explicit
+            && current.insert(series.hash, Arc::clone(&series.labels)).is_none()
+            && !previous.contains_key(&series.hash)
+        {
+            added += 1;
+        }
+        match (series.series_ref, unreferenced.get(&series.hash)) {
+            (Some(r), _) => req.samples_by_ref.push((r, sample)),
+            (None, Some(i)) => req.series[*i].samples.push(sample),
+            (None, None) => {
+                unreferenced.insert(series.hash, req.series.len());
+                req.series.push(SeriesSamples {
+                    labels: Labels::clone(&series.labels),
+                    samples: vec![sample],
+                });
+                new_keys.push(raw.series.into());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    req.metadata = scan.map_err(|e| (e.to_string(), scraped))?;
+    if let Some(e) = failure {
+        return Err((e, scraped));
     }
     if cfg.sample_limit > 0 && post > cfg.sample_limit {
         return Err((
@@ -802,13 +974,42 @@ fn process_body(
             scraped,
         ));
     }
+    // Lines the target no longer exposes leave the cache (a pass over it only when some
+    // entry was not seen).
+    if touched < cache.entries.len() {
+        cache.entries.retain(|_, e| e.seen == iteration);
+    }
     Ok(ScrapeBatch {
-        series,
-        metadata: exposition.metadata,
+        req,
+        new_keys,
         scraped,
         post_relabel: post,
-        tracked,
+        added,
     })
+}
+
+/// What a line the cache has not seen becomes: its label set merged with the target's
+/// and metric-relabeled, or `None` if relabeling drops it. A label limit the series
+/// breaks fails the scrape.
+fn resolve_line(
+    raw: &sextant_expfmt::RawSample<'_>,
+    target_labels: &[&Label],
+    cfg: &ScrapeConfig,
+) -> Result<Option<CachedSeries>, String> {
+    let scraped = raw.labels().map_err(|e| e.to_string())?;
+    let merged = merge_target_labels(&scraped, target_labels, cfg.honor_labels);
+    let Some(labels) = relabel::process(&merged, &cfg.metric_relabel_configs) else {
+        return Ok(None);
+    };
+    if labels.metric_name().is_none() {
+        return Ok(None);
+    }
+    check_label_limits(&labels, cfg)?;
+    Ok(Some(CachedSeries {
+        hash: labels.hash64(),
+        labels: Arc::new(labels),
+        series_ref: None,
+    }))
 }
 
 fn check_label_limits(labels: &Labels, cfg: &ScrapeConfig) -> Result<(), String> {
@@ -935,38 +1136,48 @@ mod tests {
     #[test]
     fn limits_fail_the_scrape() {
         let c = cfg("- job_name: j\n  sample_limit: 2");
-        let err = process_body(BODY, "text/plain", &target(&c), &c, 5).err().unwrap();
+        let err = process_body(BODY, "text/plain", &target(&c), &c, 5, &mut LoopState::default())
+            .err()
+            .unwrap();
         assert!(err.0.contains("sample limit exceeded") && err.1 == 3, "{err:?}");
         let c = cfg("- job_name: j\n  label_limit: 5");
-        let err = process_body(BODY, "text/plain", &target(&c), &c, 5).err().unwrap();
+        let err = process_body(BODY, "text/plain", &target(&c), &c, 5, &mut LoopState::default())
+            .err()
+            .unwrap();
         assert!(err.0.contains("label_limit exceeded (metric: c"), "{err:?}");
         // Like Prometheus, the limits apply to __name__ too.
         let c = cfg("- job_name: j\n  label_value_length_limit: 6");
-        let err = process_body(BODY, "text/plain", &target(&c), &c, 5).err().unwrap();
+        let err = process_body(BODY, "text/plain", &target(&c), &c, 5, &mut LoopState::default())
+            .err()
+            .unwrap();
         assert!(
             err.0
                 .contains("label_value_length_limit exceeded (metric: a_total, label name: __name__"),
             "{err:?}"
         );
         let c = cfg("- job_name: j\n  label_value_length_limit: 7");
-        assert!(process_body(BODY, "text/plain", &target(&c), &c, 5).is_ok());
+        assert!(process_body(BODY, "text/plain", &target(&c), &c, 5, &mut LoopState::default()).is_ok());
         let c = cfg("- job_name: j\n  label_name_length_limit: 3");
-        let err = process_body(BODY, "text/plain", &target(&c), &c, 5).err().unwrap();
+        let err = process_body(BODY, "text/plain", &target(&c), &c, 5, &mut LoopState::default())
+            .err()
+            .unwrap();
         assert!(err.0.contains("label_name_length_limit"), "{err:?}");
     }
 
     #[test]
     fn timestamps_and_staleness_tracking() {
         let c = cfg("- job_name: j");
-        let b = process_body(BODY, "text/plain", &target(&c), &c, 5).unwrap();
+        let mut state = LoopState::default();
+        let b = process_body(BODY, "text/plain", &target(&c), &c, 5, &mut state).unwrap();
         let a = b
+            .req
             .series
             .iter()
             .find(|s| s.labels.metric_name() == Some("a_total"))
             .unwrap();
         assert_eq!(a.samples[0].t_ms, 1_700_000_000_000, "honor_timestamps by default");
         assert_eq!(
-            b.tracked.len(),
+            state.current.len(),
             2,
             "series with explicit timestamps are exempt from staleness"
         );
@@ -974,11 +1185,21 @@ mod tests {
         let c = cfg(
             "- job_name: j\n  honor_timestamps: false\n  metric_relabel_configs: [{source_labels: [__name__], regex: b, action: drop}]",
         );
-        let b = process_body(BODY, "text/plain", &target(&c), &c, 5).unwrap();
-        assert!(b.series.iter().all(|s| s.samples[0].t_ms == 5));
+        let b = process_body(BODY, "text/plain", &target(&c), &c, 5, &mut LoopState::default()).unwrap();
+        assert!(b.req.series.iter().all(|s| s.samples[0].t_ms == 5));
         assert_eq!((b.scraped, b.post_relabel), (3, 2));
         // OpenMetrics is chosen by Content-Type: this body has no # EOF, so it fails.
-        assert!(process_body(BODY, "application/openmetrics-text; version=1.0.0", &target(&c), &c, 5).is_err());
+        assert!(
+            process_body(
+                BODY,
+                "application/openmetrics-text; version=1.0.0",
+                &target(&c),
+                &c,
+                5,
+                &mut LoopState::default()
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -993,5 +1214,73 @@ mod tests {
         let merged = merge_target_labels(&scraped, &tl, true);
         assert_eq!(merged.get("job"), Some("mine"));
         assert_eq!(merged.get("instance"), Some("i"));
+    }
+
+    fn open_store(dir: &std::path::Path) -> MetricsStore {
+        let opts = sextant_store::StoreOptions::new(dir);
+        MetricsStore::open(opts, &mut Registry::default()).unwrap()
+    }
+
+    /// Builds and stores one scrape of `body`; returns the append as it was sent.
+    async fn scrape(
+        store: &MetricsStore,
+        t: &Target,
+        c: &ScrapeConfig,
+        body: &str,
+        at: i64,
+        state: &mut LoopState,
+    ) -> (usize, usize) {
+        let pending = build_append(
+            Ok((body.as_bytes().to_vec(), "text/plain".into())),
+            t,
+            c,
+            at,
+            Duration::from_millis(1),
+            state,
+        );
+        let shape = (pending.req.series.len(), pending.req.samples_by_ref.len());
+        let (stored, error) = store_append(store, pending, state).await;
+        stored.unwrap();
+        assert_eq!(error, None);
+        shape
+    }
+
+    #[tokio::test]
+    async fn a_steady_scrape_appends_by_reference_and_keeps_staleness() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let c =
+            cfg("- job_name: j\n  metric_relabel_configs: [{source_labels: [__name__], regex: dropped, action: drop}]");
+        let t = target(&c);
+        let mut state = LoopState::default();
+        let t0 = now_ms() - 60_000;
+        let body = "a{x=\"1\"} 1\nb 2\ndropped 3\nb 2\n";
+        // First scrape: two new series and the five report series go by label set.
+        assert_eq!(scrape(&store, &t, &c, body, t0 + 1_000, &mut state).await, (2 + 5, 0));
+        assert_eq!(state.cache.entries.len(), 3, "the dropped line is cached as dropped");
+        // Steady: every sample by reference, nothing to parse, relabel or look up.
+        assert_eq!(scrape(&store, &t, &c, body, t0 + 2_000, &mut state).await, (0, 3 + 5));
+        // `b` goes away: a staleness marker by label set, and its line leaves the cache.
+        assert_eq!(
+            scrape(&store, &t, &c, "a{x=\"1\"} 4\n", t0 + 3_000, &mut state).await,
+            (1, 1 + 5)
+        );
+        assert_eq!(state.cache.entries.len(), 1);
+        let b = Labels::from_pairs([("__name__", "b"), ("instance", "h:1"), ("job", "j")]).unwrap();
+        let name_b = sextant_model::Matcher::new(sextant_model::MatchOp::Equal, "__name__", "b").unwrap();
+        let stored = store.select(&[name_b], t0, t0 + 10_000).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(*stored[0].labels, b);
+        let times: Vec<i64> = stored[0].samples.iter().map(|s| s.t_ms - t0).collect();
+        assert_eq!(times, [1_000, 2_000, 3_000], "the repeated line is a duplicate");
+        assert!(sextant_model::is_stale_nan(stored[0].samples[2].v));
+        // A failed scrape marks what the last one had stale.
+        let pending = build_append(Err("refused".into()), &t, &c, t0 + 4_000, Duration::ZERO, &mut state);
+        assert_eq!(
+            pending.req.series.len(),
+            1,
+            "a's marker; the report series go by reference"
+        );
+        assert_eq!(pending.error.as_deref(), Some("refused"));
     }
 }

@@ -1,10 +1,13 @@
-//! Parser throughput on a node_exporter-shaped body (1,000 series in 50 families).
+//! Parser throughput on a node_exporter-shaped body (1,000 series in 50 families): the
+//! full parse into label sets, and the scrape path's scan.
 //! `cargo bench --profile dev -p sextant-expfmt --bench parse`
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sextant_expfmt::{Format, TextEncoder, parse};
+use std::ops::ControlFlow;
+
+use sextant_expfmt::{Format, TextEncoder, parse, scan};
 use sextant_model::MetricType;
 
 fn body(format: Format) -> Vec<u8> {
@@ -39,6 +42,19 @@ fn bench(c: &mut Criterion) {
         let b = body(format);
         g.throughput(Throughput::Elements(1000));
         g.bench_function(label, |bench| bench.iter(|| parse(&b, format).unwrap()));
+        // The scrape path: each line's series text, value and timestamp, as a scrape
+        // whose cache knows every series consumes them.
+        g.bench_function(format!("{label}_scan"), |bench| {
+            bench.iter(|| {
+                let mut sum = 0.0;
+                scan(&b, format, |raw| {
+                    sum += raw.value + raw.series.len() as f64;
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+                sum
+            })
+        });
     }
     g.finish();
 }

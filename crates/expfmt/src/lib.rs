@@ -12,6 +12,8 @@ mod number;
 mod openmetrics;
 mod text;
 
+use std::ops::ControlFlow;
+
 use sextant_model::{Labels, MetricMetadata};
 
 pub use encode::TextEncoder;
@@ -87,5 +89,68 @@ pub fn parse(body: &[u8], format: Format) -> Result<Exposition> {
     match format {
         Format::PrometheusText => text::parse(text),
         Format::OpenMetrics => openmetrics::parse(text),
+    }
+}
+
+/// One sample line as [`scan`] hands it over, borrowed from the body.
+#[derive(Debug, Clone, Copy)]
+pub struct RawSample<'a> {
+    /// The series as the line writes it, from the metric name through the end of its
+    /// label set (`up{job="a"}`). Equal text means an equal label set, which makes it the
+    /// key of a scrape cache.
+    pub series: &'a str,
+    /// The value.
+    pub value: f64,
+    /// Explicit timestamp in epoch milliseconds, if the line had one.
+    pub timestamp_ms: Option<i64>,
+    /// The line's number in the body, from 1.
+    pub line: usize,
+    /// The label set, where the parser had to build it anyway (OpenMetrics).
+    parsed: Option<&'a Labels>,
+}
+
+impl RawSample<'_> {
+    /// The line's label set, with `__name__`. For the text format it is parsed here, so a
+    /// caller that already knows `series` skips the work; an error names the line.
+    pub fn labels(&self) -> Result<Labels> {
+        match self.parsed {
+            Some(labels) => Ok(labels.clone()),
+            None => text::labels(self.series).map_err(|m| Error::new(self.line, m)),
+        }
+    }
+}
+
+/// Scans `body` in `format`, calling `visit` with each sample line in order until it
+/// returns [`ControlFlow::Break`], and returns the metric families' metadata.
+///
+/// This is the scrape path's parser. For the text format nothing is allocated per sample:
+/// a line's label set is delimited but parsed only by [`RawSample::labels`]. OpenMetrics
+/// is checked as strictly as [`parse`] checks it, which builds every label set, so its
+/// samples come with their labels already parsed. A malformed line fails the whole scan
+/// with its line number, possibly after earlier lines were visited.
+pub fn scan(
+    body: &[u8],
+    format: Format,
+    mut visit: impl FnMut(&RawSample<'_>) -> ControlFlow<()>,
+) -> Result<Vec<(String, MetricMetadata)>> {
+    let text = std::str::from_utf8(body).map_err(|e| Error::new(0, format!("invalid UTF-8: {e}")))?;
+    match format {
+        Format::PrometheusText => text::scan(text, visit),
+        Format::OpenMetrics => {
+            let (exposition, spans) = openmetrics::parse_with_spans(text)?;
+            for (s, span) in exposition.samples.iter().zip(spans) {
+                let raw = RawSample {
+                    series: &text[span.start..span.end],
+                    value: s.value,
+                    timestamp_ms: s.timestamp_ms,
+                    line: span.line,
+                    parsed: Some(&s.labels),
+                };
+                if visit(&raw).is_break() {
+                    break;
+                }
+            }
+            Ok(exposition.metadata)
+        }
     }
 }

@@ -17,8 +17,23 @@ use crate::{Error, Exemplar, Exposition, ParsedSample, Result};
 const EXEMPLAR_MAX_CHARS: usize = 128;
 
 pub(crate) fn parse(text: &str) -> Result<Exposition> {
+    parse_with_spans(text).map(|(exposition, _)| exposition)
+}
+
+/// Where a sample's series text (name and label set) sits in the body, and its line.
+pub(crate) struct SeriesSpan {
+    pub start: usize,
+    pub end: usize,
+    pub line: usize,
+}
+
+/// [`parse`], also returning each sample's [`SeriesSpan`], in the same order.
+pub(crate) fn parse_with_spans(text: &str) -> Result<(Exposition, Vec<SeriesSpan>)> {
     let body = text.strip_suffix('\n').unwrap_or(text);
-    let mut p = Parser::default();
+    let mut p = Parser {
+        base: text.as_ptr() as usize,
+        ..Parser::default()
+    };
     let mut saw_eof = false;
     for (i, line) in body.split('\n').enumerate() {
         let lineno = i + 1;
@@ -42,7 +57,7 @@ pub(crate) fn parse(text: &str) -> Result<Exposition> {
         return Err(Error::new(0, "missing # EOF"));
     }
     p.close_family()?;
-    Ok(p.out)
+    Ok((p.out, p.spans))
 }
 
 #[derive(Default)]
@@ -91,6 +106,9 @@ struct Parser {
     family: Option<Family>,
     family_names: HashSet<String>,
     reserved_sample_names: HashSet<String>,
+    /// Address of the body's first byte, to turn line slices into offsets.
+    base: usize,
+    spans: Vec<SeriesSpan>,
 }
 
 impl Parser {
@@ -207,6 +225,12 @@ impl Parser {
         if rest.starts_with('{') {
             rest = parse_labels(rest, &mut pairs).map_err(&err)?;
         }
+        let start = line.as_ptr() as usize - self.base;
+        let span = SeriesSpan {
+            start,
+            end: start + line.len() - rest.len(),
+            line: lineno,
+        };
         let rest = rest
             .strip_prefix(' ')
             .ok_or_else(|| err(format!("expected a space before the value in {line:?}")))?;
@@ -324,6 +348,7 @@ impl Parser {
             timestamp_ms,
             exemplar,
         });
+        self.spans.push(span);
         Ok(())
     }
 }

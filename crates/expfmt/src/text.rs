@@ -3,15 +3,46 @@
 //! label set is allowed, and timestamps are integer milliseconds.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use sextant_model::{Labels, MetricMetadata, MetricType, is_valid_label_name, is_valid_metric_name};
 
 use crate::number::parse_text_float;
 use crate::openmetrics::{read_quoted, unescape};
-use crate::{Error, Exposition, ParsedSample, Result};
+use crate::{Error, Exposition, ParsedSample, RawSample, Result};
 
 pub(crate) fn parse(text: &str) -> Result<Exposition> {
-    let mut out = Exposition::default();
+    let mut samples = Vec::new();
+    let mut failed = None;
+    let metadata = scan(text, |raw| match raw.labels() {
+        Ok(labels) => {
+            samples.push(ParsedSample {
+                labels,
+                value: raw.value,
+                timestamp_ms: raw.timestamp_ms,
+                exemplar: None,
+            });
+            ControlFlow::Continue(())
+        }
+        Err(e) => {
+            failed = Some(e);
+            ControlFlow::Break(())
+        }
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(Exposition { samples, metadata }),
+    }
+}
+
+/// Scans a body line by line, handing each sample line to `visit` as borrowed text. A
+/// sample line's label set is skipped over here (quotes and escapes respected), not
+/// parsed: [`RawSample::labels`] parses it when asked. Nothing is allocated per sample;
+/// metadata allocates per family.
+pub(crate) fn scan(
+    text: &str,
+    mut visit: impl FnMut(&RawSample<'_>) -> ControlFlow<()>,
+) -> Result<Vec<(String, MetricMetadata)>> {
     let mut meta: Vec<(String, MetricMetadata)> = Vec::new();
     let mut meta_index: HashMap<String, usize> = HashMap::new();
     for (i, raw) in text.split('\n').enumerate() {
@@ -30,10 +61,14 @@ pub(crate) fn parse(text: &str) -> Result<Exposition> {
             if !is_valid_metric_name(name) {
                 return Err(Error::new(lineno, format!("invalid metric name {name:?} in # {kind}")));
             }
-            let idx = *meta_index.entry(name.to_owned()).or_insert_with(|| {
-                meta.push((name.to_owned(), MetricMetadata::default()));
-                meta.len() - 1
-            });
+            let idx = match meta_index.get(name) {
+                Some(idx) => *idx,
+                None => {
+                    meta.push((name.to_owned(), MetricMetadata::default()));
+                    meta_index.insert(name.to_owned(), meta.len() - 1);
+                    meta.len() - 1
+                }
+            };
             if kind == "HELP" {
                 meta[idx].1.help = unescape(value, false);
             } else {
@@ -46,10 +81,12 @@ pub(crate) fn parse(text: &str) -> Result<Exposition> {
             }
             continue;
         }
-        out.samples.push(sample_line(line).map_err(|m| Error::new(lineno, m))?);
+        let sample = split_sample(line, lineno).map_err(|m| Error::new(lineno, m))?;
+        if visit(&sample).is_break() {
+            break;
+        }
     }
-    out.metadata = meta;
-    Ok(out)
+    Ok(meta)
 }
 
 fn split_ws(s: &str) -> (&str, &str) {
@@ -59,23 +96,84 @@ fn split_ws(s: &str) -> (&str, &str) {
     }
 }
 
-fn sample_line(line: &str) -> std::result::Result<ParsedSample, String> {
+/// Splits a sample line into its series text (name and label set as written), value
+/// and timestamp. The label set is only delimited; [`labels`] validates it.
+fn split_sample(line: &str, lineno: usize) -> std::result::Result<RawSample<'_>, String> {
     let n = line
         .bytes()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
         .count();
-    let name = &line[..n];
-    if !is_valid_metric_name(name) {
+    if n == 0 {
         return Err(format!("invalid metric name in {line:?}"));
     }
-    let mut rest = line[n..].trim_start_matches([' ', '\t']);
+    let after_name = line[n..].trim_start_matches([' ', '\t']);
+    let series_len = match after_name.strip_prefix('{') {
+        Some(inner) => match label_set_len(inner) {
+            Some(k) => line.len() - inner.len() + k,
+            // Malformed: let the full parse say what is wrong.
+            None => {
+                return Err(labels(line)
+                    .err()
+                    .unwrap_or_else(|| format!("unterminated label set in {line:?}")));
+            }
+        },
+        None => n,
+    };
+    let (series, rest) = line.split_at(series_len);
+    let (value_tok, rest) = split_ws(rest.trim_start_matches([' ', '\t']));
+    let value = parse_text_float(value_tok).ok_or_else(|| format!("invalid value {value_tok:?}"))?;
+    let timestamp_ms = match rest {
+        "" => None,
+        ts => Some(ts.parse::<i64>().map_err(|_| format!("invalid timestamp {ts:?}"))?),
+    };
+    Ok(RawSample {
+        series,
+        value,
+        timestamp_ms,
+        line: lineno,
+        parsed: None,
+    })
+}
+
+/// Length of a label set's text after its `{`, through the closing `}`: a `}` outside
+/// quotes ends it, and inside quotes a backslash escapes the next byte.
+fn label_set_len(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut quoted = false;
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], quoted) {
+            (b'"', _) => quoted = !quoted,
+            (b'\\', true) => i += 1,
+            (b'}', false) => return Some(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Parses a series' text (`name{label="value",...}`, as [`split_sample`] delimits it)
+/// into a label set with `__name__`.
+pub(crate) fn labels(series: &str) -> std::result::Result<Labels, String> {
+    let n = series
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+        .count();
+    let name = &series[..n];
+    if !is_valid_metric_name(name) {
+        return Err(format!("invalid metric name in {series:?}"));
+    }
+    let mut rest = series[n..].trim_start_matches([' ', '\t']);
     let mut pairs: Vec<(String, String)> = vec![("__name__".into(), name.into())];
     if let Some(r) = rest.strip_prefix('{') {
         rest = r;
         loop {
             rest = rest.trim_start_matches([' ', '\t']);
-            if let Some(r) = rest.strip_prefix('}') {
-                rest = r;
+            if let Some(after) = rest.strip_prefix('}') {
+                if !after.trim_matches([' ', '\t']).is_empty() {
+                    return Err(format!("unexpected text after the labels of {name}"));
+                }
                 break;
             }
             let k = rest
@@ -104,19 +202,7 @@ fn sample_line(line: &str) -> std::result::Result<ParsedSample, String> {
             }
         }
     }
-    let (value_tok, rest) = split_ws(rest.trim_start_matches([' ', '\t']));
-    let value = parse_text_float(value_tok).ok_or_else(|| format!("invalid value {value_tok:?}"))?;
-    let timestamp_ms = match rest {
-        "" => None,
-        ts => Some(ts.parse::<i64>().map_err(|_| format!("invalid timestamp {ts:?}"))?),
-    };
-    let labels = Labels::from_pairs(pairs).map_err(|e| e.to_string())?;
-    Ok(ParsedSample {
-        labels,
-        value,
-        timestamp_ms,
-        exemplar: None,
-    })
+    Labels::from_pairs(pairs).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -140,5 +226,46 @@ mod tests {
         assert_eq!(err.line, 2);
         assert!(parse("a 1 1.5\n").is_err(), "0.0.4 timestamps are integer ms");
         assert!(parse("a{b=\"1\",b=\"2\"} 1\n").is_err());
+    }
+
+    #[test]
+    fn scan_delimits_series_text_without_parsing_labels() {
+        let body = "a{x=\"}\\\"{\",y=\"2\"} 1 5\n b 2\nc { z = \"3\" , } 3\n";
+        let mut seen = Vec::new();
+        scan(body, |raw| {
+            seen.push((raw.series.to_owned(), raw.value, raw.timestamp_ms, raw.line));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("a{x=\"}\\\"{\",y=\"2\"}".to_owned(), 1.0, Some(5), 1),
+                ("b".to_owned(), 2.0, None, 2),
+                ("c { z = \"3\" , }".to_owned(), 3.0, None, 3),
+            ]
+        );
+        let parsed = parse(body).unwrap();
+        assert_eq!(parsed.samples[0].labels.get("x"), Some("}\"{"));
+        assert_eq!(parsed.samples[2].labels.get("z"), Some("3"));
+    }
+
+    #[test]
+    fn label_errors_surface_when_labels_are_asked_for() {
+        let mut err = None;
+        scan("ok 1\nbad{1x=\"a\"} 2\n", |raw| {
+            if let Err(e) = raw.labels() {
+                err = Some(e);
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(err.unwrap().line, 2);
+        assert_eq!(parse("a{b=\"1\"} x\n").unwrap_err().line, 1);
+        assert_eq!(
+            parse("a 1\nb{c=\"1\" 2\n").unwrap_err().line,
+            2,
+            "unterminated label set"
+        );
     }
 }
