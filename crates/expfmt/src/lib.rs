@@ -105,29 +105,26 @@ pub struct RawSample<'a> {
     pub timestamp_ms: Option<i64>,
     /// The line's number in the body, from 1.
     pub line: usize,
-    /// The label set, where the parser had to build it anyway (OpenMetrics).
-    parsed: Option<&'a Labels>,
 }
 
 impl RawSample<'_> {
-    /// The line's label set, with `__name__`. For the text format it is parsed here, so a
-    /// caller that already knows `series` skips the work; an error names the line.
+    /// The line's label set, with `__name__`, parsed from `series` here, so a caller that
+    /// already knows `series` skips the work; an error names the line. (OpenMetrics' label
+    /// syntax is a strict subset of the text format's, with the same escapes.)
     pub fn labels(&self) -> Result<Labels> {
-        match self.parsed {
-            Some(labels) => Ok(labels.clone()),
-            None => text::labels(self.series).map_err(|m| Error::new(self.line, m)),
-        }
+        text::labels(self.series).map_err(|m| Error::new(self.line, m))
     }
 }
 
 /// Scans `body` in `format`, calling `visit` with each sample line in order until it
 /// returns [`ControlFlow::Break`], and returns the metric families' metadata.
 ///
-/// This is the scrape path's parser. For the text format nothing is allocated per sample:
-/// a line's label set is delimited but parsed only by [`RawSample::labels`]. OpenMetrics
-/// is checked as strictly as [`parse`] checks it, which builds every label set, so its
-/// samples come with their labels already parsed. A malformed line fails the whole scan
-/// with its line number, possibly after earlier lines were visited.
+/// This is the scrape path's parser: nothing is allocated per sample (except for escaped
+/// label values and exemplars in OpenMetrics), since a line's label set is parsed only
+/// by [`RawSample::labels`]. OpenMetrics is checked as strictly as [`parse`] checks it. A
+/// malformed line fails the whole scan with its line number, possibly after earlier
+/// lines were visited, and so does a body that breaks a rule only its end shows (a
+/// histogram without `+Inf`, a missing `# EOF`).
 pub fn scan(
     body: &[u8],
     format: Format,
@@ -136,21 +133,6 @@ pub fn scan(
     let text = std::str::from_utf8(body).map_err(|e| Error::new(0, format!("invalid UTF-8: {e}")))?;
     match format {
         Format::PrometheusText => text::scan(text, visit),
-        Format::OpenMetrics => {
-            let (exposition, spans) = openmetrics::parse_with_spans(text)?;
-            for (s, span) in exposition.samples.iter().zip(spans) {
-                let raw = RawSample {
-                    series: &text[span.start..span.end],
-                    value: s.value,
-                    timestamp_ms: s.timestamp_ms,
-                    line: span.line,
-                    parsed: Some(&s.labels),
-                };
-                if visit(&raw).is_break() {
-                    break;
-                }
-            }
-            Ok(exposition.metadata)
-        }
+        Format::OpenMetrics => openmetrics::scan(text, &mut visit),
     }
 }

@@ -5,59 +5,43 @@
 //! clashes between families, contiguous label groups with non-decreasing timestamps,
 //! type-specific labels and value ranges, histogram invariants, exemplars only where
 //! allowed, and a final `# EOF`.
+//!
+//! The checks work on borrowed label pairs in buffers kept across lines, so a line
+//! allocates only when it has an escaped label value or an exemplar, or when the caller
+//! asks for its label set: [`parse`] builds one per sample, [`scan`] none.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::ops::ControlFlow;
 
 use sextant_model::{Labels, MetricMetadata, MetricType, is_valid_label_name, is_valid_metric_name};
 
 use crate::number::{parse_om_float, seconds_to_ms};
-use crate::{Error, Exemplar, Exposition, ParsedSample, Result};
+use crate::{Error, Exemplar, Exposition, ParsedSample, RawSample, Result};
 
 /// Longest exemplar label set, in characters of names plus values.
 const EXEMPLAR_MAX_CHARS: usize = 128;
 
+/// Label pairs of one line, borrowed from the body (owned only where unescaped).
+type Pairs<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
+/// A consumer of sample lines, as [`crate::scan`] takes one.
+type Visit<'v> = &'v mut dyn FnMut(&RawSample<'_>) -> ControlFlow<()>;
+
 pub(crate) fn parse(text: &str) -> Result<Exposition> {
-    parse_with_spans(text).map(|(exposition, _)| exposition)
+    let mut p = Parser::new(None);
+    p.run(text)?;
+    p.out.metadata = std::mem::take(&mut p.metadata);
+    Ok(p.out)
 }
 
-/// Where a sample's series text (name and label set) sits in the body, and its line.
-pub(crate) struct SeriesSpan {
-    pub start: usize,
-    pub end: usize,
-    pub line: usize,
-}
-
-/// [`parse`], also returning each sample's [`SeriesSpan`], in the same order.
-pub(crate) fn parse_with_spans(text: &str) -> Result<(Exposition, Vec<SeriesSpan>)> {
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    let mut p = Parser {
-        base: text.as_ptr() as usize,
-        ..Parser::default()
-    };
-    let mut saw_eof = false;
-    for (i, line) in body.split('\n').enumerate() {
-        let lineno = i + 1;
-        if saw_eof {
-            return Err(Error::new(lineno, "text after # EOF"));
-        }
-        if line == "# EOF" {
-            saw_eof = true;
-            continue;
-        }
-        if line.is_empty() {
-            return Err(Error::new(lineno, "empty line"));
-        }
-        if let Some(rest) = line.strip_prefix('#') {
-            p.metadata_line(rest, lineno)?;
-        } else {
-            p.sample_line(line, lineno)?;
-        }
-    }
-    if !saw_eof {
-        return Err(Error::new(0, "missing # EOF"));
-    }
-    p.close_family()?;
-    Ok((p.out, p.spans))
+/// Checks `text` as strictly as [`parse`] and hands each sample line to `visit` without
+/// building its label set; returns the metadata.
+pub(crate) fn scan(text: &str, visit: Visit<'_>) -> Result<Vec<(String, MetricMetadata)>> {
+    let mut p = Parser::new(Some(visit));
+    p.run(text)?;
+    Ok(p.metadata)
 }
 
 #[derive(Default)]
@@ -69,8 +53,6 @@ struct Family {
     has_unit: bool,
     has_samples: bool,
     first_line: usize,
-    /// Index in `out.samples` of this family's first sample.
-    first_sample: usize,
     /// Hashes of the label groups seen (a 64-bit hash: collisions are negligible).
     seen_groups: HashSet<u64>,
     group: Option<u64>,
@@ -94,24 +76,85 @@ impl Family {
     }
 
     /// The suffix of `sample_name` if it is one of this family's sample names.
-    fn suffix<'a>(&self, sample_name: &'a str) -> Option<&'a str> {
+    fn suffix(&self, sample_name: &str) -> Option<&'static str> {
         let suffix = sample_name.strip_prefix(self.name.as_str())?;
-        self.suffixes().contains(&suffix).then_some(suffix)
+        self.suffixes().iter().find(|s| **s == suffix).copied()
     }
 }
 
-#[derive(Default)]
-struct Parser {
+/// What the histogram checks need of one line of a histogram family.
+struct HistogramLine {
+    /// Hash of the line's labels without `le` (on buckets), with its timestamp: lines
+    /// with equal keys belong to one histogram.
+    key: (u64, Option<i64>),
+    suffix: &'static str,
+    /// The bucket's bound (buckets only).
+    le: f64,
+    value: f64,
+}
+
+struct Parser<'v> {
     out: Exposition,
+    metadata: Vec<(String, MetricMetadata)>,
     family: Option<Family>,
     family_names: HashSet<String>,
     reserved_sample_names: HashSet<String>,
-    /// Address of the body's first byte, to turn line slices into offsets.
-    base: usize,
-    spans: Vec<SeriesSpan>,
+    /// The current family's lines, when it is a histogram.
+    histogram: Vec<HistogramLine>,
+    /// Where sample lines go when scanning; `None` builds `out.samples`.
+    visit: Option<Visit<'v>>,
+    /// Set when `visit` asked to stop.
+    stopped: bool,
+    /// Kept across lines so that sorting a label group allocates nothing.
+    order: Vec<usize>,
 }
 
-impl Parser {
+impl<'v> Parser<'v> {
+    fn new(visit: Option<Visit<'v>>) -> Self {
+        Self {
+            out: Exposition::default(),
+            metadata: Vec::new(),
+            family: None,
+            family_names: HashSet::new(),
+            reserved_sample_names: HashSet::new(),
+            histogram: Vec::new(),
+            visit,
+            stopped: false,
+            order: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, text: &str) -> Result<()> {
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        let mut pairs: Pairs<'_> = Vec::new();
+        let mut saw_eof = false;
+        for (i, line) in body.split('\n').enumerate() {
+            let lineno = i + 1;
+            if saw_eof {
+                return Err(Error::new(lineno, "text after # EOF"));
+            }
+            if line == "# EOF" {
+                saw_eof = true;
+                continue;
+            }
+            if line.is_empty() {
+                return Err(Error::new(lineno, "empty line"));
+            }
+            if let Some(rest) = line.strip_prefix('#') {
+                self.metadata_line(rest, lineno)?;
+            } else {
+                self.sample_line(line, lineno, &mut pairs)?;
+                if self.stopped {
+                    return Ok(());
+                }
+            }
+        }
+        if !saw_eof {
+            return Err(Error::new(0, "missing # EOF"));
+        }
+        self.close_family()
+    }
+
     fn metadata_line(&mut self, rest: &str, lineno: usize) -> Result<()> {
         let err = |m: &str| Error::new(lineno, m.to_owned());
         let rest = rest.strip_prefix(' ').ok_or_else(|| err("invalid comment line"))?;
@@ -172,9 +215,9 @@ impl Parser {
         self.family = Some(Family {
             name: name.to_owned(),
             first_line: lineno,
-            first_sample: self.out.samples.len(),
             ..Family::default()
         });
+        self.histogram.clear();
         Ok(())
     }
 
@@ -201,16 +244,15 @@ impl Parser {
             }
         }
         if matches!(fam.meta.metric_type, MetricType::Histogram | MetricType::GaugeHistogram) {
-            check_histogram(&fam, &self.out.samples[fam.first_sample..])
-                .map_err(|m| Error::new(lineno, format!("histogram {}: {m}", fam.name)))?;
+            check_histogram(&self.histogram).map_err(|m| Error::new(lineno, format!("histogram {}: {m}", fam.name)))?;
         }
         if fam.has_type || fam.has_help || fam.has_unit {
-            self.out.metadata.push((fam.name, fam.meta));
+            self.metadata.push((fam.name, fam.meta));
         }
         Ok(())
     }
 
-    fn sample_line(&mut self, line: &str, lineno: usize) -> Result<()> {
+    fn sample_line<'a>(&mut self, line: &'a str, lineno: usize, pairs: &mut Pairs<'a>) -> Result<()> {
         let err = |m: String| Error::new(lineno, m);
         let name_len = line
             .bytes()
@@ -221,16 +263,11 @@ impl Parser {
             return Err(err(format!("invalid metric name in {line:?}")));
         }
         let mut rest = &line[name_len..];
-        let mut pairs = Vec::new();
+        pairs.clear();
         if rest.starts_with('{') {
-            rest = parse_labels(rest, &mut pairs).map_err(&err)?;
+            rest = parse_labels(rest, pairs).map_err(&err)?;
         }
-        let start = line.as_ptr() as usize - self.base;
-        let span = SeriesSpan {
-            start,
-            end: start + line.len() - rest.len(),
-            line: lineno,
-        };
+        let series = &line[..line.len() - rest.len()];
         let rest = rest
             .strip_prefix(' ')
             .ok_or_else(|| err(format!("expected a space before the value in {line:?}")))?;
@@ -256,29 +293,25 @@ impl Parser {
         }
         let fam = self.family.as_mut().expect("entered above");
         fam.has_samples = true;
-        let suffix = fam.suffix(name).unwrap_or("").to_owned();
+        let suffix = fam.suffix(name).unwrap_or("");
         let typ = fam.meta.metric_type;
 
-        let find = |n: &str| {
-            pairs
-                .iter()
-                .find(|(k, _): &&(String, String)| k == n)
-                .map(|(_, v)| v.as_str())
-        };
+        let find = |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_ref());
         let counter_like = |what: &str| -> Result<()> {
             if value.is_nan() || value < 0.0 {
                 return Err(err(format!("{what} {name} must not be NaN or negative")));
             }
             Ok(())
         };
-        let mut group_drop: Option<String> = None;
-        match (typ, suffix.as_str()) {
+        let mut group_drop: Option<&str> = None;
+        let mut le = f64::NAN;
+        match (typ, suffix) {
             (MetricType::Counter, "_total") => counter_like("counter")?,
             (MetricType::Histogram | MetricType::GaugeHistogram, "_bucket") => {
-                let le = find("le").ok_or_else(|| err(format!("{name} needs an le label")))?;
-                parse_le(le).ok_or_else(|| err(format!("invalid le {le:?}")))?;
+                let le_text = find("le").ok_or_else(|| err(format!("{name} needs an le label")))?;
+                le = parse_le(le_text).ok_or_else(|| err(format!("invalid le {le_text:?}")))?;
                 counter_like("bucket")?;
-                group_drop = Some("le".into());
+                group_drop = Some("le");
             }
             (MetricType::Histogram | MetricType::Summary, "_count" | "_sum")
             | (MetricType::GaugeHistogram, "_gcount") => counter_like("count or sum")?,
@@ -294,7 +327,7 @@ impl Parser {
                 if value < 0.0 {
                     return Err(err(format!("quantile value of {name} must not be negative")));
                 }
-                group_drop = Some("quantile".into());
+                group_drop = Some("quantile");
             }
             (MetricType::StateSet, _) => {
                 if find(&fam.name).is_none() {
@@ -303,7 +336,7 @@ impl Parser {
                 if value != 0.0 && value != 1.0 {
                     return Err(err(format!("state set value must be 0 or 1, got {value_tok}")));
                 }
-                group_drop = Some(fam.name.clone());
+                group_drop = Some(fam.name.as_str());
             }
             (MetricType::Info, _) if value != 1.0 => {
                 return Err(err(format!("info value must be 1, got {value_tok}")));
@@ -311,7 +344,7 @@ impl Parser {
             _ => {}
         }
         let exemplar_allowed = matches!(
-            (typ, suffix.as_str()),
+            (typ, suffix),
             (MetricType::Counter, "_total") | (MetricType::Histogram | MetricType::GaugeHistogram, "_bucket")
         );
         if exemplar.is_some() && !exemplar_allowed {
@@ -322,8 +355,17 @@ impl Parser {
         let group = if typ == MetricType::Info {
             0
         } else {
-            group_hash(pairs.iter().filter(|(k, _)| Some(k) != group_drop.as_ref()))
+            group_hash(pairs, group_drop, &mut self.order)
         };
+        if matches!(typ, MetricType::Histogram | MetricType::GaugeHistogram) {
+            let bucket_drop = (suffix == "_bucket").then_some("le");
+            self.histogram.push(HistogramLine {
+                key: (group_hash(pairs, bucket_drop, &mut self.order), timestamp_ms),
+                suffix,
+                le,
+                value,
+            });
+        }
         if fam.group.as_ref() == Some(&group) {
             if fam.group_ts.is_some() != timestamp_ms.is_some() {
                 return Err(err("mix of samples with and without timestamps in one group".into()));
@@ -340,15 +382,24 @@ impl Parser {
         fam.group = Some(group);
         fam.group_ts = timestamp_ms;
 
-        let labels = Labels::from_pairs(std::iter::once(("__name__".to_owned(), name.to_owned())).chain(pairs))
-            .map_err(|e| err(e.to_string()))?;
+        if let Some(visit) = self.visit.as_deref_mut() {
+            let raw = RawSample {
+                series,
+                value,
+                timestamp_ms,
+                line: lineno,
+            };
+            self.stopped = visit(&raw).is_break();
+            return Ok(());
+        }
+        let named = std::iter::once(("__name__", Cow::Borrowed(name)));
+        let labels = Labels::from_pairs(named.chain(pairs.drain(..))).map_err(|e| err(e.to_string()))?;
         self.out.samples.push(ParsedSample {
             labels,
             value,
             timestamp_ms,
             exemplar,
         });
-        self.spans.push(span);
         Ok(())
     }
 }
@@ -356,10 +407,10 @@ impl Parser {
 /// The histogram rules of the specification, per label group and timestamp: buckets in
 /// increasing `le` with non-decreasing counts, a `+Inf` bucket equal to `_count`, `_sum`
 /// and `_count` together, no `_sum` with negative buckets, no negative `_gsum` without.
-fn check_histogram(fam: &Family, samples: &[ParsedSample]) -> std::result::Result<(), String> {
+fn check_histogram(lines: &[HistogramLine]) -> std::result::Result<(), String> {
     #[derive(Default)]
     struct Group {
-        key: Option<(Labels, Option<i64>)>,
+        key: Option<(u64, Option<i64>)>,
         last_le: Option<f64>,
         last_bucket_value: f64,
         count: Option<f64>,
@@ -393,44 +444,33 @@ fn check_histogram(fam: &Family, samples: &[ParsedSample]) -> std::result::Resul
         Ok(())
     }
     let mut g = Group::default();
-    for s in samples {
-        let name = s.labels.metric_name().unwrap_or("");
-        let suffix = fam.suffix(name).unwrap_or("");
-        let key_labels = Labels::from_pairs(
-            s.labels
-                .iter()
-                .filter(|l| l.name != "__name__" && !(suffix == "_bucket" && l.name == "le"))
-                .map(|l| (l.name.as_str(), l.value.as_str())),
-        )
-        .map_err(|e| e.to_string())?;
-        let key = (key_labels, s.timestamp_ms);
-        if g.key.as_ref() != Some(&key) {
+    for line in lines {
+        if g.key != Some(line.key) {
             finish(&g)?;
             g = Group {
-                key: Some(key),
+                key: Some(line.key),
                 ..Group::default()
             };
         }
-        match suffix {
+        match line.suffix {
             "_bucket" => {
-                let le = s.labels.get("le").and_then(parse_le).unwrap_or(f64::NAN);
-                if le < 0.0 {
+                if line.le < 0.0 {
                     g.negative_buckets = true;
                 }
-                if g.last_le.is_some_and(|prev| le <= prev) {
+                if g.last_le.is_some_and(|prev| line.le <= prev) {
                     return Err("buckets out of order".into());
                 }
-                if s.value < g.last_bucket_value {
+                if line.value < g.last_bucket_value {
                     return Err("bucket counts decrease".into());
                 }
-                g.last_le = Some(le);
-                g.last_bucket_value = s.value;
+                g.last_le = Some(line.le);
+                g.last_bucket_value = line.value;
             }
-            "_count" | "_gcount" => g.count = Some(s.value),
+            "_count" | "_gcount" => g.count = Some(line.value),
             "_sum" => g.has_sum = true,
             "_gsum" => {
                 g.has_gsum = true;
-                g.negative_gsum |= s.value < 0.0;
+                g.negative_gsum |= line.value < 0.0;
             }
             _ => {}
         }
@@ -438,13 +478,19 @@ fn check_histogram(fam: &Family, samples: &[ParsedSample]) -> std::result::Resul
     finish(&g)
 }
 
-/// Order-independent hash of a label group.
-fn group_hash<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut sorted: Vec<&(String, String)> = pairs.filter(|(_, v)| !v.is_empty()).collect();
-    sorted.sort_unstable();
+/// Order-independent hash of a label group: the pairs with a value, but not the one
+/// named `drop`, in name order. `order` is scratch space kept by the caller.
+fn group_hash(pairs: &Pairs<'_>, drop: Option<&str>, order: &mut Vec<usize>) -> u64 {
+    order.clear();
+    order.extend((0..pairs.len()).filter(|i| !pairs[*i].1.is_empty() && Some(pairs[*i].0) != drop));
+    // Names are unique within a line, so sorting by name is a total order.
+    order.sort_unstable_by_key(|i| pairs[*i].0);
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    sorted.hash(&mut h);
+    for i in order.iter() {
+        let (k, v) = &pairs[*i];
+        k.hash(&mut h);
+        v.as_ref().hash(&mut h);
+    }
     h.finish()
 }
 
@@ -501,7 +547,7 @@ fn split_token(s: &str) -> (&str, &str) {
 
 /// Parses `{name="value",...}` strictly (no spaces, no trailing comma, no duplicate
 /// names) into `out`, returning the text after `}`.
-fn parse_labels<'a>(s: &'a str, out: &mut Vec<(String, String)>) -> std::result::Result<&'a str, String> {
+fn parse_labels<'a>(s: &'a str, out: &mut Pairs<'a>) -> std::result::Result<&'a str, String> {
     let mut rest = s.strip_prefix('{').ok_or("expected {")?;
     if let Some(r) = rest.strip_prefix('}') {
         return Ok(r);
@@ -518,11 +564,11 @@ fn parse_labels<'a>(s: &'a str, out: &mut Vec<(String, String)>) -> std::result:
         rest = rest[n..]
             .strip_prefix("=\"")
             .ok_or_else(|| format!("expected =\" after label {name}"))?;
-        let (value, r) = read_quoted(rest).ok_or_else(|| format!("unterminated value of label {name}"))?;
-        if out.iter().any(|(k, _)| k == name) {
+        let (value, r) = read_quoted_borrowed(rest).ok_or_else(|| format!("unterminated value of label {name}"))?;
+        if out.iter().any(|(k, _)| *k == name) {
             return Err(format!("duplicate label {name}"));
         }
-        out.push((name.to_owned(), value));
+        out.push((name, value));
         rest = r;
         if let Some(r) = rest.strip_prefix('}') {
             return Ok(r);
@@ -537,12 +583,27 @@ fn parse_labels<'a>(s: &'a str, out: &mut Vec<(String, String)>) -> std::result:
 /// Reads an escaped label value up to its closing quote; returns the unescaped value
 /// and the text after the quote.
 pub(crate) fn read_quoted(s: &str) -> Option<(String, &str)> {
+    read_quoted_borrowed(s).map(|(value, rest)| (value.into_owned(), rest))
+}
+
+/// [`read_quoted`], borrowing the value from `s` when it has no escapes.
+fn read_quoted_borrowed(s: &str) -> Option<(Cow<'_, str>, &str)> {
     let b = s.as_bytes();
     let mut i = 0;
+    let mut escaped = false;
     while i < b.len() {
         match b[i] {
-            b'"' => return Some((unescape(&s[..i], true), &s[i + 1..])),
-            b'\\' => i += 2,
+            b'"' => {
+                let value = match escaped {
+                    true => Cow::Owned(unescape(&s[..i], true)),
+                    false => Cow::Borrowed(&s[..i]),
+                };
+                return Some((value, &s[i + 1..]));
+            }
+            b'\\' => {
+                escaped = true;
+                i += 2;
+            }
             _ => i += 1,
         }
     }

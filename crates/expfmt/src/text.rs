@@ -131,7 +131,6 @@ fn split_sample(line: &str, lineno: usize) -> std::result::Result<RawSample<'_>,
         value,
         timestamp_ms,
         line: lineno,
-        parsed: None,
     })
 }
 

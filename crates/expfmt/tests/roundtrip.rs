@@ -1,7 +1,10 @@
-//! Encode → parse → the same samples, for both formats, on generated families.
+//! Encode → parse → the same samples, for both formats, on generated families; and the
+//! scrape path's `scan` → the same samples as `parse`.
+
+use std::ops::ControlFlow;
 
 use proptest::prelude::*;
-use sextant_expfmt::{Format, TextEncoder, parse};
+use sextant_expfmt::{Format, TextEncoder, parse, scan};
 use sextant_model::MetricType;
 
 #[derive(Debug, Clone)]
@@ -59,6 +62,19 @@ fn check(format: Format, fams: &[Gen]) -> Result<(), TestCaseError> {
         prop_assert_eq!(s.timestamp_ms, f.ts_ms);
     }
     prop_assert!(parsed.metadata.iter().all(|(_, m)| m.help == "help \\ with\nnewline"));
+    let mut scanned = Vec::new();
+    let metadata = scan(body.as_bytes(), format, |raw| {
+        scanned.push((raw.labels().unwrap(), raw.value.to_bits(), raw.timestamp_ms));
+        ControlFlow::Continue(())
+    })
+    .map_err(|e| TestCaseError::fail(format!("{e}\n{body}")))?;
+    let expected: Vec<_> = parsed
+        .samples
+        .iter()
+        .map(|s| (s.labels.clone(), s.value.to_bits(), s.timestamp_ms))
+        .collect();
+    prop_assert_eq!(scanned, expected);
+    prop_assert_eq!(metadata, parsed.metadata);
     Ok(())
 }
 
@@ -75,7 +91,14 @@ proptest! {
 
     #[test]
     fn never_panics(body in proptest::collection::vec(any::<u8>(), 0..300)) {
-        let _ = parse(&body, Format::OpenMetrics);
-        let _ = parse(&body, Format::PrometheusText);
+        for format in [Format::OpenMetrics, Format::PrometheusText] {
+            let parsed = parse(&body, format);
+            let mut labels_ok = true;
+            let scanned = scan(&body, format, |raw| {
+                labels_ok &= raw.labels().is_ok();
+                ControlFlow::Continue(())
+            });
+            prop_assert_eq!(parsed.is_ok(), scanned.is_ok() && labels_ok, "scan and parse disagree on {:?}", body);
+        }
     }
 }
