@@ -9,7 +9,6 @@
 //! from staleness, as in Prometheus.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +21,7 @@ use prometheus_client::registry::Registry;
 use sextant_expfmt::{Format, SCRAPE_ACCEPT_HEADER};
 use sextant_model::time::{format_duration, now_ms, parse_duration};
 use sextant_model::{Label, Labels, LabelsBuilder, Sample, stale_nan};
-use sextant_store::{AppendRequest, MetricsStore, SeriesRef, SeriesSamples};
+use sextant_store::{AppendRequest, HashIndex, MetricsStore, SeriesRef, SeriesSamples};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -567,9 +566,9 @@ struct LoopState {
     cache: ScrapeCache,
     /// Series of the last successful scrape without explicit timestamps, by label hash:
     /// those missing from the next scrape go stale.
-    previous: ByHash<Arc<Labels>>,
+    previous: HashIndex<Arc<Labels>>,
     /// The same for the scrape being processed; it becomes `previous` when it succeeds.
-    current: ByHash<Arc<Labels>>,
+    current: HashIndex<Arc<Labels>>,
     /// The store's references of the report series (`up`, ...), in [`REPORT_NAMES`] order.
     report_refs: Option<[SeriesRef; REPORT_NAMES.len()]>,
 }
@@ -597,27 +596,6 @@ struct CachedSeries {
     hash: u64,
     /// The store's reference, once an append has returned it.
     series_ref: Option<SeriesRef>,
-}
-
-/// A map keyed by label hashes, which are already well mixed.
-type ByHash<V> = HashMap<u64, V, BuildHasherDefault<HashIsKey>>;
-
-/// Hasher for keys that are hashes already: it passes the `u64` through.
-#[derive(Default)]
-struct HashIsKey(u64);
-
-impl Hasher for HashIsKey {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 async fn run_target(shared: Arc<PoolShared>, target: Arc<Target>, mut stop: oneshot::Receiver<bool>) {
@@ -914,7 +892,7 @@ fn process_body(
     let mut req = AppendRequest::default();
     let mut new_keys: Vec<Box<str>> = Vec::new();
     // Series without a reference yet, by label hash: where they are in `req.series`.
-    let mut unreferenced: ByHash<usize> = ByHash::default();
+    let mut unreferenced: HashIndex<usize> = HashIndex::default();
     let (mut scraped, mut post, mut added, mut touched) = (0, 0, 0, 0);
     let mut failure = None;
     let format = Format::from_content_type(content_type);

@@ -57,6 +57,19 @@ impl Head {
         self.stripes[i].lock().expect("head stripe poisoned")
     }
 
+    /// Slot `i` of a stripe, about to receive chunks: created if the stripe is shorter,
+    /// and counted as active if it holds none yet.
+    fn series_for_chunks<'s>(&self, stripe: &'s mut Vec<SeriesHead>, i: usize) -> &'s mut SeriesHead {
+        if stripe.len() <= i {
+            stripe.resize_with(i + 1, SeriesHead::default);
+        }
+        let series = &mut stripe[i];
+        if series.chunks.is_empty() {
+            self.active_series.fetch_add(1, Ordering::Relaxed);
+        }
+        series
+    }
+
     /// Appends `samples` (in time order, each newer than the series' newest) to
     /// series `id`.
     pub fn append(&self, id: SeriesId, samples: &[Sample]) {
@@ -65,13 +78,7 @@ impl Head {
         }
         let (s, i) = slot(id);
         let mut stripe = self.stripe(s);
-        if stripe.len() <= i {
-            stripe.resize_with(i + 1, SeriesHead::default);
-        }
-        let series = &mut stripe[i];
-        if series.chunks.is_empty() {
-            self.active_series.fetch_add(1, Ordering::Relaxed);
-        }
+        let series = self.series_for_chunks(&mut stripe, i);
         let mut bytes = 0i64;
         for &sample in samples {
             let block = sample.t_ms.div_euclid(BLOCK_MS);
@@ -103,13 +110,7 @@ impl Head {
     pub fn adopt(&self, id: SeriesId, chunk: Chunk) {
         let (s, i) = slot(id);
         let mut stripe = self.stripe(s);
-        if stripe.len() <= i {
-            stripe.resize_with(i + 1, SeriesHead::default);
-        }
-        let series = &mut stripe[i];
-        if series.chunks.is_empty() {
-            self.active_series.fetch_add(1, Ordering::Relaxed);
-        }
+        let series = self.series_for_chunks(&mut stripe, i);
         self.chunks.fetch_add(1, Ordering::Relaxed);
         self.samples.fetch_add(i64::from(chunk.count), Ordering::Relaxed);
         self.chunk_bytes.fetch_add(chunk.bytes() as i64, Ordering::Relaxed);

@@ -28,7 +28,7 @@ mod writer;
 
 pub use error::{Error, ErrorKind, Result};
 pub use format::FORMAT_VERSION;
-pub use registry::SeriesId;
+pub use registry::{HashIndex, SeriesId, U64Hasher};
 pub use sextant_model::SeriesData;
 pub use slices::{RevisionRow, SliceFilter, SliceRow, WindowSum};
 pub use store::{AppendOutcome, AppendRequest, MetricsStore, ReplayReport, SeriesRef, SeriesSamples, StoreOptions};

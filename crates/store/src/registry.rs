@@ -21,7 +21,7 @@ pub(crate) struct SeriesEntry {
 /// golden-ratio constant, which spreads sequential ids into the high bits hashbrown uses.
 /// SipHash costs several times more and protects against nothing here.
 #[derive(Default)]
-pub(crate) struct U64Hasher(u64);
+pub struct U64Hasher(u64);
 
 impl Hasher for U64Hasher {
     fn finish(&self) -> u64 {
@@ -36,7 +36,7 @@ impl Hasher for U64Hasher {
 }
 
 /// A map keyed by a `u64` (series id or label-set hash).
-pub(crate) type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<U64Hasher>>;
+pub type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<U64Hasher>>;
 
 /// Ids under one key, in insertion order. Most keys (a label-set hash, a label value
 /// unique to one series) hold a single id: kept inline, that costs no allocation, which

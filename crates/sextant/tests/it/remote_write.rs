@@ -161,22 +161,7 @@ async fn acknowledged_writes_survive_kill_9() {
         tasks.push(tokio::spawn(async move {
             let http = client();
             for r in 0..REQUESTS {
-                let ts: Vec<TimeSeries> = (0..SERIES)
-                    .map(|s| {
-                        let samples: Vec<(i64, f64)> = (0..SAMPLES)
-                            .map(|k| (((r * SAMPLES + k) as i64) * 1000, value(w, r, s, k)))
-                            .collect();
-                        series(
-                            "durable",
-                            &[("writer", &w.to_string()), ("s", &s.to_string())],
-                            &samples,
-                        )
-                    })
-                    .collect();
-                let body = encode(&WriteRequest {
-                    timeseries: ts,
-                    metadata: vec![],
-                });
+                let body = durable_request(w, r, SERIES, SAMPLES);
                 match http.post(&url).body(body).send().await {
                     Ok(resp) if resp.status() == 204 => {
                         acked.lock().unwrap().push((w, r));
@@ -200,27 +185,10 @@ async fn acknowledged_writes_survive_kill_9() {
     assert!(acked.len() >= WRITERS * REQUESTS / 2);
 
     let store = open_store(&data);
-    let got = store.select(&[eq("__name__", "durable")], 0, i64::MAX).await.unwrap();
-    let mut stored: BTreeMap<(usize, usize), BTreeMap<i64, f64>> = BTreeMap::new();
-    for s in got {
-        let w: usize = s.labels.get("writer").unwrap().parse().unwrap();
-        let i: usize = s.labels.get("s").unwrap().parse().unwrap();
-        stored.insert((w, i), s.samples.iter().map(|x| (x.t_ms, x.v)).collect());
-    }
+    let stored = stored_durable(&store).await;
     let mut checked = 0;
     for (w, r) in &acked {
-        for s in 0..SERIES {
-            for k in 0..SAMPLES {
-                let t = ((r * SAMPLES + k) as i64) * 1000;
-                let v = stored.get(&(*w, s)).and_then(|m| m.get(&t)).copied();
-                assert_eq!(
-                    v,
-                    Some(value(*w, *r, s, k)),
-                    "acknowledged sample writer={w} req={r} series={s} t={t} lost"
-                );
-                checked += 1;
-            }
-        }
+        checked += assert_acknowledged(&stored, *w, *r, SERIES, SAMPLES);
     }
     assert_eq!(checked, acked.len() * SERIES * SAMPLES);
     store.close().await.unwrap();
@@ -236,6 +204,58 @@ async fn acknowledged_writes_survive_kill_9() {
 
 fn value(w: usize, r: usize, s: usize, k: usize) -> f64 {
     (w * 1_000_000 + r * 10_000 + s * 10 + k) as f64 + 0.25
+}
+
+/// Writer `w`'s request number `r` of the durability tests: `series` series named
+/// `durable`, each with `samples` samples at `(r * samples + k)` seconds.
+fn durable_request(w: usize, r: usize, series_count: usize, samples: usize) -> Vec<u8> {
+    let timeseries = (0..series_count)
+        .map(|s| {
+            let points: Vec<(i64, f64)> = (0..samples)
+                .map(|k| (((r * samples + k) as i64) * 1000, value(w, r, s, k)))
+                .collect();
+            series("durable", &[("writer", &w.to_string()), ("s", &s.to_string())], &points)
+        })
+        .collect();
+    encode(&WriteRequest {
+        timeseries,
+        metadata: vec![],
+    })
+}
+
+/// The stored `durable` series: `(writer, s)` → time → the value's bits.
+async fn stored_durable(store: &sextant_store::MetricsStore) -> BTreeMap<(usize, usize), BTreeMap<i64, u64>> {
+    let got = store.select(&[eq("__name__", "durable")], 0, i64::MAX).await.unwrap();
+    let mut stored = BTreeMap::new();
+    for s in got {
+        let w: usize = s.labels.get("writer").unwrap().parse().unwrap();
+        let i: usize = s.labels.get("s").unwrap().parse().unwrap();
+        stored.insert((w, i), s.samples.iter().map(|x| (x.t_ms, x.v.to_bits())).collect());
+    }
+    stored
+}
+
+/// Asserts that every sample of writer `w`'s request `r` is stored bit for bit;
+/// returns how many it checked.
+fn assert_acknowledged(
+    stored: &BTreeMap<(usize, usize), BTreeMap<i64, u64>>,
+    w: usize,
+    r: usize,
+    series_count: usize,
+    samples: usize,
+) -> usize {
+    for s in 0..series_count {
+        for k in 0..samples {
+            let t = ((r * samples + k) as i64) * 1000;
+            let v = stored.get(&(w, s)).and_then(|m| m.get(&t)).copied();
+            assert_eq!(
+                v,
+                Some(value(w, r, s, k).to_bits()),
+                "acknowledged sample lost or changed: writer={w} req={r} series={s} t={t}"
+            );
+        }
+    }
+    series_count * samples
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -359,23 +379,7 @@ async fn twenty_kill_9s_in_a_row_lose_nothing_acknowledged() {
             tasks.push(tokio::spawn(async move {
                 let http = client();
                 for r in 0..REQUESTS {
-                    let base = (kill * REQUESTS + r) * SAMPLES;
-                    let ts: Vec<TimeSeries> = (0..SERIES)
-                        .map(|s| {
-                            let samples: Vec<(i64, f64)> = (0..SAMPLES)
-                                .map(|k| (((base + k) as i64) * 1000, value(w, kill * REQUESTS + r, s, k)))
-                                .collect();
-                            series(
-                                "durable",
-                                &[("writer", &w.to_string()), ("s", &s.to_string())],
-                                &samples,
-                            )
-                        })
-                        .collect();
-                    let body = encode(&WriteRequest {
-                        timeseries: ts,
-                        metadata: vec![],
-                    });
+                    let body = durable_request(w, kill * REQUESTS + r, SERIES, SAMPLES);
                     match http.post(&url).body(body).send().await {
                         Ok(resp) if resp.status() == 204 => {
                             round.lock().unwrap().push((w, kill, r));
@@ -399,25 +403,9 @@ async fn twenty_kill_9s_in_a_row_lose_nothing_acknowledged() {
     }
 
     let store = open_store(&data);
-    let got = store.select(&[eq("__name__", "durable")], 0, i64::MAX).await.unwrap();
-    let mut stored: BTreeMap<(usize, usize), BTreeMap<i64, u64>> = BTreeMap::new();
-    for s in got {
-        let w: usize = s.labels.get("writer").unwrap().parse().unwrap();
-        let i: usize = s.labels.get("s").unwrap().parse().unwrap();
-        stored.insert((w, i), s.samples.iter().map(|x| (x.t_ms, x.v.to_bits())).collect());
-    }
+    let stored = stored_durable(&store).await;
     for (w, kill, r) in &acked {
-        for s in 0..SERIES {
-            for k in 0..SAMPLES {
-                let t = (((kill * REQUESTS + r) * SAMPLES + k) as i64) * 1000;
-                let v = stored.get(&(*w, s)).and_then(|m| m.get(&t)).copied();
-                assert_eq!(
-                    v,
-                    Some(value(*w, kill * REQUESTS + r, s, k).to_bits()),
-                    "acknowledged sample lost or changed: writer={w} kill={kill} req={r} series={s} t={t}"
-                );
-            }
-        }
+        assert_acknowledged(&stored, *w, kill * REQUESTS + r, SERIES, SAMPLES);
     }
     // Scrapes went on through the kills; what they stored reads back in order.
     let up = store
