@@ -1,88 +1,123 @@
-//! Compaction of closed blocks.
+//! Closed blocks in DuckDB.
 //!
-//! A block's raw table `samples_<b>(series_id, t, v)` is rewritten, sorted by series
-//! and time, into the shared table `chunks(block, series_id, dt, dv, vf)`, with one row
-//! per series and block in `chunk_series(block, series_id, first_t, last_t, last_v)`:
-//! - `dt` is the gap to the series' previous sample (0 for its first, whose time is
-//!   `first_t`), so timestamps cost almost nothing: scrape intervals are near-constant.
-//! - an integral value whose predecessor is also integral is stored as the integer
-//!   difference `dv` (counters mostly grow by small integers); any other value is kept
-//!   as a double in `vf`. Exactly one of `dv` and `vf` is set per row.
+//! A closed two-hour block is one row per series in the shared table
+//! `series_blocks(block, series_id, first_t, last_t, last_v, data)`, `data` holding the
+//! series' samples in the block as `blockcodec` encodes them (a series with more than
+//! [`MAX_ROW_SAMPLES`] samples in a block takes several rows, in time order).
 //!
-//! All blocks share one table, appended in (block, series, time) order, so DuckDB's row
-//! groups stay full and its column compression (bit-packing, ALP) works on long runs; a
-//! table per block measured 40% larger. Retention deletes whole blocks, which are whole
-//! row groups because blocks are appended in time order. DESIGN.md §5 has the
-//! measurements behind the layout. `chunk_series` also gives start-up each series'
-//! bounds without reading samples.
+//! Why rows of encoded samples rather than a row per sample: with every sample in hand
+//! the encoder finds each series' decimal scale and whether its values grow steadily,
+//! which DuckDB's column compressions cannot see across rows; on the node_exporter
+//! data of BENCHMARKS.md §3 a row per sample (formats 2 and 3, with time and integer
+//! deltas) took 3.6 bytes a sample and these rows take well under Prometheus' 1.6. The
+//! columns beside `data` give start-up each series' bounds and let a read skip rows
+//! outside its time range without decoding them.
+//!
+//! All blocks share one table, appended in (block, series) order, so DuckDB's row
+//! groups stay full; retention deletes whole blocks.
+//!
+//! Directories of formats 1 to 3 are upgraded by [`upgrade`]: their raw
+//! `samples_<block>` tables (formats 1 and 2) and per-sample rows
+//! (`compact_legacy.rs`, formats 2 and 3) are rewritten block by block.
 
-use crate::registry::HashIndex;
-use duckdb::Connection;
-use duckdb::arrow::array::{Array, Float64Array, Int32Array, Int64Array};
+use std::collections::{BTreeMap, BTreeSet};
+
+use duckdb::arrow::array::{Array, BinaryArray, Float64Array, Int64Array, LargeBinaryArray};
 use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::{Appender, Connection, params};
 use sextant_model::Sample;
 
-use crate::Result;
+use crate::blockcodec::{self, MAX_ROW_SAMPLES, Scratch};
+use crate::compact_legacy;
+use crate::{Error, Result};
 
-/// A value is stored as an integer delta when it is integral, exactly representable,
-/// not -0.0, and so was its predecessor.
-const IS_INT: &str = "(v = round(v) AND abs(v) < 9.0e15 AND NOT (v = 0 AND signbit(v)))";
-
-/// Creates the shared compacted tables.
+/// Creates the shared block table.
 pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
     conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS chunks (block BIGINT NOT NULL, series_id BIGINT NOT NULL,
-             dt INTEGER NOT NULL, dv BIGINT, vf DOUBLE);
-         CREATE TABLE IF NOT EXISTS chunk_series (block BIGINT NOT NULL, series_id BIGINT NOT NULL,
-             first_t BIGINT NOT NULL, last_t BIGINT NOT NULL, last_v DOUBLE NOT NULL);",
+        "CREATE TABLE IF NOT EXISTS series_blocks (block BIGINT NOT NULL, series_id BIGINT NOT NULL,
+             first_t BIGINT NOT NULL, last_t BIGINT NOT NULL, last_v DOUBLE NOT NULL, data BLOB NOT NULL);",
     )?;
     Ok(())
 }
 
-/// Rewrites block `block` (its raw table and any earlier compacted rows of the block)
-/// into the compacted tables, inside the caller's open transaction. `raw` names the raw table if
-/// it exists; `compacted` says whether the block has compacted rows already.
-pub(crate) fn compact_block(conn: &Connection, block: i64, raw: Option<&str>, compacted: bool) -> Result<()> {
-    if raw.is_none() && !compacted {
-        return Ok(());
+/// Appends encoded rows to `series_blocks`, inside the caller's transaction.
+pub(crate) struct BlockRows<'c> {
+    app: Appender<'c>,
+    scratch: Scratch,
+    buf: Vec<u8>,
+}
+
+impl<'c> BlockRows<'c> {
+    pub fn new(conn: &'c Connection) -> Result<Self> {
+        Ok(BlockRows {
+            app: conn.appender("series_blocks")?,
+            scratch: Scratch::default(),
+            buf: Vec::new(),
+        })
     }
-    // Earlier compacted rows are decoded in Rust: each integer delta depends on the value
-    // before it, which only a sequential pass knows.
-    let previous = if compacted {
-        read_compacted(conn, block)?
-    } else {
-        Vec::new()
-    };
-    conn.execute_batch("CREATE TABLE compact_in (series_id BIGINT, t BIGINT, v DOUBLE)")?;
-    if let Some(raw) = raw {
-        conn.execute_batch(&format!("INSERT INTO compact_in SELECT series_id, t, v FROM {raw}"))?;
-    }
-    if !previous.is_empty() {
-        let mut app = conn.appender("compact_in")?;
-        for (id, s) in previous {
-            app.append_row(duckdb::params![id as i64, s.t_ms, s.v])?;
+
+    /// Writes `samples` (one series, in time order) as rows of block `block`.
+    pub fn write(&mut self, block: i64, series: u64, samples: &[Sample]) -> Result<()> {
+        for part in samples.chunks(MAX_ROW_SAMPLES) {
+            let (first, last) = (part[0], part[part.len() - 1]);
+            blockcodec::encode(part, &mut self.scratch, &mut self.buf);
+            self.app.append_row(params![
+                block,
+                series as i64,
+                first.t_ms,
+                last.t_ms,
+                last.v,
+                self.buf.as_slice()
+            ])?;
         }
-        app.flush()?;
+        Ok(())
     }
-    conn.execute_batch(&format!(
-        "DELETE FROM chunks WHERE block = {block};
-         DELETE FROM chunk_series WHERE block = {block};
-         INSERT INTO chunks
-           SELECT {block}, series_id,
-                  (t - coalesce(lag(t) OVER w, t))::INTEGER AS dt,
-                  CASE WHEN {IS_INT} AND coalesce(lag({IS_INT}) OVER w, true)
-                       THEN (v - coalesce(lag(v) OVER w, 0))::BIGINT END AS dv,
-                  CASE WHEN NOT ({IS_INT} AND coalesce(lag({IS_INT}) OVER w, true)) THEN v END AS vf
-           FROM compact_in
-           WINDOW w AS (PARTITION BY series_id ORDER BY t)
-           ORDER BY series_id, t;
-         INSERT INTO chunk_series
-           SELECT {block}, series_id, min(t), max(t), arg_max(v, t)
-           FROM compact_in GROUP BY series_id ORDER BY series_id;
-         DROP TABLE compact_in;"
+
+    /// Hands the buffered rows to DuckDB.
+    pub fn finish(mut self) -> Result<()> {
+        self.app.flush()?;
+        Ok(())
+    }
+}
+
+/// Decodes the rows of `block` for series ids in `ids` (all, when `None`) that
+/// overlap `start..=end`, calling `emit` with each series' samples in time order,
+/// series after series in id order. Samples outside `start..=end` in a row that
+/// overlaps it are emitted too.
+pub(crate) fn decode_block(
+    conn: &Connection,
+    block: i64,
+    ids: Option<(u64, u64)>,
+    start: i64,
+    end: i64,
+    mut emit: impl FnMut(u64, Sample),
+) -> Result<()> {
+    let filter = ids
+        .map(|(lo, hi)| format!(" AND series_id BETWEEN {lo} AND {hi}"))
+        .unwrap_or_default();
+    // Read through Arrow record batches: per-row access through the driver costs
+    // more than decoding. The sort is over rows, not samples: a few per series.
+    let mut stmt = conn.prepare(&format!(
+        "SELECT series_id, data FROM series_blocks
+         WHERE block = {block}{filter} AND last_t >= {start} AND first_t <= {end}
+         ORDER BY series_id, first_t"
     ))?;
-    if let Some(raw) = raw {
-        conn.execute_batch(&format!("DROP TABLE {raw}"))?;
+    for batch in stmt.query_arrow([])? {
+        let series = column::<Int64Array>(&batch, 0, "series_blocks.series_id")?;
+        let data = batch.column(1).as_any();
+        let bytes = |i: usize| -> Result<&[u8]> {
+            if let Some(a) = data.downcast_ref::<BinaryArray>() {
+                Ok(a.value(i))
+            } else if let Some(a) = data.downcast_ref::<LargeBinaryArray>() {
+                Ok(a.value(i))
+            } else {
+                Err(Error::ColumnType("series_blocks.data"))
+            }
+        };
+        for i in 0..batch.num_rows() {
+            let id = series.value(i) as u64;
+            blockcodec::decode(bytes(i)?, |s| emit(id, s)).map_err(|_| Error::CorruptBlock { block, series: id })?;
+        }
     }
     Ok(())
 }
@@ -93,89 +128,105 @@ pub(crate) fn column<'a, A: 'static>(batch: &'a RecordBatch, i: usize, name: &'s
         .column(i)
         .as_any()
         .downcast_ref::<A>()
-        .ok_or(crate::Error::ColumnType(name))
+        .ok_or(Error::ColumnType(name))
 }
 
-/// All compacted samples of `block`, for recompaction.
-pub(crate) fn read_compacted(conn: &Connection, block: i64) -> Result<Vec<(u64, Sample)>> {
-    let mut out = Vec::new();
-    if !decode_compacted(conn, block, None, false, |id, s| out.push((id, s)))? {
-        out.clear();
-        decode_compacted(conn, block, None, true, |id, s| out.push((id, s)))?;
+/// Rewrites block `block` with `late` merged in (each series' samples in time order),
+/// inside the caller's transaction: samples that arrived for a block already in
+/// DuckDB (a new series backfilled into the past). Returns the samples merged.
+pub(crate) fn merge_into_block(conn: &Connection, block: i64, late: Vec<(u64, Vec<Sample>)>) -> Result<u64> {
+    let merged = late.iter().map(|(_, s)| s.len() as u64).sum();
+    let mut all: BTreeMap<u64, Vec<Sample>> = BTreeMap::new();
+    decode_block(conn, block, None, i64::MIN, i64::MAX, |id, s| {
+        all.entry(id).or_default().push(s)
+    })?;
+    for (id, samples) in late {
+        all.entry(id).or_default().extend(samples);
     }
-    Ok(out)
+    conn.execute_batch(&format!("DELETE FROM series_blocks WHERE block = {block}"))?;
+    write_sorted(conn, block, all)?;
+    Ok(merged)
 }
 
-/// Decodes the compacted samples of `block` (of series ids in `range` only, when
-/// given), calling `emit` with each series' samples in time order, series after series.
-///
-/// Unless `ordered`, rows are read in insertion order, which is how compaction wrote
-/// them (each series' rows contiguous and in time order): DuckDB preserves insertion
-/// order for a filtered scan (`preserve_insertion_order`, on by default), and that
-/// saves a sort. Returns false, having stopped early, if a series' rows were found not
-/// contiguous; the caller then discards what was emitted for this block and calls
-/// again with `ordered`.
-pub(crate) fn decode_compacted(
-    conn: &Connection,
-    block: i64,
-    range: Option<(u64, u64)>,
-    ordered: bool,
-    mut emit: impl FnMut(u64, Sample),
-) -> Result<bool> {
-    let filter = range
-        .map(|(lo, hi)| format!(" AND series_id BETWEEN {lo} AND {hi}"))
-        .unwrap_or_default();
-    let mut first_t: HashIndex<(i64, bool)> = HashIndex::default();
-    let mut stmt = conn.prepare(&format!(
-        "SELECT series_id, first_t FROM chunk_series WHERE block = {block}{filter}"
-    ))?;
-    for batch in stmt.query_arrow([])? {
-        let ids = column::<Int64Array>(&batch, 0, "series_id")?;
-        let first = column::<Int64Array>(&batch, 1, "first_t")?;
-        for i in 0..batch.num_rows() {
-            first_t.insert(ids.value(i) as u64, (first.value(i), false));
-        }
+/// Writes each series' samples, sorted by time (stable, so of two samples with one
+/// timestamp the earlier stays first), as rows of `block`.
+fn write_sorted(conn: &Connection, block: i64, series: BTreeMap<u64, Vec<Sample>>) -> Result<()> {
+    let mut rows = BlockRows::new(conn)?;
+    for (id, mut samples) in series {
+        samples.sort_by_key(|s| s.t_ms);
+        rows.write(block, id, &samples)?;
     }
-    let order = if ordered { " ORDER BY rowid" } else { "" };
-    // Read through Arrow record batches: per-row access through the driver costs
-    // more than the decoding itself.
-    let mut stmt = conn.prepare(&format!(
-        "SELECT series_id, dt, dv, vf FROM chunks WHERE block = {block}{filter}{order}"
-    ))?;
-    let mut current: Option<u64> = None;
-    let (mut t, mut prev) = (0i64, 0f64);
-    for batch in stmt.query_arrow([])? {
-        let ids = column::<Int64Array>(&batch, 0, "series_id")?;
-        let dt = column::<Int32Array>(&batch, 1, "dt")?;
-        let dv = column::<Int64Array>(&batch, 2, "dv")?;
-        let vf = column::<Float64Array>(&batch, 3, "vf")?;
-        for i in 0..batch.num_rows() {
-            let id = ids.value(i) as u64;
-            if current != Some(id) {
-                current = Some(id);
-                let Some(entry) = first_t.get_mut(&id) else {
-                    return Err(crate::Error::ColumnType("chunks.series_id (no chunk_series row)"));
-                };
-                if entry.1 {
-                    if ordered {
-                        return Err(crate::Error::ColumnType("chunks (a series' rows are not contiguous)"));
-                    }
-                    tracing::warn!(block, "compacted rows out of insertion order; re-reading them ordered");
-                    return Ok(false);
+    rows.finish()
+}
+
+/// Moves the blocks of a data directory of formats 1 to 3 into `series_blocks`: the
+/// raw `samples_<block>` tables of formats 1 and 2 and the per-sample rows of formats 2
+/// and 3. Each block is one transaction that also removes its old rows, so an upgrade
+/// cut short resumes where it stopped. Returns how many blocks were moved.
+pub(crate) fn upgrade(conn: &Connection) -> Result<usize> {
+    let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables()")?;
+    let tables: BTreeSet<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<duckdb::Result<_>>()?;
+    let raw: BTreeMap<i64, &String> = tables
+        .iter()
+        .filter_map(|n| Some((block_of_raw_table(n)?, n)))
+        .collect();
+    let legacy = tables.contains("chunks") && tables.contains("chunk_series");
+    let mut compacted = BTreeSet::new();
+    if legacy {
+        let mut stmt = conn.prepare("SELECT DISTINCT block FROM chunk_series")?;
+        compacted = stmt
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .collect::<duckdb::Result<_>>()?;
+    }
+    let blocks: BTreeSet<i64> = raw.keys().copied().chain(compacted.iter().copied()).collect();
+    for &b in &blocks {
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        let moved = (|| {
+            let mut series: BTreeMap<u64, Vec<Sample>> = BTreeMap::new();
+            if compacted.contains(&b) {
+                for (id, s) in compact_legacy::read_compacted(conn, b)? {
+                    series.entry(id).or_default().push(s);
                 }
-                entry.1 = true;
-                t = entry.0;
-                prev = 0.0;
+                conn.execute_batch(&format!(
+                    "DELETE FROM chunks WHERE block = {b}; DELETE FROM chunk_series WHERE block = {b};"
+                ))?;
             }
-            t += i64::from(dt.value(i));
-            let v = if dv.is_null(i) {
-                vf.value(i)
-            } else {
-                prev + dv.value(i) as f64
-            };
-            prev = v;
-            emit(id, Sample::new(t, v));
+            if let Some(table) = raw.get(&b) {
+                let mut stmt = conn.prepare(&format!("SELECT series_id, t, v FROM {table}"))?;
+                for batch in stmt.query_arrow([])? {
+                    let ids = column::<Int64Array>(&batch, 0, "series_id")?;
+                    let t = column::<Int64Array>(&batch, 1, "t")?;
+                    let v = column::<Float64Array>(&batch, 2, "v")?;
+                    for i in 0..batch.num_rows() {
+                        series
+                            .entry(ids.value(i) as u64)
+                            .or_default()
+                            .push(Sample::new(t.value(i), v.value(i)));
+                    }
+                }
+                conn.execute_batch(&format!("DROP TABLE {table}"))?;
+            }
+            write_sorted(conn, b, series)
+        })()
+        .and_then(|()| Ok(conn.execute_batch("COMMIT")?));
+        if let Err(e) = moved {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
         }
     }
-    Ok(true)
+    if legacy {
+        conn.execute_batch("DROP TABLE chunks; DROP TABLE chunk_series;")?;
+    }
+    Ok(blocks.len())
+}
+
+/// The block of a raw table of formats 1 and 2 (`samples_<b>`, `samples_n<-b>`).
+fn block_of_raw_table(name: &str) -> Option<i64> {
+    let rest = name.strip_prefix("samples_")?;
+    match rest.strip_prefix('n') {
+        Some(neg) => neg.parse::<i64>().ok().map(|v| -v),
+        None => rest.parse().ok(),
+    }
 }

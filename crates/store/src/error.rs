@@ -60,6 +60,14 @@ pub enum Error {
     /// A query returned a column of a type the reader does not expect (a bug).
     #[error("reading samples: column {0} has an unexpected type")]
     ColumnType(&'static str),
+    /// A stored block row does not decode: the database file was damaged.
+    #[error("block {block} of series {series} does not decode: the database file is damaged")]
+    CorruptBlock {
+        /// The two-hour block.
+        block: i64,
+        /// The series id.
+        series: u64,
+    },
     /// File-system failure.
     #[error("{context}: {source}")]
     Io {
@@ -78,7 +86,9 @@ impl Error {
             Error::Overloaded(_) => ErrorKind::Overloaded,
             Error::Closed | Error::CommitFailed(_) | Error::SeriesLimit { .. } => ErrorKind::Unavailable,
             Error::IncompatibleFormat { .. } => ErrorKind::Incompatible,
-            Error::DuckDb(_) | Error::Io { .. } | Error::ColumnType(_) => ErrorKind::Internal,
+            Error::DuckDb(_) | Error::Io { .. } | Error::ColumnType(_) | Error::CorruptBlock { .. } => {
+                ErrorKind::Internal
+            }
         }
     }
 }

@@ -3,7 +3,8 @@
 //! [`MetricsStore`] keeps a series registry in memory (labels ↔ id, an inverted index
 //! from label pairs to series ids, each series' newest sample), recent samples in an
 //! in-memory head of Gorilla-encoded chunks (`head.rs`, `chunk.rs`), and closed
-//! two-hour blocks in DuckDB, in a delta-encoded layout (`compact.rs`).
+//! two-hour blocks in DuckDB, one row of encoded samples per series and block
+//! (`compact.rs`, `blockcodec.rs`).
 //!
 //! Appends are group-committed to a write-ahead log of our own (`sextant-wal`): every
 //! request waiting at that moment shares one `fdatasync`, and an append is
@@ -14,8 +15,10 @@
 //!
 //! The store knows nothing of PromQL, scraping or HTTP.
 
+mod blockcodec;
 mod chunk;
 mod compact;
+mod compact_legacy;
 mod error;
 mod format;
 mod head;

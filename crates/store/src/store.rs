@@ -186,13 +186,13 @@ impl MetricsStore {
         writer::create_schema(&conn)?;
         if found.is_some_and(|v| v < format::FORMAT_VERSION) {
             let started = Instant::now();
-            let n = writer::upgrade_raw_tables(&conn)?;
+            let n = crate::compact::upgrade(&conn)?;
             conn.execute_batch("CHECKPOINT")?;
             tracing::info!(
                 dir = %options.data_dir.display(),
                 from = found,
                 to = format::FORMAT_VERSION,
-                raw_blocks_compacted = n,
+                blocks_rewritten = n,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "upgraded the data directory"
             );

@@ -21,7 +21,7 @@ use sextant_model::{Labels, MetricMetadata, Sample};
 use sextant_wal::{ReplayStats, Replayed, Wal, WalOptions};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::compact::{compact_block, decode_compacted};
+use crate::compact::{BlockRows, decode_block, merge_into_block};
 use crate::head::Head;
 use crate::metrics::{RejectReason, StoreMetrics};
 use crate::registry::{HashIndex, Registry, SeriesId};
@@ -112,23 +112,6 @@ pub(crate) enum DbCommand {
     },
 }
 
-/// The raw table of a block in data directories of format 2.
-fn legacy_table_name(block: i64) -> String {
-    if block < 0 {
-        format!("samples_n{}", block.unsigned_abs())
-    } else {
-        format!("samples_{block}")
-    }
-}
-
-fn block_of_table(name: &str, prefix: &str) -> Option<i64> {
-    let rest = name.strip_prefix(prefix)?;
-    match rest.strip_prefix('n') {
-        Some(neg) => neg.parse::<i64>().ok().map(|v| -v),
-        None => rest.parse().ok(),
-    }
-}
-
 pub(crate) fn block_overlaps(block: i64, start: i64, end: i64) -> bool {
     let (lo, hi) = (block * BLOCK_MS, (block + 1) * BLOCK_MS - 1);
     lo <= end && hi >= start
@@ -142,31 +125,6 @@ pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
     )?;
     crate::compact::create_schema(conn)?;
     crate::slices::create_schema(conn)
-}
-
-/// Compacts the raw `samples_<block>` tables of a format-2 data directory into the
-/// compacted tables (format 3 keeps open blocks in the head instead); returns how
-/// many there were.
-pub(crate) fn upgrade_raw_tables(conn: &Connection) -> Result<usize> {
-    let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables()")?;
-    let names: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<duckdb::Result<_>>()?;
-    let raw: Vec<i64> = names.iter().filter_map(|n| block_of_table(n, "samples_")).collect();
-    let mut stmt = conn.prepare("SELECT DISTINCT block FROM chunk_series")?;
-    let compacted: BTreeSet<i64> = stmt
-        .query_map([], |r| r.get::<_, i64>(0))?
-        .collect::<duckdb::Result<_>>()?;
-    for b in &raw {
-        conn.execute_batch("BEGIN TRANSACTION")?;
-        let result = compact_block(conn, *b, Some(&legacy_table_name(*b)), compacted.contains(b))
-            .and_then(|()| Ok(conn.execute_batch("COMMIT")?));
-        if let Err(e) = result {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e);
-        }
-    }
-    Ok(raw.len())
 }
 
 /// Loads series, metadata and per-series bounds from DuckDB into `registry`; returns
@@ -203,11 +161,13 @@ pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<Blocks>
             },
         );
     }
-    let mut stmt = conn.prepare("SELECT DISTINCT block FROM chunk_series")?;
+    let mut stmt = conn.prepare("SELECT DISTINCT block FROM series_blocks")?;
     let compacted = stmt
         .query_map([], |r| r.get::<_, i64>(0))?
         .collect::<duckdb::Result<_>>()?;
-    let mut stmt = conn.prepare("SELECT series_id, first_t, last_t, last_v FROM chunk_series")?;
+    let mut stmt = conn.prepare(
+        "SELECT series_id, min(first_t), max(last_t), arg_max(last_v, last_t) FROM series_blocks GROUP BY series_id",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, i64>(0)?,
@@ -384,33 +344,13 @@ pub(crate) fn read_samples(
     };
     // Blocks in time order, so each series' samples arrive in time order.
     for &b in blocks.compacted.iter().filter(|b| block_overlaps(**b, start, end)) {
-        // What each series held before this block, to undo a read that has to be
-        // redone in order.
-        let mut before: Vec<(usize, usize)> = Vec::new();
-        let mut seen = u64::MAX;
-        let contiguous = decode_compacted(conn, b, Some((lo, hi)), false, |id, s| {
+        decode_block(conn, b, Some((lo, hi)), start, end, |id, s| {
             if (start..=end).contains(&s.t_ms)
                 && let Some(p) = slot(id)
             {
-                if id != seen {
-                    seen = id;
-                    before.push((p, out[p].len()));
-                }
                 out[p].push(s);
             }
         })?;
-        if !contiguous {
-            for (p, len) in before {
-                out[p].truncate(len);
-            }
-            decode_compacted(conn, b, Some((lo, hi)), true, |id, s| {
-                if (start..=end).contains(&s.t_ms)
-                    && let Some(p) = slot(id)
-                {
-                    out[p].push(s);
-                }
-            })?;
-        }
     }
     Ok(out)
 }
@@ -947,53 +887,30 @@ impl BlockWriter {
             app.flush()?;
         }
         let mut buf = Vec::new();
-        let mut total = 0u64;
         if late {
             // Samples for a block already in DuckDB: merged with its rows by a
             // rewrite of the block (rare: new series backfilled into the past).
-            conn.execute_batch("CREATE TABLE flush_in (series_id BIGINT, t BIGINT, v DOUBLE)")?;
-            let mut app = conn.appender("flush_in")?;
+            let mut samples = Vec::new();
             for id in 0..n {
                 buf.clear();
                 self.shared.head.seal_block(id, block, &mut buf);
-                for s in &buf {
-                    app.append_row(params![id as i64, s.t_ms, s.v])?;
+                if !buf.is_empty() {
+                    samples.push((id, std::mem::take(&mut buf)));
                 }
-                total += buf.len() as u64;
             }
-            app.flush()?;
-            drop(app);
-            compact_block(conn, block, Some("flush_in"), true)?;
-            return Ok(total);
+            return merge_into_block(conn, block, samples);
         }
-        let mut rows = conn.appender("chunks")?;
-        let mut series = conn.appender("chunk_series")?;
+        let mut total = 0u64;
+        let mut rows = BlockRows::new(conn)?;
         for id in 0..n {
             buf.clear();
             self.shared.head.seal_block(id, block, &mut buf);
-            let (Some(first), Some(last)) = (buf.first(), buf.last()) else {
-                continue;
-            };
-            // The compacted layout of `compact.rs`: time deltas, and integer value
-            // deltas while values stay integral.
-            let (mut prev_t, mut prev_v, mut prev_int) = (first.t_ms, 0.0f64, true);
-            for s in &buf {
-                let int = is_int(s.v);
-                let dt = (s.t_ms - prev_t) as i32;
-                if int && prev_int {
-                    rows.append_row(params![block, id as i64, dt, (s.v - prev_v) as i64, None::<f64>])?;
-                } else {
-                    rows.append_row(params![block, id as i64, dt, None::<i64>, s.v])?;
-                }
-                prev_t = s.t_ms;
-                prev_v = s.v;
-                prev_int = int;
+            if !buf.is_empty() {
+                rows.write(block, id, &buf)?;
+                total += buf.len() as u64;
             }
-            series.append_row(params![block, id as i64, first.t_ms, last.t_ms, last.v])?;
-            total += buf.len() as u64;
         }
-        rows.flush()?;
-        series.flush()?;
+        rows.finish()?;
         Ok(total)
     }
 
@@ -1009,9 +926,8 @@ impl BlockWriter {
             .filter(|b| (b + 1) * BLOCK_MS <= cutoff_ms)
             .collect();
         for b in &expired {
-            self.conn.execute_batch(&format!(
-                "DELETE FROM chunks WHERE block = {b}; DELETE FROM chunk_series WHERE block = {b};"
-            ))?;
+            self.conn
+                .execute_batch(&format!("DELETE FROM series_blocks WHERE block = {b}"))?;
             self.shared.blocks.write().expect("poisoned").compacted.remove(b);
         }
         let n = self.shared.registry().len() as u64;
@@ -1025,10 +941,4 @@ impl BlockWriter {
         }
         Ok(dropped.len())
     }
-}
-
-/// Whether `v` is stored as an integer delta: integral, exactly representable, not
-/// -0.0 (the same test as `compact.rs`' SQL).
-fn is_int(v: f64) -> bool {
-    v == v.round() && v.abs() < 9.0e15 && !(v == 0.0 && v.is_sign_negative())
 }

@@ -780,27 +780,40 @@ async fn a_torn_or_corrupt_log_is_cut_there_and_reported() {
     store.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_format_2_directory_is_upgraded_in_place() {
+/// Copies the checked-in data directory `tests/fixtures/<name>` (its database
+/// gzipped) into `dir`.
+fn unpack_fixture(name: &str, dir: &std::path::Path) {
     use std::io::Read;
-    let dir = tempfile::tempdir().unwrap();
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format2");
-    std::fs::copy(fixture.join("FORMAT"), dir.path().join("FORMAT")).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::copy(fixture.join("FORMAT"), dir.join("FORMAT")).unwrap();
     let mut db = Vec::new();
     flate2::read::GzDecoder::new(std::fs::File::open(fixture.join("metrics.duckdb.gz")).unwrap())
         .read_to_end(&mut db)
         .unwrap();
-    std::fs::write(dir.path().join("metrics.duckdb"), db).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("FORMAT")).unwrap(),
-        "sextant-data 2\n"
-    );
+    std::fs::write(dir.join("metrics.duckdb"), db).unwrap();
+    if fixture.join("wal").exists() {
+        std::fs::create_dir(dir.join("wal")).unwrap();
+        for f in std::fs::read_dir(fixture.join("wal")).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dir.join("wal").join(f.file_name())).unwrap();
+        }
+    }
+}
 
-    // Written by the format-2 store: three series of 600 samples from 2026-01-01,
-    // the first two-hour block compacted, the rest in a raw table.
-    let store = open(dir.path());
+/// Opens a directory of an older format unpacked into `dir`, which holds three series
+/// of 600 samples from 2026-01-01 (`up` always 1, the two others decimals), and checks
+/// that it is upgraded, that every sample reads back bit for bit, and that it takes
+/// new samples that survive a reopen.
+async fn check_upgrade(dir: &std::path::Path, from: u32) {
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("FORMAT")).unwrap(),
+        std::fs::read_to_string(dir.join("FORMAT")).unwrap(),
+        format!("sextant-data {from}\n")
+    );
+    let store = open(dir);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("FORMAT")).unwrap(),
         format!("sextant-data {}\n", sextant_store::FORMAT_VERSION)
     );
     let t0 = 1_767_225_600_000i64;
@@ -821,7 +834,6 @@ async fn a_format_2_directory_is_upgraded_in_place() {
         assert_eq!(samples, &want, "{labels}");
     }
     assert_eq!(store.metadata(Some("up"), None)["up"][0].help, "target up");
-    // It takes new samples after the old ones, and they survive a reopen.
     let out = store
         .append(AppendRequest {
             series: vec![series("up", "node", &[(t0 + 600 * 15_000, 0.0)])],
@@ -830,10 +842,37 @@ async fn a_format_2_directory_is_upgraded_in_place() {
         .await
         .unwrap();
     assert_eq!(out.accepted, 1);
+    // The upgraded blocks are flushed to and read back from the current layout.
+    store.compact_before(t0 + 4 * 7_200_000).await.unwrap();
     store.close().await.unwrap();
-    let store = open(dir.path());
-    assert_eq!(everything(&store).await.iter().map(|s| s.1.len()).sum::<usize>(), 1801);
+    let store = open(dir);
+    let got = everything(&store).await;
+    assert_eq!(got.iter().map(|s| s.1.len()).sum::<usize>(), 1801);
+    let up = got.iter().find(|(l, _)| l.starts_with("up{") && l.contains("\"node\""));
+    assert_eq!(
+        up.and_then(|(_, s)| s.last()),
+        Some(&(t0 + 600 * 15_000, 0f64.to_bits())),
+        "{got:?}"
+    );
     store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_format_2_directory_is_upgraded_in_place() {
+    // Written by the format-2 store: the first two-hour block compacted into rows of
+    // one sample each, the rest in a raw table.
+    let dir = tempfile::tempdir().unwrap();
+    unpack_fixture("format2", dir.path());
+    check_upgrade(dir.path(), 2).await;
+}
+
+#[tokio::test]
+async fn a_format_3_directory_is_upgraded_in_place() {
+    // Written by the format-3 store: the first two-hour block in rows of one sample
+    // each, the rest in the head, held by the write-ahead log's checkpoint.
+    let dir = tempfile::tempdir().unwrap();
+    unpack_fixture("format3", dir.path());
+    check_upgrade(dir.path(), 3).await;
 }
 
 #[tokio::test]
