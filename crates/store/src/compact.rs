@@ -1,20 +1,24 @@
 //! Closed blocks in DuckDB.
 //!
-//! A closed two-hour block is one row per series in the shared table
-//! `series_blocks(block, series_id, first_t, last_t, last_v, data)`, `data` holding the
-//! series' samples in the block as `blockcodec` encodes them (a series with more than
-//! [`MAX_ROW_SAMPLES`] samples in a block takes several rows, in time order).
+//! A closed two-hour block is a table of its own, `block_<b>(series_id, first_t,
+//! last_t, last_v, data)` (`block_n<b>` before 1970), with one row per series: `data`
+//! holds the series' samples in the block as `blockcodec` encodes them (a series with
+//! more than [`MAX_ROW_SAMPLES`] samples in a block takes several rows, in time order).
 //!
 //! Why rows of encoded samples rather than a row per sample: with every sample in hand
 //! the encoder finds each series' decimal scale and whether its values grow steadily,
 //! which DuckDB's column compressions cannot see across rows; on the node_exporter
 //! data of BENCHMARKS.md §3 a row per sample (formats 2 and 3, with time and integer
-//! deltas) took 3.6 bytes a sample and these rows take well under Prometheus' 1.6. The
+//! deltas) took 3.6 bytes a sample and these rows take less than Prometheus' 1.6. The
 //! columns beside `data` give start-up each series' bounds and let a read skip rows
 //! outside its time range without decoding them.
 //!
-//! All blocks share one table, appended in (block, series) order, so DuckDB's row
-//! groups stay full; retention deletes whole blocks.
+//! Why a table per block: a block is written once and dropped whole by retention. In
+//! one shared table, blocks share row groups, so each flush's checkpoint rewrote the
+//! row groups it appended to (every block of a small store) and retention left
+//! partly deleted row groups in place; the file stayed about twice the data
+//! (BENCHMARKS.md §3, `scripts/bench-retention-churn`). A table of its own is written
+//! once, and `DROP TABLE` frees all of its space for the next block.
 //!
 //! Directories of formats 1 to 3 are upgraded by [`upgrade`]: their raw
 //! `samples_<block>` tables (formats 1 and 2) and per-sample rows
@@ -31,16 +35,30 @@ use crate::blockcodec::{self, MAX_ROW_SAMPLES, Scratch};
 use crate::compact_legacy;
 use crate::{Error, Result};
 
-/// Creates the shared block table.
-pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS series_blocks (block BIGINT NOT NULL, series_id BIGINT NOT NULL,
-             first_t BIGINT NOT NULL, last_t BIGINT NOT NULL, last_v DOUBLE NOT NULL, data BLOB NOT NULL);",
-    )?;
-    Ok(())
+/// The table of block `block`.
+pub(crate) fn block_table(block: i64) -> String {
+    if block < 0 {
+        format!("block_n{}", block.unsigned_abs())
+    } else {
+        format!("block_{block}")
+    }
 }
 
-/// Appends encoded rows to `series_blocks`, inside the caller's transaction.
+/// The block whose table `name` is, if it is one (`block_<b>`, `block_n<-b>`).
+pub(crate) fn block_of_table(name: &str) -> Option<i64> {
+    block_in_name(name, "block_")
+}
+
+fn block_in_name(name: &str, prefix: &str) -> Option<i64> {
+    let rest = name.strip_prefix(prefix)?;
+    match rest.strip_prefix('n') {
+        Some(neg) => neg.parse::<i64>().ok().map(|v| -v),
+        None => rest.parse().ok(),
+    }
+}
+
+/// Creates block `block`'s table and appends encoded rows to it, inside the caller's
+/// transaction.
 pub(crate) struct BlockRows<'c> {
     app: Appender<'c>,
     scratch: Scratch,
@@ -48,21 +66,28 @@ pub(crate) struct BlockRows<'c> {
 }
 
 impl<'c> BlockRows<'c> {
-    pub fn new(conn: &'c Connection) -> Result<Self> {
+    /// Creates the table of `block`, which must not exist.
+    pub fn new(conn: &'c Connection, block: i64) -> Result<Self> {
+        let table = block_table(block);
+        // `data` is encoded already: DuckDB's string compressions find nothing in it
+        // and would only spend checkpoint time looking.
+        conn.execute_batch(&format!(
+            "CREATE TABLE {table} (series_id BIGINT NOT NULL, first_t BIGINT NOT NULL,
+                 last_t BIGINT NOT NULL, last_v DOUBLE NOT NULL, data BLOB NOT NULL USING COMPRESSION uncompressed)"
+        ))?;
         Ok(BlockRows {
-            app: conn.appender("series_blocks")?,
+            app: conn.appender(&table)?,
             scratch: Scratch::default(),
             buf: Vec::new(),
         })
     }
 
-    /// Writes `samples` (one series, in time order) as rows of block `block`.
-    pub fn write(&mut self, block: i64, series: u64, samples: &[Sample]) -> Result<()> {
+    /// Writes `samples` (one series, in time order) as its rows.
+    pub fn write(&mut self, series: u64, samples: &[Sample]) -> Result<()> {
         for part in samples.chunks(MAX_ROW_SAMPLES) {
             let (first, last) = (part[0], part[part.len() - 1]);
             blockcodec::encode(part, &mut self.scratch, &mut self.buf);
             self.app.append_row(params![
-                block,
                 series as i64,
                 first.t_ms,
                 last.t_ms,
@@ -98,12 +123,13 @@ pub(crate) fn decode_block(
     // Read through Arrow record batches: per-row access through the driver costs
     // more than decoding. The sort is over rows, not samples: a few per series.
     let mut stmt = conn.prepare(&format!(
-        "SELECT series_id, data FROM series_blocks
-         WHERE block = {block}{filter} AND last_t >= {start} AND first_t <= {end}
-         ORDER BY series_id, first_t"
+        "SELECT series_id, data FROM {}
+         WHERE last_t >= {start} AND first_t <= {end}{filter}
+         ORDER BY series_id, first_t",
+        block_table(block)
     ))?;
     for batch in stmt.query_arrow([])? {
-        let series = column::<Int64Array>(&batch, 0, "series_blocks.series_id")?;
+        let series = column::<Int64Array>(&batch, 0, "block series_id")?;
         let data = batch.column(1).as_any();
         let bytes = |i: usize| -> Result<&[u8]> {
             if let Some(a) = data.downcast_ref::<BinaryArray>() {
@@ -111,7 +137,7 @@ pub(crate) fn decode_block(
             } else if let Some(a) = data.downcast_ref::<LargeBinaryArray>() {
                 Ok(a.value(i))
             } else {
-                Err(Error::ColumnType("series_blocks.data"))
+                Err(Error::ColumnType("block data"))
             }
         };
         for i in 0..batch.num_rows() {
@@ -143,7 +169,7 @@ pub(crate) fn merge_into_block(conn: &Connection, block: i64, late: Vec<(u64, Ve
     for (id, samples) in late {
         all.entry(id).or_default().extend(samples);
     }
-    conn.execute_batch(&format!("DELETE FROM series_blocks WHERE block = {block}"))?;
+    conn.execute_batch(&format!("DROP TABLE {}", block_table(block)))?;
     write_sorted(conn, block, all)?;
     Ok(merged)
 }
@@ -151,15 +177,15 @@ pub(crate) fn merge_into_block(conn: &Connection, block: i64, late: Vec<(u64, Ve
 /// Writes each series' samples, sorted by time (stable, so of two samples with one
 /// timestamp the earlier stays first), as rows of `block`.
 fn write_sorted(conn: &Connection, block: i64, series: BTreeMap<u64, Vec<Sample>>) -> Result<()> {
-    let mut rows = BlockRows::new(conn)?;
+    let mut rows = BlockRows::new(conn, block)?;
     for (id, mut samples) in series {
         samples.sort_by_key(|s| s.t_ms);
-        rows.write(block, id, &samples)?;
+        rows.write(id, &samples)?;
     }
     rows.finish()
 }
 
-/// Moves the blocks of a data directory of formats 1 to 3 into `series_blocks`: the
+/// Moves the blocks of a data directory of formats 1 to 3 into tables of their own: the
 /// raw `samples_<block>` tables of formats 1 and 2 and the per-sample rows of formats 2
 /// and 3. Each block is one transaction that also removes its old rows, so an upgrade
 /// cut short resumes where it stopped. Returns how many blocks were moved.
@@ -170,7 +196,7 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<usize> {
         .collect::<duckdb::Result<_>>()?;
     let raw: BTreeMap<i64, &String> = tables
         .iter()
-        .filter_map(|n| Some((block_of_raw_table(n)?, n)))
+        .filter_map(|n| Some((block_in_name(n, "samples_")?, n)))
         .collect();
     let legacy = tables.contains("chunks") && tables.contains("chunk_series");
     let mut compacted = BTreeSet::new();
@@ -220,13 +246,4 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<usize> {
         conn.execute_batch("DROP TABLE chunks; DROP TABLE chunk_series;")?;
     }
     Ok(blocks.len())
-}
-
-/// The block of a raw table of formats 1 and 2 (`samples_<b>`, `samples_n<-b>`).
-fn block_of_raw_table(name: &str) -> Option<i64> {
-    let rest = name.strip_prefix("samples_")?;
-    match rest.strip_prefix('n') {
-        Some(neg) => neg.parse::<i64>().ok().map(|v| -v),
-        None => rest.parse().ok(),
-    }
 }

@@ -13,9 +13,8 @@ use crate::{Error, Result};
 /// - 3: open blocks live in the in-memory head, made durable by the write-ahead log in
 ///   `wal/`; DuckDB holds only compacted blocks. Versions 1 and 2 are upgraded in
 ///   place by compacting their raw tables.
-/// - 4: closed blocks are rows of encoded samples, one per series and block, in
-///   `series_blocks` (`compact.rs`); versions 1 to 3 are upgraded in place, block by
-///   block.
+/// - 4: each closed block is a table `block_<b>` of encoded samples, one row per
+///   series (`compact.rs`); versions 1 to 3 are upgraded in place, block by block.
 pub const FORMAT_VERSION: u32 = 4;
 
 const FILE: &str = "FORMAT";

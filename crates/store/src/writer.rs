@@ -21,7 +21,7 @@ use sextant_model::{Labels, MetricMetadata, Sample};
 use sextant_wal::{ReplayStats, Replayed, Wal, WalOptions};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::compact::{BlockRows, decode_block, merge_into_block};
+use crate::compact::{BlockRows, block_of_table, block_table, decode_block, merge_into_block};
 use crate::head::Head;
 use crate::metrics::{RejectReason, StoreMetrics};
 use crate::registry::{HashIndex, Registry, SeriesId};
@@ -123,7 +123,6 @@ pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
          CREATE TABLE IF NOT EXISTS metadata (seq BIGINT NOT NULL, metric VARCHAR NOT NULL,
              type VARCHAR NOT NULL, help VARCHAR NOT NULL, unit VARCHAR NOT NULL);",
     )?;
-    crate::compact::create_schema(conn)?;
     crate::slices::create_schema(conn)
 }
 
@@ -161,25 +160,31 @@ pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<Blocks>
             },
         );
     }
-    let mut stmt = conn.prepare("SELECT DISTINCT block FROM series_blocks")?;
-    let compacted = stmt
-        .query_map([], |r| r.get::<_, i64>(0))?
-        .collect::<duckdb::Result<_>>()?;
-    let mut stmt = conn.prepare(
-        "SELECT series_id, min(first_t), max(last_t), arg_max(last_v, last_t) FROM series_blocks GROUP BY series_id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, f64>(3)?,
-        ))
-    })?;
-    for row in rows {
-        let (id, min_t, max_t, v) = row?;
-        if (id as usize) < registry.len() {
-            registry.observe(id as SeriesId, min_t, Sample::new(max_t, v));
+    let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables()")?;
+    let compacted: BTreeSet<i64> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<duckdb::Result<Vec<_>>>()?
+        .iter()
+        .filter_map(|name| block_of_table(name))
+        .collect();
+    for &b in &compacted {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT series_id, min(first_t), max(last_t), arg_max(last_v, last_t) FROM {} GROUP BY series_id",
+            block_table(b)
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, f64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, min_t, max_t, v) = row?;
+            if (id as usize) < registry.len() {
+                registry.observe(id as SeriesId, min_t, Sample::new(max_t, v));
+            }
         }
     }
     Ok(Blocks { compacted })
@@ -784,9 +789,11 @@ impl BlockWriter {
         self.checkpoint();
     }
 
+    /// Writes what DuckDB's own log holds into the database file; a failure only
+    /// leaves that log to be replayed at the next start.
     fn checkpoint(&self) {
         if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
-            tracing::warn!(error = %e, "DuckDB checkpoint at shutdown failed; its WAL will be replayed at next start");
+            tracing::warn!(error = %e, "DuckDB checkpoint failed; its WAL will be replayed at next start");
         }
     }
 
@@ -804,6 +811,11 @@ impl BlockWriter {
             self.flush_block(*b)?;
         }
         if !todo.is_empty() {
+            // Write the new blocks into the database file now rather than leave them
+            // in DuckDB's own log until it reaches its threshold: that log would hold
+            // a second copy of them, and the file's free blocks (from retention) are
+            // reused only by a checkpoint.
+            self.checkpoint();
             let (reply, rx) = oneshot::channel();
             if self.head_tx.blocking_send(Command::Checkpoint { reply }).is_ok()
                 && let Ok(Err(e)) = rx.blocking_recv()
@@ -901,12 +913,12 @@ impl BlockWriter {
             return merge_into_block(conn, block, samples);
         }
         let mut total = 0u64;
-        let mut rows = BlockRows::new(conn)?;
+        let mut rows = BlockRows::new(conn, block)?;
         for id in 0..n {
             buf.clear();
             self.shared.head.seal_block(id, block, &mut buf);
             if !buf.is_empty() {
-                rows.write(block, id, &buf)?;
+                rows.write(id, &buf)?;
                 total += buf.len() as u64;
             }
         }
@@ -926,16 +938,19 @@ impl BlockWriter {
             .filter(|b| (b + 1) * BLOCK_MS <= cutoff_ms)
             .collect();
         for b in &expired {
-            self.conn
-                .execute_batch(&format!("DELETE FROM series_blocks WHERE block = {b}"))?;
+            self.conn.execute_batch(&format!("DROP TABLE {}", block_table(*b)))?;
             self.shared.blocks.write().expect("poisoned").compacted.remove(b);
         }
         let n = self.shared.registry().len() as u64;
         let cutoff_block = cutoff_ms.div_euclid(BLOCK_MS);
-        let mut dropped: BTreeSet<i64> = expired.into_iter().collect();
+        let mut dropped: BTreeSet<i64> = expired.iter().copied().collect();
         dropped.extend(self.shared.head.blocks().into_iter().filter(|b| *b < cutoff_block));
         self.shared.head.drop_blocks_before(cutoff_block, n);
         self.shared.metrics.observe_head(&self.shared.head);
+        if !expired.is_empty() {
+            // Return the dropped blocks' space to DuckDB's free list now.
+            self.checkpoint();
+        }
         if !dropped.is_empty() {
             tracing::info!(blocks = dropped.len(), cutoff_ms, "retention dropped expired blocks");
         }
