@@ -83,21 +83,113 @@ pub fn write_value(out: &mut String, v: f64) {
     } else {
         let mut buf = ryu::Buffer::new();
         let s = buf.format_finite(v);
-        // With 17 significant digits more than one decimal round-trips, and ryu
-        // does not always pick the closest one as Go and `Display` do
-        // (-117652790774733.13 came out as ...12): those few go the slow way.
-        let mantissa = s.split('e').next().unwrap_or(s);
-        if mantissa.bytes().filter(u8::is_ascii_digit).count() >= 17 {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{v}");
-            return;
-        }
-        match s.find('e') {
-            // ryu writes integers from 1e15 to 1e16 as `N.0`; Go writes `N`.
-            None => out.push_str(s.strip_suffix(".0").unwrap_or(s)),
-            Some(e) => expand_exponent(out, &s[..e], s[e + 1..].parse().unwrap_or(0)),
+        // ryu's digits are the shortest that round-trip, but where two decimals of
+        // that length are equally close it does not round up as Go and `Display` do
+        // (628984463590665.25 prints as ...665.3, -117652790774733.125 as ...13), and
+        // with 17 digits it does not always pick the closest: its last digit is
+        // checked against the exact value and corrected, and in the rare case the
+        // exact check does not fit in 128 bits the value goes the slow way.
+        let (digits, exp10, exp_at) = decimal_of(s.as_bytes());
+        match closest_decimal(v.abs(), exp10) {
+            Some(c) if c == digits => match exp_at {
+                // ryu writes integers from 1e15 to 1e16 as `N.0`; Go writes `N`.
+                None => out.push_str(s.strip_suffix(".0").unwrap_or(s)),
+                Some(e) => expand_exponent(out, &s[..e], s[e + 1..].parse().unwrap_or(0)),
+            },
+            Some(c) if c == digits + 1 || c + 1 == digits => {
+                let (mut c, mut e) = (c, exp10);
+                while c % 10 == 0 && c != 0 {
+                    c /= 10;
+                    e += 1;
+                }
+                let sign = if v < 0.0 { "-" } else { "" };
+                expand_exponent(out, &format!("{sign}{c}"), e);
+            }
+            _ => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "{v}");
+            }
         }
     }
+}
+
+/// ryu's output read back: its digits as an integer (sign and point dropped, a
+/// trailing `.0` ignored), the power of ten of the last digit, and where the `e` of
+/// an exponent is. One pass: this runs for every value of every query result.
+fn decimal_of(s: &[u8]) -> (u64, i32, Option<usize>) {
+    let (mut digits, mut frac, mut in_frac) = (0u64, 0i32, false);
+    let mut exp_at = None;
+    for (i, &c) in s.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                digits = digits.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+                frac += i32::from(in_frac);
+            }
+            b'.' => in_frac = true,
+            b'e' => {
+                exp_at = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let mut exp = 0i32;
+    if let Some(e) = exp_at {
+        let (neg, rest) = match &s[e + 1..] {
+            [b'-', rest @ ..] => (true, rest),
+            rest => (false, rest),
+        };
+        exp = rest.iter().fold(0i32, |a, c| a * 10 + i32::from(c - b'0'));
+        if neg {
+            exp = -exp;
+        }
+    }
+    // `N.0`: the zero is not a digit of the value.
+    if frac == 1 && digits % 10 == 0 && s.ends_with(b".0") {
+        digits /= 10;
+        frac = 0;
+    }
+    (digits, exp - frac, exp_at)
+}
+
+/// `x` (positive, finite) in units of `10^exp10`, rounded to the nearest integer,
+/// half way up: computed exactly from `x`'s binary mantissa and exponent. `None` when
+/// that does not fit in 128 bits.
+fn closest_decimal(x: f64, exp10: i32) -> Option<u64> {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1u64 << 52) - 1);
+    let (m, k) = if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | (1 << 52), biased - 1075)
+    };
+    // x / 10^exp10 = num / den with x = m · 2^k.
+    let pow10 = |e: i32| 10u128.checked_pow(e.unsigned_abs());
+    let mut num = u128::from(m);
+    if exp10 < 0 {
+        num = num.checked_mul(pow10(exp10)?)?;
+    }
+    let (q, r, half) = if k >= 0 {
+        num = num.checked_mul(1u128.checked_shl(k as u32).filter(|p| *p != 0)?)?;
+        if exp10 <= 0 {
+            (num, 0, 1)
+        } else {
+            let den = pow10(exp10)?;
+            (num / den, num % den, den.div_ceil(2))
+        }
+    } else if exp10 <= 0 {
+        // The common case, a fraction: the denominator is a power of two.
+        let shift = (-k) as u32;
+        if shift >= 127 {
+            return None;
+        }
+        (num >> shift, num & ((1u128 << shift) - 1), 1u128 << (shift - 1))
+    } else {
+        let den = pow10(exp10)?.checked_mul(1u128.checked_shl((-k) as u32).filter(|p| *p != 0)?)?;
+        (num / den, num % den, den.div_ceil(2))
+    };
+    u64::try_from(if r < half { q } else { q + 1 }).ok()
 }
 
 /// Writes `mantissa × 10^exp` (ryu's shortest digits, e.g. `-1.25`, `-7`) as a plain
@@ -150,6 +242,13 @@ mod tests {
         assert_eq!(format_value(1e15), "1000000000000000");
         // Found by the property test in CI: ryu's 17-digit choice was not the closest.
         assert_eq!(format_value(-117652790774733.13), "-117652790774733.13");
+        // Found by the property test at a million cases: a tie at 16 digits
+        // (628984463590665.25), which ryu rounds to even and Go rounds up.
+        assert_eq!(format_value(628984463590665.3), "628984463590665.3");
+        // 17 significant digits after leading zeros, and a typical rate.
+        assert_eq!(format_value(0.00012345678901234567), "0.00012345678901234567");
+        assert_eq!(format_value(1.0 / 3.0), "0.3333333333333333");
+        assert_eq!(format_value(2.0 / 3.0 * 7.0), format!("{}", 2.0 / 3.0 * 7.0));
     }
 
     proptest::proptest! {
