@@ -107,8 +107,20 @@ pub(crate) struct Scratch {
     exceptions: Vec<(u32, u64)>,
 }
 
-/// Decodes a row written by [`encode`], calling `emit` with each sample in order.
-pub(crate) fn decode(data: &[u8], mut emit: impl FnMut(Sample)) -> Result<(), Malformed> {
+/// Decodes a row written by [`encode`], appending its samples to `out` in order. On
+/// error `out` is left as it was.
+pub(crate) fn decode(data: &[u8], out: &mut Vec<Sample>) -> Result<(), Malformed> {
+    let start = out.len();
+    let result = decode_after(data, out, start);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// [`decode`]: the timestamps are appended first (with zero values), then the values
+/// are written in place.
+fn decode_after(data: &[u8], out: &mut Vec<Sample>, start: usize) -> Result<(), Malformed> {
     let mut r = BitReader::new(data);
     let n = r.uvarint()?;
     // An all-zero frame of FRAME values takes 7 bits, so a longer count is corrupt
@@ -117,25 +129,26 @@ pub(crate) fn decode(data: &[u8], mut emit: impl FnMut(Sample)) -> Result<(), Ma
         return Err(Malformed);
     }
     let n = n as usize;
-    let mut times = Vec::with_capacity(n);
+    out.reserve(n);
     let mut t = unzigzag(r.uvarint()?);
-    times.push(t);
+    out.push(Sample::new(t, 0.0));
     if n > 1 {
         let mut d = unzigzag(r.uvarint()?);
         t = t.wrapping_add(d);
-        times.push(t);
+        out.push(Sample::new(t, 0.0));
         get_frames(&mut r, n - 2, |dod| {
             d = d.wrapping_add(unzigzag(dod));
             t = t.wrapping_add(d);
-            times.push(t);
+            out.push(Sample::new(t, 0.0));
         })?;
     }
+    let values = &mut out[start..];
     match r.get(2)? {
         MODE_XOR => {
             let mut v = r.get(64)?;
-            emit(Sample::new(times[0], f64::from_bits(v)));
+            values[0].v = f64::from_bits(v);
             let (mut leading, mut sig) = (0u32, 0u32);
-            for &t in &times[1..] {
+            for s in &mut values[1..] {
                 if r.get(1)? == 1 {
                     if r.get(1)? == 1 {
                         leading = r.get(5)? as u32;
@@ -151,7 +164,7 @@ pub(crate) fn decode(data: &[u8], mut emit: impl FnMut(Sample)) -> Result<(), Ma
                     }
                     v ^= r.get(sig)? << (64 - leading - sig);
                 }
-                emit(Sample::new(t, f64::from_bits(v)));
+                s.v = f64::from_bits(v);
             }
         }
         mode @ (MODE_DELTA | MODE_DOD) => {
@@ -161,53 +174,40 @@ pub(crate) fn decode(data: &[u8], mut emit: impl FnMut(Sample)) -> Result<(), Ma
             if exceptions > n as u64 {
                 return Err(Malformed);
             }
-            let mut next_exception = usize::MAX;
-            let mut left = exceptions;
+            // Exceptions are read first (they precede the integers) and written over
+            // the decimal values afterwards.
             let mut ex: Vec<(usize, u64)> = Vec::with_capacity(exceptions as usize);
             let mut at = 0usize;
-            while left > 0 {
+            for _ in 0..exceptions {
                 at = at.checked_add(r.uvarint()? as usize).ok_or(Malformed)?;
+                if at >= n {
+                    return Err(Malformed);
+                }
                 ex.push((at, r.get(64)?));
-                left -= 1;
-            }
-            let mut ex = ex.into_iter().peekable();
-            if let Some(&(p, _)) = ex.peek() {
-                next_exception = p;
             }
             let mut m = unzigzag(r.uvarint()?);
-            let mut i = 0usize;
-            let mut out = |i: usize, m: i64| {
-                let v = if i == next_exception {
-                    let (_, bits) = ex.next().expect("peeked");
-                    next_exception = ex.peek().map_or(usize::MAX, |e| e.0);
-                    f64::from_bits(bits)
-                } else {
-                    m as f64 / pow
-                };
-                emit(Sample::new(times[i], v));
-            };
-            out(i, m);
-            i += 1;
+            values[0].v = m as f64 / pow;
+            let mut i = 1usize;
             if mode == MODE_DELTA {
                 get_frames(&mut r, n - 1, |z| {
                     m = m.wrapping_add(unzigzag(z));
-                    out(i, m);
+                    values[i].v = m as f64 / pow;
                     i += 1;
                 })?;
             } else if n > 1 {
                 let mut d = unzigzag(r.uvarint()?);
                 m = m.wrapping_add(d);
-                out(i, m);
-                i += 1;
+                values[1].v = m as f64 / pow;
+                i = 2;
                 get_frames(&mut r, n - 2, |z| {
                     d = d.wrapping_add(unzigzag(z));
                     m = m.wrapping_add(d);
-                    out(i, m);
+                    values[i].v = m as f64 / pow;
                     i += 1;
                 })?;
             }
-            if next_exception != usize::MAX {
-                return Err(Malformed);
+            for (at, bits) in ex {
+                values[at].v = f64::from_bits(bits);
             }
         }
         _ => return Err(Malformed),
@@ -524,8 +524,10 @@ mod tests {
     fn round_trip(samples: &[Sample]) -> usize {
         let mut out = Vec::new();
         encode(samples, &mut Scratch::default(), &mut out);
-        let mut back = Vec::new();
-        decode(&out, |s| back.push((s.t_ms, s.v.to_bits()))).unwrap();
+        let mut back = vec![Sample::new(-1, 0.5)];
+        decode(&out, &mut back).unwrap();
+        assert_eq!(back.remove(0), Sample::new(-1, 0.5), "decode appends");
+        let back: Vec<(i64, u64)> = back.iter().map(|s| (s.t_ms, s.v.to_bits())).collect();
         let want: Vec<(i64, u64)> = samples.iter().map(|s| (s.t_ms, s.v.to_bits())).collect();
         assert_eq!(back, want);
         out.len()
@@ -588,13 +590,16 @@ mod tests {
         let mut out = Vec::new();
         encode(&steady(300, |i| (i as f64).sqrt()), &mut Scratch::default(), &mut out);
         for cut in 0..out.len() {
-            let _ = decode(&out[..cut], |_| {});
+            let mut back = Vec::new();
+            if decode(&out[..cut], &mut back).is_err() {
+                assert!(back.is_empty());
+            }
         }
-        assert_eq!(decode(&[], |_| {}), Err(Malformed));
+        assert_eq!(decode(&[], &mut Vec::new()), Err(Malformed));
         for i in 0..out.len() {
             let mut bad = out.clone();
             bad[i] ^= 0x5a;
-            let _ = decode(&bad, |_| {});
+            let _ = decode(&bad, &mut Vec::new());
         }
     }
 
@@ -625,7 +630,7 @@ mod tests {
 
         #[test]
         fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
-            let _ = decode(&bytes, |_| {});
+            let _ = decode(&bytes, &mut Vec::new());
         }
     }
 }

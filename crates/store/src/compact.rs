@@ -106,17 +106,18 @@ impl<'c> BlockRows<'c> {
 }
 
 /// Decodes the rows of `block` for series ids in `ids` (all, when `None`) that
-/// overlap `start..=end`, calling `emit` with each series' samples in time order,
-/// series after series in id order. Samples outside `start..=end` in a row that
-/// overlaps it are emitted too.
+/// overlap `start..=end`, calling `emit` with each row's series and samples, in time
+/// order, series after series in id order. Samples outside `start..=end` in a row
+/// that overlaps it are included.
 pub(crate) fn decode_block(
     conn: &Connection,
     block: i64,
     ids: Option<(u64, u64)>,
     start: i64,
     end: i64,
-    mut emit: impl FnMut(u64, Sample),
+    mut emit: impl FnMut(u64, &[Sample]),
 ) -> Result<()> {
+    let mut row = Vec::new();
     let filter = ids
         .map(|(lo, hi)| format!(" AND series_id BETWEEN {lo} AND {hi}"))
         .unwrap_or_default();
@@ -142,7 +143,9 @@ pub(crate) fn decode_block(
         };
         for i in 0..batch.num_rows() {
             let id = series.value(i) as u64;
-            blockcodec::decode(bytes(i)?, |s| emit(id, s)).map_err(|_| Error::CorruptBlock { block, series: id })?;
+            row.clear();
+            blockcodec::decode(bytes(i)?, &mut row).map_err(|_| Error::CorruptBlock { block, series: id })?;
+            emit(id, &row);
         }
     }
     Ok(())
@@ -163,8 +166,8 @@ pub(crate) fn column<'a, A: 'static>(batch: &'a RecordBatch, i: usize, name: &'s
 pub(crate) fn merge_into_block(conn: &Connection, block: i64, late: Vec<(u64, Vec<Sample>)>) -> Result<u64> {
     let merged = late.iter().map(|(_, s)| s.len() as u64).sum();
     let mut all: BTreeMap<u64, Vec<Sample>> = BTreeMap::new();
-    decode_block(conn, block, None, i64::MIN, i64::MAX, |id, s| {
-        all.entry(id).or_default().push(s)
+    decode_block(conn, block, None, i64::MIN, i64::MAX, |id, row| {
+        all.entry(id).or_default().extend_from_slice(row)
     })?;
     for (id, samples) in late {
         all.entry(id).or_default().extend(samples);

@@ -349,11 +349,12 @@ pub(crate) fn read_samples(
     };
     // Blocks in time order, so each series' samples arrive in time order.
     for &b in blocks.compacted.iter().filter(|b| block_overlaps(**b, start, end)) {
-        decode_block(conn, b, Some((lo, hi)), start, end, |id, s| {
-            if (start..=end).contains(&s.t_ms)
-                && let Some(p) = slot(id)
-            {
-                out[p].push(s);
+        decode_block(conn, b, Some((lo, hi)), start, end, |id, row| {
+            if let Some(p) = slot(id) {
+                // Rows are in time order: the samples in range are one run.
+                let from = row.partition_point(|s| s.t_ms < start);
+                let to = row.partition_point(|s| s.t_ms <= end);
+                out[p].extend_from_slice(&row[from..to]);
             }
         })?;
     }
