@@ -250,3 +250,38 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<usize> {
     }
     Ok(blocks.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_transaction_keeps_a_block_dropped_meanwhile() {
+        // What `writer::read_samples` relies on: a table listed inside a transaction
+        // stays readable in it after another connection drops it.
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Connection::open(dir.path().join("t.duckdb")).unwrap();
+        let mut rows = BlockRows::new(&writer, 7).unwrap();
+        rows.write(3, &[Sample::new(1, 1.5), Sample::new(2, 2.5)]).unwrap();
+        rows.finish().unwrap();
+        let reader = writer.try_clone().unwrap();
+        reader.execute_batch("BEGIN TRANSACTION").unwrap();
+        let listed: i64 = reader
+            .query_row(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'block_7'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(listed, 1);
+        writer.execute_batch("DROP TABLE block_7").unwrap();
+        let mut got = Vec::new();
+        decode_block(&reader, 7, None, i64::MIN, i64::MAX, |id, row| {
+            got.push((id, row.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(got, vec![(3, vec![Sample::new(1, 1.5), Sample::new(2, 2.5)])]);
+        reader.execute_batch("COMMIT").unwrap();
+        assert!(decode_block(&reader, 7, None, i64::MIN, i64::MAX, |_, _| {}).is_err());
+    }
+}

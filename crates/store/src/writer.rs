@@ -347,17 +347,37 @@ pub(crate) fn read_samples(
             }
         }
     };
-    // Blocks in time order, so each series' samples arrive in time order.
-    for &b in blocks.compacted.iter().filter(|b| block_overlaps(**b, start, end)) {
-        decode_block(conn, b, Some((lo, hi)), start, end, |id, row| {
-            if let Some(p) = slot(id) {
-                // Rows are in time order: the samples in range are one run.
-                let from = row.partition_point(|s| s.t_ms < start);
-                let to = row.partition_point(|s| s.t_ms <= end);
-                out[p].extend_from_slice(&row[from..to]);
-            }
-        })?;
-    }
+    // Retention may drop a block's table after `blocks` was taken. One transaction
+    // sees one version of the catalog, so a table listed here stays readable until the
+    // end of it, and a block whose table is gone was dropped and is skipped.
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let read = (|| {
+        let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables()")?;
+        let present: BTreeSet<i64> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<duckdb::Result<Vec<_>>>()?
+            .iter()
+            .filter_map(|name| block_of_table(name))
+            .collect();
+        // Blocks in time order, so each series' samples arrive in time order.
+        for &b in blocks
+            .compacted
+            .iter()
+            .filter(|b| block_overlaps(**b, start, end) && present.contains(b))
+        {
+            decode_block(conn, b, Some((lo, hi)), start, end, |id, row| {
+                if let Some(p) = slot(id) {
+                    // Rows are in time order: the samples in range are one run.
+                    let from = row.partition_point(|s| s.t_ms < start);
+                    let to = row.partition_point(|s| s.t_ms <= end);
+                    out[p].extend_from_slice(&row[from..to]);
+                }
+            })?;
+        }
+        Ok::<_, Error>(())
+    })();
+    let _ = conn.execute_batch(if read.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    read?;
     Ok(out)
 }
 
