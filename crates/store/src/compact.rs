@@ -45,8 +45,17 @@ pub(crate) fn block_table(block: i64) -> String {
 }
 
 /// The block whose table `name` is, if it is one (`block_<b>`, `block_n<-b>`).
-pub(crate) fn block_of_table(name: &str) -> Option<i64> {
+fn block_of_table(name: &str) -> Option<i64> {
     block_in_name(name, "block_")
+}
+
+/// The blocks that have a table, as the connection's current transaction sees them.
+pub(crate) fn block_tables(conn: &Connection) -> Result<BTreeSet<i64>> {
+    let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables()")?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<duckdb::Result<Vec<_>>>()?;
+    Ok(names.iter().filter_map(|name| block_of_table(name)).collect())
 }
 
 fn block_in_name(name: &str, prefix: &str) -> Option<i64> {

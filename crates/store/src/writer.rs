@@ -21,7 +21,7 @@ use sextant_model::{Labels, MetricMetadata, Sample};
 use sextant_wal::{ReplayStats, Replayed, Wal, WalOptions};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::compact::{BlockRows, block_of_table, block_table, decode_block, merge_into_block};
+use crate::compact::{BlockRows, block_table, block_tables, decode_block, merge_into_block};
 use crate::head::Head;
 use crate::metrics::{RejectReason, StoreMetrics};
 use crate::registry::{HashIndex, Registry, SeriesId};
@@ -160,13 +160,7 @@ pub(crate) fn load(conn: &Connection, registry: &mut Registry) -> Result<Blocks>
             },
         );
     }
-    let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables()")?;
-    let compacted: BTreeSet<i64> = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<duckdb::Result<Vec<_>>>()?
-        .iter()
-        .filter_map(|name| block_of_table(name))
-        .collect();
+    let compacted = block_tables(conn)?;
     for &b in &compacted {
         let mut stmt = conn.prepare(&format!(
             "SELECT series_id, min(first_t), max(last_t), arg_max(last_v, last_t) FROM {} GROUP BY series_id",
@@ -352,13 +346,7 @@ pub(crate) fn read_samples(
     // end of it, and a block whose table is gone was dropped and is skipped.
     conn.execute_batch("BEGIN TRANSACTION")?;
     let read = (|| {
-        let mut stmt = conn.prepare("SELECT table_name FROM duckdb_tables()")?;
-        let present: BTreeSet<i64> = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<duckdb::Result<Vec<_>>>()?
-            .iter()
-            .filter_map(|name| block_of_table(name))
-            .collect();
+        let present = block_tables(conn)?;
         // Blocks in time order, so each series' samples arrive in time order.
         for &b in blocks
             .compacted
