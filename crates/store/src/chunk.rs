@@ -35,15 +35,18 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
-    /// A chunk holding `s` alone.
-    pub fn new(block: i64, s: Sample) -> Self {
+    /// Bytes reserved for a series' first chunk.
+    pub const FIRST_CAPACITY: usize = 16;
+
+    /// A chunk holding `s` alone, with `capacity` bytes reserved for its bit stream.
+    pub fn new(block: i64, s: Sample, capacity: usize) -> Self {
         let mut c = Chunk {
             block,
             first_t: s.t_ms,
             last_t: s.t_ms,
             count: 1,
             sealed: false,
-            data: Vec::with_capacity(16),
+            data: Vec::with_capacity(capacity.max(8)),
             bits: 0,
             last_v: s.v.to_bits(),
             last_delta: 0,
@@ -115,6 +118,16 @@ impl Chunk {
         self.count += 1;
     }
 
+    /// Bytes to reserve for the chunk that follows this one: a series' chunks tend to
+    /// be alike, so a full chunk's size plus an eighth, which saves the new one
+    /// growing (and being copied) several times on the way.
+    pub fn next_capacity(&self) -> usize {
+        if self.count < CHUNK_SAMPLES {
+            return Self::FIRST_CAPACITY;
+        }
+        self.data.len() + self.data.len() / 8 + 1
+    }
+
     /// Gives back spare capacity once the chunk is complete.
     pub fn seal_capacity(&mut self) {
         self.data.shrink_to_fit();
@@ -145,21 +158,30 @@ impl Chunk {
         }
     }
 
+    /// Appends the low `n` bits of `value` (`n` ≤ 64), most significant first: the
+    /// free bits of the last byte and the new ones are laid out in one 128-bit word
+    /// and copied as whole bytes, instead of a loop over byte boundaries.
     fn put(&mut self, value: u64, n: u8) {
-        let mut n = u32::from(n);
-        while n > 0 {
-            let used = self.bits % 8;
-            if used == 0 {
-                self.data.push(0);
-            }
-            let room = 8 - used;
-            let take = room.min(n);
-            let chunk = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
-            let last = self.data.last_mut().expect("pushed above");
-            *last |= chunk << (room - take);
-            self.bits += take;
-            n -= take;
+        if n == 0 {
+            return;
         }
+        let n = u32::from(n);
+        let used = self.bits % 8;
+        let value = if n == 64 { value } else { value & ((1u64 << n) - 1) };
+        let total = used + n;
+        let word = (u128::from(value) << (128 - total)).to_be_bytes();
+        let whole = total.div_ceil(8) as usize;
+        // Byte by byte: a copy of one to nine bytes through `extend_from_slice` is a
+        // call to `memmove`, which cost more than the encoding.
+        let from = match self.data.last_mut() {
+            Some(last) if used > 0 => {
+                *last |= word[0];
+                1
+            }
+            _ => 0,
+        };
+        self.data.extend_from_slice(&word[from..whole]);
+        self.bits += n;
     }
 
     fn put_varint(&mut self, v: i64) {
@@ -240,19 +262,25 @@ pub(crate) struct ChunkIter<'a> {
 }
 
 impl ChunkIter<'_> {
+    /// Reads the next `n` bits (`n` ≤ 64) as the low bits of the result; bits past the
+    /// end read as zeros. The (at most nine) bytes they span are loaded as one word.
     fn get(&mut self, n: u8) -> u64 {
-        let mut n = u32::from(n);
-        let mut out = 0u64;
-        while n > 0 {
-            let byte = self.data.get((self.pos / 8) as usize).copied().unwrap_or(0);
-            let used = self.pos % 8;
-            let room = 8 - used;
-            let take = room.min(n);
-            let bits = (byte >> (room - take)) & ((1u16 << take) - 1) as u8;
-            out = (out << take) | u64::from(bits);
-            self.pos += take;
-            n -= take;
+        if n == 0 {
+            return 0;
         }
+        let at = (self.pos / 8) as usize;
+        let word = match self.data.get(at..at + 16) {
+            Some(b) => u128::from_be_bytes(b.try_into().expect("16 bytes")),
+            None => {
+                let mut buf = [0u8; 16];
+                let tail = self.data.get(at..).unwrap_or_default();
+                let k = tail.len().min(16);
+                buf[..k].copy_from_slice(&tail[..k]);
+                u128::from_be_bytes(buf)
+            }
+        };
+        let out = ((word << (self.pos % 8)) >> (128 - u32::from(n))) as u64;
+        self.pos += u32::from(n);
         out
     }
 
@@ -329,7 +357,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn round_trip(samples: &[Sample]) {
-        let mut c = Chunk::new(0, samples[0]);
+        let mut c = Chunk::new(0, samples[0], Chunk::FIRST_CAPACITY);
         for s in &samples[1..] {
             c.push(*s);
         }
@@ -351,7 +379,7 @@ mod tests {
     #[test]
     fn steady_scrapes_cost_about_two_bits_a_sample() {
         let samples: Vec<Sample> = (0..120).map(|i| Sample::new(1_000_000 + i * 15_000, 42.0)).collect();
-        let mut c = Chunk::new(0, samples[0]);
+        let mut c = Chunk::new(0, samples[0], Chunk::FIRST_CAPACITY);
         for s in &samples[1..] {
             c.push(*s);
         }

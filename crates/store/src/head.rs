@@ -73,36 +73,50 @@ impl Head {
     /// Appends `samples` (in time order, each newer than the series' newest) to
     /// series `id`.
     pub fn append(&self, id: SeriesId, samples: &[Sample]) {
-        if samples.is_empty() {
-            return;
-        }
-        let (s, i) = slot(id);
-        let mut stripe = self.stripe(s);
-        let series = self.series_for_chunks(&mut stripe, i);
-        let mut bytes = 0i64;
-        for &sample in samples {
-            let block = sample.t_ms.div_euclid(BLOCK_MS);
-            match series.chunks.last_mut() {
-                Some(c) if c.has_room(block) => {
-                    let before = c.bytes();
-                    c.push(sample);
-                    bytes += c.bytes() as i64 - before as i64;
-                }
-                last => {
-                    if let Some(c) = last {
+        self.append_runs(&[(id, 0, samples.len())], samples);
+    }
+
+    /// Appends each run `(id, from, to)`: `samples[from..to]` (in time order, each
+    /// newer than the series' newest) to series `id`. The counters are updated once
+    /// for all runs: a commit group holds thousands of one-sample runs.
+    pub fn append_runs(&self, runs: &[(SeriesId, usize, usize)], samples: &[Sample]) {
+        let (mut bytes, mut chunks, mut count) = (0i64, 0i64, 0i64);
+        for &(id, from, to) in runs {
+            let run = &samples[from..to];
+            if run.is_empty() {
+                continue;
+            }
+            count += run.len() as i64;
+            let (s, i) = slot(id);
+            let mut stripe = self.stripe(s);
+            let series = self.series_for_chunks(&mut stripe, i);
+            for &sample in run {
+                let block = sample.t_ms.div_euclid(BLOCK_MS);
+                match series.chunks.last_mut() {
+                    Some(c) if c.has_room(block) => {
                         let before = c.bytes();
-                        c.seal_capacity();
+                        c.push(sample);
                         bytes += c.bytes() as i64 - before as i64;
                     }
-                    let c = Chunk::new(block, sample);
-                    bytes += c.bytes() as i64;
-                    series.chunks.push(c);
-                    self.chunks.fetch_add(1, Ordering::Relaxed);
-                    *self.blocks.lock().expect("poisoned").entry(block).or_default() += 1;
+                    last => {
+                        let mut capacity = Chunk::FIRST_CAPACITY;
+                        if let Some(c) = last {
+                            let before = c.bytes();
+                            c.seal_capacity();
+                            bytes += c.bytes() as i64 - before as i64;
+                            capacity = c.next_capacity();
+                        }
+                        let c = Chunk::new(block, sample, capacity);
+                        bytes += c.bytes() as i64;
+                        series.chunks.push(c);
+                        chunks += 1;
+                        *self.blocks.lock().expect("poisoned").entry(block).or_default() += 1;
+                    }
                 }
             }
         }
-        self.samples.fetch_add(samples.len() as i64, Ordering::Relaxed);
+        self.chunks.fetch_add(chunks, Ordering::Relaxed);
+        self.samples.fetch_add(count, Ordering::Relaxed);
         self.chunk_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 

@@ -579,7 +579,7 @@ impl HeadWriter {
         let shared = self.shared.clone();
         let reg = shared.registry();
         let mut staged = std::mem::take(&mut self.spare);
-        let mut record = RecordBuilder { buf: self.wal.buffer() };
+        let mut record = RecordBuilder::new(self.wal.buffer());
         let mut next_id = reg.len() as SeriesId;
         let mut outcomes = Vec::with_capacity(group.len());
 
@@ -711,9 +711,7 @@ impl HeadWriter {
             reg.metadata.extend(staged.metadata.drain());
         }
         // Samples enter the head before the bounds that make readers look for them.
-        for (id, from, to) in &staged.runs {
-            self.shared.head.append(*id, &staged.samples[*from..*to]);
-        }
+        self.shared.head.append_runs(&staged.runs, &staged.samples);
         {
             let mut reg = self.shared.registry.write().expect("registry lock poisoned");
             for id in &staged.touched {

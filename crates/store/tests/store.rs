@@ -948,7 +948,7 @@ async fn a_full_disk_refuses_appends_and_recovers() {
     let filler = dir.path().join("filler");
     let free = nix::sys::statvfs::statvfs(dir.path()).unwrap();
     let room = free.blocks_available() * free.fragment_size();
-    std::fs::write(&filler, vec![1u8; (room - 256 * 1024) as usize]).unwrap();
+    std::fs::write(&filler, vec![1u8; (room - 64 * 1024) as usize]).unwrap();
 
     let mut acknowledged = 0u64;
     let mut refused = 0;
