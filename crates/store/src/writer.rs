@@ -377,7 +377,7 @@ struct Staged {
     /// `hash64` → series created in this group.
     new_ids: HashIndex<Vec<(SeriesId, Arc<Labels>)>>,
     /// Series that took samples in this group; their bounds are in
-    /// `HeadWriter::group_bounds`.
+    /// `HeadWriter::in_group`.
     touched: Vec<SeriesId>,
     metadata: HashMap<String, MetricMetadata>,
     /// Accepted samples, flat, and which series each run belongs to.
@@ -404,15 +404,33 @@ struct PendingAppend {
     reply: AppendReply,
 }
 
+/// A series' samples in the head writer's current commit group.
+#[derive(Clone, Copy)]
+struct GroupSeries {
+    /// The group these bounds are of; older groups' entries are stale.
+    group: u64,
+    first_t: i64,
+    last: Sample,
+}
+
+impl Default for GroupSeries {
+    fn default() -> Self {
+        Self {
+            group: 0,
+            first_t: 0,
+            last: Sample::new(0, 0.0),
+        }
+    }
+}
+
 pub(crate) struct HeadWriter {
     shared: Arc<Shared>,
     wal: Wal,
     logged_since_checkpoint: u64,
-    /// Per series id: the group that last touched it, and its (oldest, newest)
+    /// Per series id: the group that last touched it, and its oldest and newest
     /// samples written in that group. An array indexed by id instead of a map per
     /// group: the bookkeeping of a group then costs no hashing or allocation.
-    group_of: Vec<u64>,
-    group_bounds: Vec<(i64, Sample)>,
+    in_group: Vec<GroupSeries>,
     group: u64,
     /// The last group's staging buffers, emptied and kept for their capacity: buffers
     /// of this size allocated afresh for every group cost page faults.
@@ -425,8 +443,7 @@ impl HeadWriter {
             shared,
             wal,
             logged_since_checkpoint: 0,
-            group_of: Vec::new(),
-            group_bounds: Vec::new(),
+            in_group: Vec::new(),
             group: 0,
             spare: Staged::default(),
         }
@@ -508,7 +525,10 @@ impl HeadWriter {
     /// written. Its failure is logged by the log, which then keeps its segments.
     fn checkpoint(&mut self) -> sextant_wal::Ticket {
         let started = Instant::now();
-        let mut snapshot = Vec::new();
+        // About the head's size (each chunk's bytes and fields): grown by doubling, a
+        // head of tens of megabytes was copied several times over.
+        let head_bytes = self.shared.head.chunk_bytes.load(Ordering::Relaxed).max(0) as usize;
+        let mut snapshot = Vec::with_capacity(head_bytes + head_bytes / 8);
         let n = {
             let reg = self.shared.registry();
             let persisted = self.shared.persisted_series.load(Ordering::Acquire);
@@ -652,12 +672,12 @@ impl HeadWriter {
         record: &mut RecordBuilder,
     ) {
         let slot = id as usize;
-        if self.group_of.len() <= slot {
-            self.group_of.resize(slot + 1, 0);
-            self.group_bounds.resize(slot + 1, (0, Sample::new(0, 0.0)));
+        if self.in_group.len() <= slot {
+            self.in_group.resize(slot + 1, GroupSeries::default());
         }
         let this_group = self.group;
-        let mut bounds = (self.group_of[slot] == this_group).then(|| self.group_bounds[slot]);
+        let seen = self.in_group[slot];
+        let mut bounds = (seen.group == this_group).then_some((seen.first_t, seen.last));
         let mut last = bounds
             .map(|b| b.1)
             .or_else(|| (slot < reg.len()).then(|| reg.entry(id).last).flatten());
@@ -693,12 +713,15 @@ impl HeadWriter {
             record.samples(id, &staged.samples[run_start..]);
             staged.runs.push((id, run_start, staged.samples.len()));
         }
-        if let Some(b) = bounds {
-            if self.group_of[slot] != this_group {
-                self.group_of[slot] = this_group;
+        if let Some((first_t, last)) = bounds {
+            if seen.group != this_group {
                 staged.touched.push(id);
             }
-            self.group_bounds[slot] = b;
+            self.in_group[slot] = GroupSeries {
+                group: this_group,
+                first_t,
+                last,
+            };
         }
     }
 
@@ -715,8 +738,8 @@ impl HeadWriter {
         {
             let mut reg = self.shared.registry.write().expect("registry lock poisoned");
             for id in &staged.touched {
-                let (first, last) = self.group_bounds[*id as usize];
-                reg.observe(*id, first, last);
+                let g = self.in_group[*id as usize];
+                reg.observe(*id, g.first_t, g.last);
             }
             self.shared.metrics.series.set(reg.len() as i64);
         }

@@ -402,14 +402,16 @@ impl CheckpointJob {
     fn write(&self, snapshot: &[u8]) -> Result<()> {
         let (dir, n) = (&self.dir, self.n);
         let tmp = dir.join(format!("{}.tmp", checkpoint_name(n)));
-        let mut data = Vec::with_capacity(snapshot.len() + 20);
-        data.extend_from_slice(CHECKPOINT_MAGIC);
-        data.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
-        data.extend_from_slice(&crc32c::crc32c(snapshot).to_le_bytes());
-        data.extend_from_slice(snapshot);
+        // The header, then the snapshot as it is: a head of tens of megabytes is
+        // not copied into one buffer first.
+        let mut header = Vec::with_capacity(20);
+        header.extend_from_slice(CHECKPOINT_MAGIC);
+        header.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
+        header.extend_from_slice(&crc32c::crc32c(snapshot).to_le_bytes());
         File::create(&tmp)
             .and_then(|mut f| {
-                f.write_all(&data)?;
+                f.write_all(&header)?;
+                f.write_all(snapshot)?;
                 f.sync_all()
             })
             .map_err(io_err(&tmp))?;
