@@ -171,8 +171,6 @@ impl Chunk {
         let total = used + n;
         let word = (u128::from(value) << (128 - total)).to_be_bytes();
         let whole = total.div_ceil(8) as usize;
-        // Byte by byte: a copy of one to nine bytes through `extend_from_slice` is a
-        // call to `memmove`, which cost more than the encoding.
         let from = match self.data.last_mut() {
             Some(last) if used > 0 => {
                 *last |= word[0];
@@ -180,7 +178,12 @@ impl Chunk {
             }
             _ => 0,
         };
-        self.data.extend_from_slice(&word[from..whole]);
+        // Nine bytes (a fixed-size copy, compiled to two moves where a copy of one to
+        // nine bytes is a call to `memmove`), then the zeros past the new bits dropped.
+        let len = self.data.len();
+        let nine: &[u8; 9] = word[from..from + 9].try_into().expect("nine bytes");
+        self.data.extend_from_slice(nine);
+        self.data.truncate(len + whole - from);
         self.bits += n;
     }
 

@@ -174,13 +174,29 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|f| f.sync_all()).map_err(io_err(dir))
 }
 
-fn frame(out: &mut Vec<u8>, payload: &[u8]) {
+/// A record's frame header: payload length, checksum (of the kind byte and the
+/// payload), kind.
+fn frame_header(payload: &[u8]) -> [u8; 9] {
     let mut crc = crc32c::crc32c(&[RECORD]);
     crc = crc32c::crc32c_append(crc, payload);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.push(RECORD);
-    out.extend_from_slice(payload);
+    let mut h = [0u8; 9];
+    h[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&crc.to_le_bytes());
+    h[8] = RECORD;
+    h
+}
+
+/// Writes every slice, as `write_all` does for one.
+fn write_all_vectored(file: &mut File, mut slices: &mut [std::io::IoSlice<'_>]) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Reads one checkpoint file: its snapshot if the file is whole and its checksum
@@ -318,7 +334,7 @@ impl Wal {
         let writer = Writer {
             checkpointing: Default::default(),
             spare: spare.clone(),
-            buf: Vec::new(),
+            pending: Vec::new(),
             dir,
             opts,
             file,
@@ -436,8 +452,9 @@ impl CheckpointJob {
 struct Writer {
     checkpointing: std::sync::Arc<std::sync::Mutex<()>>,
     spare: Spare,
-    /// The batch being framed, kept between batches for its capacity.
-    buf: Vec<u8>,
+    /// The batch's records with their frame headers, written by one `writev` (the
+    /// records are not copied into one buffer), then handed back as spare buffers.
+    pending: Vec<([u8; 9], Vec<u8>)>,
     dir: PathBuf,
     opts: WalOptions,
     file: File,
@@ -489,31 +506,26 @@ impl Writer {
     /// Writes a batch: records go to the current segment, a checkpoint closes it.
     /// One `fdatasync` covers the records.
     fn write(&mut self, batch: &mut [Command]) -> Result<()> {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        let result = self.write_into(batch, &mut buf);
-        self.buf = buf;
+        let result = self.write_batch(batch);
+        // Whatever was not written (after a failure) is dropped with the batch's reply.
+        self.recycle();
         result
     }
 
-    fn write_into(&mut self, batch: &mut [Command], buf: &mut Vec<u8>) -> Result<()> {
+    fn write_batch(&mut self, batch: &mut [Command]) -> Result<()> {
+        let mut pending_bytes = 0u64;
         for c in batch.iter_mut() {
             match c {
                 Command::Append(records, _) => {
-                    for r in records.iter() {
-                        frame(buf, r);
+                    for r in records.drain(..) {
+                        pending_bytes += 9 + r.len() as u64;
+                        self.pending.push((frame_header(&r), r));
                         self.counters.records.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    let mut spare = self.spare.lock().expect("poisoned");
-                    for mut r in records.drain(..) {
-                        if spare.len() < SPARE_BUFFERS {
-                            r.clear();
-                            spare.push(r);
-                        }
                     }
                 }
                 Command::Checkpoint(snapshot, tx) => {
-                    self.flush(buf)?;
+                    self.flush()?;
+                    pending_bytes = 0;
                     // Records after this point go to a new segment; the checkpoint file
                     // is written beside them by its own thread, so appends do not wait
                     // for a large snapshot to reach the disk. Its ticket resolves when
@@ -538,28 +550,48 @@ impl Writer {
                     }
                 }
             }
-            if self.size + buf.len() as u64 > self.opts.segment_bytes && !buf.is_empty() {
-                self.flush(buf)?;
+            if self.size + pending_bytes > self.opts.segment_bytes && !self.pending.is_empty() {
+                self.flush()?;
+                pending_bytes = 0;
                 self.rotate()?;
             }
         }
-        self.flush(buf)
+        self.flush()
     }
 
-    fn flush(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        if buf.is_empty() {
+    /// Writes the pending records and syncs them.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
             return Ok(());
         }
+        let mut slices: Vec<std::io::IoSlice<'_>> = Vec::with_capacity(2 * self.pending.len());
+        let mut bytes = 0u64;
+        for (header, record) in &self.pending {
+            slices.push(std::io::IoSlice::new(header));
+            slices.push(std::io::IoSlice::new(record));
+            bytes += (header.len() + record.len()) as u64;
+        }
         let path = self.dir.join(segment_name(self.segment));
-        self.file.write_all(buf).map_err(io_err(&path))?;
+        write_all_vectored(&mut self.file, &mut slices).map_err(io_err(&path))?;
         self.file.sync_data().map_err(io_err(&path))?;
-        self.size += buf.len() as u64;
+        self.size += bytes;
         self.counters
             .bytes
-            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         self.counters.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        buf.clear();
+        self.recycle();
         Ok(())
+    }
+
+    /// Hands the pending records' buffers back for reuse.
+    fn recycle(&mut self) {
+        let mut spare = self.spare.lock().expect("poisoned");
+        for (_, mut r) in self.pending.drain(..) {
+            if spare.len() < SPARE_BUFFERS {
+                r.clear();
+                spare.push(r);
+            }
+        }
     }
 
     fn rotate(&mut self) -> Result<()> {
