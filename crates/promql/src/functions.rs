@@ -425,8 +425,12 @@ fn extrapolated_rate(
     let to_end = (range_end - last.t_ms) as f64 / 1000.0;
     let sampled = (last.t_ms - first.t_ms) as f64 / 1000.0;
     let avg_gap = sampled / (w.len() - 1) as f64;
-    if counter && result > 0.0 && first.v >= 0.0 {
-        // A counter cannot go below zero: extrapolate no further back than that.
+    // A counter cannot go below zero: extrapolate no further back than that. When
+    // the first value is at least the increase, the quotient rounds to at least 1 and
+    // the distance to zero to at least `sampled`, so it cannot be the nearer one if
+    // `to_start` is within `sampled`: the usual case skips a division on the critical
+    // path, with the same result to the bit.
+    if counter && result > 0.0 && first.v >= 0.0 && !(first.v >= result && to_start <= sampled) {
         let to_zero = sampled * (first.v / result);
         if to_zero < to_start {
             to_start = to_zero;

@@ -348,17 +348,25 @@ pub(crate) fn read_samples(
     let read = (|| {
         let present = block_tables(conn)?;
         // Blocks in time order, so each series' samples arrive in time order.
-        for &b in blocks
+        let overlapping: Vec<i64> = blocks
             .compacted
             .iter()
-            .filter(|b| block_overlaps(**b, start, end) && present.contains(b))
-        {
+            .copied()
+            .filter(|b| block_overlaps(*b, start, end) && present.contains(b))
+            .collect();
+        for (i, &b) in overlapping.iter().enumerate() {
             decode_block(conn, b, Some((lo, hi)), start, end, |id, row| {
                 if let Some(p) = slot(id) {
                     // Rows are in time order: the samples in range are one run.
                     let from = row.partition_point(|s| s.t_ms < start);
                     let to = row.partition_point(|s| s.t_ms <= end);
-                    out[p].extend_from_slice(&row[from..to]);
+                    let series = &mut out[p];
+                    if series.capacity() == 0 {
+                        // Room for as many samples in each block still to come and in
+                        // the head, instead of growing (and copying) block by block.
+                        series.reserve((to - from) * (overlapping.len() - i + 1));
+                    }
+                    series.extend_from_slice(&row[from..to]);
                 }
             })?;
         }
