@@ -29,11 +29,13 @@ pub const METRIC_NAME: &str = "__name__";
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
 /// The staleness marker value (see [`STALE_NAN_BITS`]).
+#[inline]
 pub fn stale_nan() -> f64 {
     f64::from_bits(STALE_NAN_BITS)
 }
 
 /// True when `v` is exactly the staleness marker (an ordinary NaN is not).
+#[inline]
 pub fn is_stale_nan(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
@@ -49,11 +51,13 @@ pub struct Sample {
 
 impl Sample {
     /// A sample at `t_ms` with value `v`.
+    #[inline]
     pub fn new(t_ms: i64, v: f64) -> Self {
         Self { t_ms, v }
     }
 
     /// Same timestamp and bit-identical value: a retried write of this sample.
+    #[inline]
     pub fn same_as(&self, other: &Sample) -> bool {
         self.t_ms == other.t_ms && self.v.to_bits() == other.v.to_bits()
     }
