@@ -363,8 +363,11 @@ pub(crate) fn read_samples(
                     let series = &mut out[p];
                     if series.capacity() == 0 {
                         // Room for as many samples in each block still to come and in
-                        // the head, instead of growing (and copying) block by block.
-                        series.reserve((to - from) * (overlapping.len() - i + 1));
+                        // the head, instead of growing (and copying) block by block; at
+                        // most four blocks' worth, since a series that stopped early
+                        // would hold a long query's worth of nothing.
+                        let blocks_left = (overlapping.len() - i + 1).min(4);
+                        series.reserve((to - from) * blocks_left);
                     }
                     series.extend_from_slice(&row[from..to]);
                 }
