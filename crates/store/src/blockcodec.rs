@@ -382,11 +382,14 @@ fn get_frames(r: &mut BitReader, n: usize, mut each: impl FnMut(u64)) -> Result<
     Ok(())
 }
 
-fn zigzag(v: i64) -> u64 {
+/// Maps a signed integer to an unsigned one with small magnitudes small (0, -1, 1, -2 →
+/// 0, 1, 2, 3), for varints; also used by the head's chunks and the log's records.
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(z: u64) -> i64 {
+/// The inverse of [`zigzag`].
+pub(crate) fn unzigzag(z: u64) -> i64 {
     ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 

@@ -11,6 +11,8 @@
 
 use sextant_model::Sample;
 
+use crate::blockcodec::{unzigzag, zigzag};
+
 /// Samples per chunk before a new one is cut, as in Prometheus: long enough for the
 /// encoding to pay off, short enough that a query reads little it does not need.
 pub(crate) const CHUNK_SAMPLES: u16 = 120;
@@ -189,7 +191,7 @@ impl Chunk {
 
     fn put_varint(&mut self, v: i64) {
         // Zig-zag, then 7 bits at a time with a continuation bit.
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        let mut z = zigzag(v);
         loop {
             let more = z >= 0x80;
             self.put((z & 0x7f) | if more { 0x80 } else { 0 }, 8);
@@ -298,7 +300,7 @@ impl ChunkIter<'_> {
                 break;
             }
         }
-        ((z >> 1) as i64) ^ -((z & 1) as i64)
+        unzigzag(z)
     }
 
     fn signed(v: u64, n: u8) -> i64 {

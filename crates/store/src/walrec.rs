@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use sextant_model::{Labels, MetricMetadata, Sample};
 
+use crate::blockcodec::{unzigzag, zigzag};
 use crate::chunk::Chunk;
 use crate::registry::SeriesId;
 
@@ -51,10 +52,6 @@ fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     buf.push(v as u8);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -133,8 +130,7 @@ impl<'a> Reader<'a> {
         None
     }
     fn zigzag(&mut self) -> Option<i64> {
-        let z = self.uvarint()?;
-        Some(((z >> 1) as i64) ^ -((z & 1) as i64))
+        Some(unzigzag(self.uvarint()?))
     }
     fn str(&mut self) -> Option<&'a str> {
         let n = self.u32()? as usize;
