@@ -15,7 +15,11 @@ use crate::{Error, Result};
 ///   place by compacting their raw tables.
 /// - 4: each closed block is a table `block_<b>` of encoded samples, one row per
 ///   series (`compact.rs`); versions 1 to 3 are upgraded in place, block by block.
-pub const FORMAT_VERSION: u32 = 4;
+/// - 5: the write-ahead log's samples entries are varint-coded (`walrec.rs`). Nothing
+///   is rewritten: version 4 logs replay as they are. The bump is for older binaries,
+///   which would take the new entries for a corrupt tail and cut the log there: they
+///   now refuse the directory instead.
+pub const FORMAT_VERSION: u32 = 5;
 
 const FILE: &str = "FORMAT";
 

@@ -22,8 +22,8 @@ use crate::chunk::Chunk;
 use crate::registry::SeriesId;
 
 const SERIES: u8 = 1;
-/// Samples at fixed width (id, count, `(t, v)` pairs), as written before data format 4's
-/// log; replay still reads them.
+/// Samples at fixed width (id, count, `(t, v)` pairs), as data formats 3 and 4 wrote
+/// them; replay still reads them.
 const SAMPLES_FIXED: u8 = 2;
 const METADATA: u8 = 3;
 const SAMPLES: u8 = 4;
