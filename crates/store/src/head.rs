@@ -18,10 +18,57 @@ use crate::writer::BLOCK_MS;
 
 const STRIPES: usize = 1024;
 
-/// One series' chunks, oldest first.
+/// Consecutive series ids in runs of this many share a stripe and sit side by side in
+/// it. A commit group's series are mostly consecutive ids (a target's or a sender's
+/// series were created together), so an append takes each stripe's lock once per run
+/// of ids instead of once per series, and walks the stripe's slots in order.
+const ID_RUN: usize = 64;
+
+/// One series' chunks.
 #[derive(Default)]
 struct SeriesHead {
-    chunks: Vec<Chunk>,
+    /// The newest chunk, the one appends write to, held inline: an append then
+    /// follows no pointer to find it.
+    newest: Option<Chunk>,
+    /// The older chunks, oldest first.
+    older: Vec<Chunk>,
+}
+
+impl SeriesHead {
+    fn is_empty(&self) -> bool {
+        self.newest.is_none()
+    }
+
+    fn len(&self) -> usize {
+        self.older.len() + usize::from(self.newest.is_some())
+    }
+
+    /// The chunks, oldest first.
+    fn chunks(&self) -> impl Iterator<Item = &Chunk> {
+        self.older.iter().chain(&self.newest)
+    }
+
+    fn chunks_mut(&mut self) -> impl Iterator<Item = &mut Chunk> {
+        self.older.iter_mut().chain(&mut self.newest)
+    }
+
+    /// Makes `c`, newer than every chunk held, the newest.
+    fn push(&mut self, c: Chunk) {
+        if let Some(previous) = self.newest.replace(c) {
+            self.older.push(previous);
+        }
+    }
+
+    /// Keeps the chunks `keep` accepts, in order.
+    fn retain(&mut self, mut keep: impl FnMut(&Chunk) -> bool) {
+        self.older.retain(&mut keep);
+        if self.newest.as_ref().is_some_and(|c| !keep(c)) {
+            self.newest = self.older.pop();
+        }
+        if self.older.is_empty() {
+            self.older = Vec::new();
+        }
+    }
 }
 
 /// The in-memory head.
@@ -37,8 +84,11 @@ pub(crate) struct Head {
     pub chunk_bytes: AtomicI64,
 }
 
+/// Series `id`'s stripe and its index in that stripe.
 fn slot(id: SeriesId) -> (usize, usize) {
-    ((id as usize) % STRIPES, (id as usize) / STRIPES)
+    let id = id as usize;
+    let run = id / ID_RUN;
+    (run % STRIPES, run / STRIPES * ID_RUN + id % ID_RUN)
 }
 
 impl Head {
@@ -64,7 +114,7 @@ impl Head {
             stripe.resize_with(i + 1, SeriesHead::default);
         }
         let series = &mut stripe[i];
-        if series.chunks.is_empty() {
+        if series.is_empty() {
             self.active_series.fetch_add(1, Ordering::Relaxed);
         }
         series
@@ -78,9 +128,11 @@ impl Head {
 
     /// Appends each run `(id, from, to)`: `samples[from..to]` (in time order, each
     /// newer than the series' newest) to series `id`. The counters are updated once
-    /// for all runs: a commit group holds thousands of one-sample runs.
+    /// for all runs (a commit group holds thousands of one-sample runs), and a
+    /// stripe's lock is held across consecutive runs in it.
     pub fn append_runs(&self, runs: &[(SeriesId, usize, usize)], samples: &[Sample]) {
         let (mut bytes, mut chunks, mut count) = (0i64, 0i64, 0i64);
+        let mut held: Option<(usize, std::sync::MutexGuard<'_, Vec<SeriesHead>>)> = None;
         for &(id, from, to) in runs {
             let run = &samples[from..to];
             if run.is_empty() {
@@ -88,19 +140,25 @@ impl Head {
             }
             count += run.len() as i64;
             let (s, i) = slot(id);
-            let mut stripe = self.stripe(s);
-            let series = self.series_for_chunks(&mut stripe, i);
+            if held.as_ref().is_none_or(|(h, _)| *h != s) {
+                drop(held.take()); // unlocked before the next stripe is locked
+                held = Some((s, self.stripe(s)));
+            }
+            let Some((_, stripe)) = held.as_mut() else {
+                unreachable!("the stripe was locked above")
+            };
+            let series = self.series_for_chunks(stripe, i);
             for &sample in run {
                 let block = sample.t_ms.div_euclid(BLOCK_MS);
-                match series.chunks.last_mut() {
+                match &mut series.newest {
                     Some(c) if c.has_room(block) => {
                         let before = c.bytes();
                         c.push(sample);
                         bytes += c.bytes() as i64 - before as i64;
                     }
-                    last => {
+                    newest => {
                         let mut capacity = Chunk::FIRST_CAPACITY;
-                        if let Some(c) = last {
+                        if let Some(c) = newest {
                             let before = c.bytes();
                             c.seal_capacity();
                             bytes += c.bytes() as i64 - before as i64;
@@ -108,13 +166,14 @@ impl Head {
                         }
                         let c = Chunk::new(block, sample, capacity);
                         bytes += c.bytes() as i64;
-                        series.chunks.push(c);
+                        series.push(c);
                         chunks += 1;
                         *self.blocks.lock().expect("poisoned").entry(block).or_default() += 1;
                     }
                 }
             }
         }
+        drop(held);
         self.chunks.fetch_add(chunks, Ordering::Relaxed);
         self.samples.fetch_add(count, Ordering::Relaxed);
         self.chunk_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -129,7 +188,7 @@ impl Head {
         self.samples.fetch_add(i64::from(chunk.count), Ordering::Relaxed);
         self.chunk_bytes.fetch_add(chunk.bytes() as i64, Ordering::Relaxed);
         *self.blocks.lock().expect("poisoned").entry(chunk.block).or_default() += 1;
-        series.chunks.push(chunk);
+        series.push(chunk);
     }
 
     /// Appends series `id`'s samples in `[start, end]` to `out`, in time order.
@@ -139,7 +198,7 @@ impl Head {
         let Some(series) = stripe.get(i) else {
             return;
         };
-        for c in &series.chunks {
+        for c in series.chunks() {
             if c.last_t < start || c.first_t > end {
                 continue;
             }
@@ -161,7 +220,7 @@ impl Head {
             return;
         };
         let mut bytes = 0i64;
-        for c in series.chunks.iter_mut().filter(|c| c.block == block) {
+        for c in series.chunks_mut().filter(|c| c.block == block) {
             let before = c.bytes();
             c.seal_capacity();
             c.sealed = true;
@@ -178,11 +237,11 @@ impl Head {
         let Some(series) = stripe.get_mut(i) else {
             return;
         };
-        if series.chunks.iter().all(&keep) {
+        if series.chunks().all(&keep) {
             return;
         }
         let mut blocks = self.blocks.lock().expect("poisoned");
-        series.chunks.retain(|c| {
+        series.retain(|c| {
             if keep(c) {
                 return true;
             }
@@ -197,8 +256,7 @@ impl Head {
             }
             false
         });
-        if series.chunks.is_empty() {
-            series.chunks = Vec::new();
+        if series.is_empty() {
             self.active_series.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -226,12 +284,12 @@ impl Head {
         for id in 0..series {
             let (s, i) = slot(id);
             let stripe = self.stripe(s);
-            let Some(h) = stripe.get(i).filter(|h| !h.chunks.is_empty()) else {
+            let Some(h) = stripe.get(i).filter(|h| !h.is_empty()) else {
                 continue;
             };
             out.extend_from_slice(&id.to_le_bytes());
-            out.extend_from_slice(&(h.chunks.len() as u32).to_le_bytes());
-            for c in &h.chunks {
+            out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+            for c in h.chunks() {
                 c.encode(out);
             }
         }

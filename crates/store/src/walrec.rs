@@ -54,6 +54,19 @@ fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
     buf.push(v as u8);
 }
 
+/// Writes `v` as a varint at the start of `out` (at least 10 bytes); returns its length.
+#[inline]
+fn encode_uvarint(out: &mut [u8], mut v: u64) -> usize {
+    let mut n = 0;
+    while v >= 0x80 {
+        out[n] = v as u8 | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    out[n] = v as u8;
+    n + 1
+}
+
 fn put_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
     buf.extend_from_slice(s.as_bytes());
@@ -73,6 +86,23 @@ impl RecordBuilder {
             put_str(&mut self.buf, &l.name);
             put_str(&mut self.buf, &l.value);
         }
+    }
+
+    /// A samples entry of one sample: what most of a group of appends by reference
+    /// is made of, assembled on the stack and copied once.
+    #[inline]
+    pub fn sample(&mut self, id: SeriesId, s: Sample) {
+        // Type, count and value take 10 bytes, each varint at most 10.
+        let mut entry = [0u8; 30];
+        entry[0] = SAMPLES;
+        let mut n = 1 + encode_uvarint(&mut entry[1..], zigzag(id.wrapping_sub(self.prev_id) as i64));
+        entry[n] = 1;
+        n += 1;
+        n += encode_uvarint(&mut entry[n..], zigzag(s.t_ms.wrapping_sub(self.prev_t)));
+        entry[n..n + 8].copy_from_slice(&s.v.to_bits().to_le_bytes());
+        self.buf.extend_from_slice(&entry[..n + 8]);
+        self.prev_id = id;
+        self.prev_t = s.t_ms;
     }
 
     pub fn samples(&mut self, id: SeriesId, samples: &[Sample]) {
@@ -338,6 +368,24 @@ mod tests {
             assert_eq!(whole, ends.contains(&cut), "cut at {cut}");
             assert_eq!(n, ends.iter().filter(|e| **e <= cut).count(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_one_sample_entry_is_written_as_a_samples_entry_of_one() {
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let singles = [
+            (1_000_000, Sample::new(1_700_000_000_000, 1.5)),
+            (0, Sample::new(i64::MIN, stale)),
+            (u64::MAX, Sample::new(i64::MAX, f64::NEG_INFINITY)),
+            (u64::MAX, Sample::new(-1, -0.0)),
+            (5, Sample::new(0, f64::NAN)),
+        ];
+        let (mut by_one, mut by_slice) = (RecordBuilder::new(Vec::new()), RecordBuilder::new(Vec::new()));
+        for (id, s) in singles {
+            by_one.sample(id, s);
+            by_slice.samples(id, &[s]);
+        }
+        assert_eq!(by_one.buf, by_slice.buf);
     }
 
     #[test]

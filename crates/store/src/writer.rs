@@ -434,6 +434,31 @@ impl Default for GroupSeries {
     }
 }
 
+/// Whether `sample` is stored after the series' newest sample `last`; if not, counts
+/// why in `out` (out of order, a duplicate, a conflicting duplicate, or too old).
+#[inline]
+fn accepts(last: Option<Sample>, sample: &Sample, cutoff_ms: i64, out: &mut AppendOutcome) -> bool {
+    if let Some(l) = last {
+        if sample.t_ms < l.t_ms {
+            out.out_of_order += 1;
+            return false;
+        }
+        if sample.t_ms == l.t_ms {
+            if sample.same_as(&l) {
+                out.duplicates += 1;
+            } else {
+                out.duplicate_conflicts += 1;
+            }
+            return false;
+        }
+    }
+    if sample.t_ms < cutoff_ms {
+        out.too_old += 1;
+        return false;
+    }
+    true
+}
+
 pub(crate) struct HeadWriter {
     shared: Arc<Shared>,
     wal: Wal,
@@ -646,17 +671,7 @@ impl HeadWriter {
                 }
                 self.accept_run(&reg, id, &s.samples, p.cutoff_ms, &mut out, &mut staged, &mut record);
             }
-            for (id, sample) in &p.req.singles {
-                self.accept_run(
-                    &reg,
-                    *id,
-                    std::slice::from_ref(sample),
-                    p.cutoff_ms,
-                    &mut out,
-                    &mut staged,
-                    &mut record,
-                );
-            }
+            self.accept_singles(&reg, &p.req.singles, p.cutoff_ms, &mut out, &mut staged, &mut record);
             for (name, meta) in &p.req.metadata {
                 let current = staged.metadata.get(name).or_else(|| reg.metadata.get(name));
                 if current != Some(meta) {
@@ -694,22 +709,7 @@ impl HeadWriter {
             .or_else(|| (slot < reg.len()).then(|| reg.entry(id).last).flatten());
         let run_start = staged.samples.len();
         for sample in samples {
-            if let Some(l) = last {
-                if sample.t_ms < l.t_ms {
-                    out.out_of_order += 1;
-                    continue;
-                }
-                if sample.t_ms == l.t_ms {
-                    if sample.same_as(&l) {
-                        out.duplicates += 1;
-                    } else {
-                        out.duplicate_conflicts += 1;
-                    }
-                    continue;
-                }
-            }
-            if sample.t_ms < cutoff_ms {
-                out.too_old += 1;
+            if !accepts(last, sample, cutoff_ms, out) {
                 continue;
             }
             staged.samples.push(*sample);
@@ -733,6 +733,51 @@ impl HeadWriter {
                 first_t,
                 last,
             };
+        }
+    }
+
+    /// [`Self::accept_run`] for one request's appends by reference, a sample each (a
+    /// scrape's or a steady sender's), in one loop without a run's bookkeeping.
+    fn accept_singles(
+        &mut self,
+        reg: &Registry,
+        singles: &[(SeriesId, Sample)],
+        cutoff_ms: i64,
+        out: &mut AppendOutcome,
+        staged: &mut Staged,
+        record: &mut RecordBuilder,
+    ) {
+        // References were checked against the registry, which only grows.
+        if self.in_group.len() < reg.len() {
+            self.in_group.resize(reg.len(), GroupSeries::default());
+        }
+        let this_group = self.group;
+        for &(id, sample) in singles {
+            let seen = &mut self.in_group[id as usize];
+            let first_in_group = seen.group != this_group;
+            let last = if first_in_group {
+                reg.entry(id).last
+            } else {
+                Some(seen.last)
+            };
+            if !accepts(last, &sample, cutoff_ms, out) {
+                continue;
+            }
+            let at = staged.samples.len();
+            staged.samples.push(sample);
+            staged.runs.push((id, at, at + 1));
+            record.sample(id, sample);
+            out.accepted += 1;
+            if first_in_group {
+                staged.touched.push(id);
+                *seen = GroupSeries {
+                    group: this_group,
+                    first_t: sample.t_ms,
+                    last: sample,
+                };
+            } else {
+                seen.last = sample;
+            }
         }
     }
 
