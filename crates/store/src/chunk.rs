@@ -48,7 +48,7 @@ impl Chunk {
             last_t: s.t_ms,
             count: 1,
             sealed: false,
-            data: Vec::with_capacity(capacity.max(8)),
+            data: vec![0; capacity.max(Self::FIRST_CAPACITY)],
             bits: 0,
             last_v: s.v.to_bits(),
             last_delta: 0,
@@ -127,11 +127,13 @@ impl Chunk {
         if self.count < CHUNK_SAMPLES {
             return Self::FIRST_CAPACITY;
         }
-        self.data.len() + self.data.len() / 8 + 1
+        // Nine bytes more than it used: a chunk writes nine bytes past its bits.
+        self.used() + self.used() / 8 + 9
     }
 
     /// Gives back spare capacity once the chunk is complete.
     pub fn seal_capacity(&mut self) {
+        self.data.truncate(self.used());
         self.data.shrink_to_fit();
     }
 
@@ -160,9 +162,11 @@ impl Chunk {
         }
     }
 
-    /// Appends the low `n` bits of `value` (`n` ≤ 64), most significant first: the
-    /// free bits of the last byte and the new ones are laid out in one 128-bit word
-    /// and copied as whole bytes, instead of a loop over byte boundaries.
+    /// Appends the low `n` bits of `value` (`n` ≤ 64), most significant first. The
+    /// free bits of the last byte and the new ones are laid out in one 128-bit word and
+    /// its first nine bytes written in place: `data` always has zeroed room past the
+    /// bits written (see [`Self::room`]), so this is a fixed-size store, not a call to
+    /// grow the vector and copy.
     fn put(&mut self, value: u64, n: u8) {
         if n == 0 {
             return;
@@ -170,23 +174,31 @@ impl Chunk {
         let n = u32::from(n);
         let used = self.bits % 8;
         let value = if n == 64 { value } else { value & ((1u64 << n) - 1) };
-        let total = used + n;
-        let word = (u128::from(value) << (128 - total)).to_be_bytes();
-        let whole = total.div_ceil(8) as usize;
-        let from = match self.data.last_mut() {
-            Some(last) if used > 0 => {
-                *last |= word[0];
-                1
-            }
-            _ => 0,
-        };
-        // Nine bytes (a fixed-size copy, compiled to two moves where a copy of one to
-        // nine bytes is a call to `memmove`), then the zeros past the new bits dropped.
-        let len = self.data.len();
-        let nine: &[u8; 9] = word[from..from + 9].try_into().expect("nine bytes");
-        self.data.extend_from_slice(nine);
-        self.data.truncate(len + whole - from);
+        let word = (u128::from(value) << (128 - used - n)).to_be_bytes();
+        let at = (self.bits / 8) as usize;
+        self.room(at);
+        // The byte at `at` holds `used` bits already (zero if none); the eight after it
+        // are room, all zeros.
+        self.data[at] |= word[0];
+        let rest: &[u8; 8] = word[1..9].try_into().expect("eight bytes");
+        self.data[at + 1..at + 9].copy_from_slice(rest);
         self.bits += n;
+    }
+
+    /// Makes sure nine bytes from `at` are in `data` (zeros past the bits written).
+    #[inline]
+    fn room(&mut self, at: usize) {
+        if self.data.len() < at + 9 {
+            let want = (at + 9)
+                .max(self.data.capacity())
+                .max(self.data.len() + self.data.len() / 2);
+            self.data.resize(want, 0);
+        }
+    }
+
+    /// Bytes the bits written take.
+    fn used(&self) -> usize {
+        (self.bits as usize).div_ceil(8)
     }
 
     fn put_varint(&mut self, v: i64) {
@@ -211,8 +223,8 @@ impl Chunk {
         out.extend_from_slice(&self.count.to_le_bytes());
         out.extend_from_slice(&self.bits.to_le_bytes());
         out.extend_from_slice(&[self.leading, self.trailing, u8::from(self.sealed)]);
-        out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.data);
+        out.extend_from_slice(&(self.used() as u32).to_le_bytes());
+        out.extend_from_slice(&self.data[..self.used()]);
     }
 
     /// Reads a chunk written by [`Chunk::encode`], advancing `input`; `None` if it
@@ -361,24 +373,41 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn round_trip(samples: &[Sample]) {
-        let mut c = Chunk::new(0, samples[0], Chunk::FIRST_CAPACITY);
-        for s in &samples[1..] {
-            c.push(*s);
-        }
+    fn assert_holds(c: &Chunk, samples: &[Sample]) {
         let back: Vec<Sample> = c.iter().collect();
         assert_eq!(back.len(), samples.len());
         for (a, b) in back.iter().zip(samples) {
             assert_eq!(a.t_ms, b.t_ms);
             assert_eq!(a.v.to_bits(), b.v.to_bits(), "{} vs {}", a.v, b.v);
         }
+    }
+
+    /// The samples through a chunk, and through a chunk read back from a checkpoint
+    /// halfway (which has no room past its bits) and appended to after.
+    fn round_trip(samples: &[Sample]) {
+        let half = samples.len().div_ceil(2);
+        let mut c = Chunk::new(0, samples[0], Chunk::FIRST_CAPACITY);
+        for s in &samples[1..half] {
+            c.push(*s);
+        }
         let mut buf = Vec::new();
         c.encode(&mut buf);
         let mut input = &buf[..];
-        let d = Chunk::decode(&mut input).unwrap();
+        let mut d = Chunk::decode(&mut input).unwrap();
         assert!(input.is_empty());
-        assert_eq!(d.iter().collect::<Vec<_>>().len(), samples.len());
         assert!(Chunk::decode(&mut &buf[..buf.len() - 1]).is_none());
+        for s in &samples[half..] {
+            c.push(*s);
+            d.push(*s);
+        }
+        assert_holds(&c, samples);
+        assert_holds(&d, samples);
+        c.seal_capacity();
+        assert_holds(&c, samples);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        c.encode(&mut a);
+        d.encode(&mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -39,19 +39,15 @@ pub(crate) enum Entry {
 /// Builds one record.
 #[derive(Default)]
 pub(crate) struct RecordBuilder {
-    pub buf: Vec<u8>,
+    /// The record is `buf[..len]`; the bytes after it are room to write into (what
+    /// they hold means nothing). A one-sample entry (most of a group of appends by
+    /// reference) is then written in place, without a call to grow the vector and copy.
+    buf: Vec<u8>,
+    len: usize,
     /// The last samples entry's series and sample time, which the next one's are
     /// written relative to.
     prev_id: SeriesId,
     prev_t: i64,
-}
-
-fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
 }
 
 /// Writes `v` as a varint at the start of `out` (at least 10 bytes); returns its length.
@@ -67,40 +63,80 @@ fn encode_uvarint(out: &mut [u8], mut v: u64) -> usize {
     n + 1
 }
 
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
 impl RecordBuilder {
     /// A builder appending to `buf` (a spare buffer, for its capacity).
-    pub fn new(buf: Vec<u8>) -> Self {
+    pub fn new(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         Self { buf, ..Self::default() }
     }
 
-    pub fn series(&mut self, id: SeriesId, labels: &Labels) {
-        self.buf.push(SERIES);
-        self.buf.extend_from_slice(&id.to_le_bytes());
-        self.buf.extend_from_slice(&(labels.len() as u32).to_le_bytes());
-        for l in labels.iter() {
-            put_str(&mut self.buf, &l.name);
-            put_str(&mut self.buf, &l.value);
+    /// The record so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The record, as a vector.
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        self.buf.truncate(self.len);
+        self.buf
+    }
+
+    /// Empties the record (the next samples entry is written relative to zero again).
+    pub fn clear(&mut self) {
+        *self = Self::new(std::mem::take(&mut self.buf));
+    }
+
+    /// Makes `buf[len..len + n]` writable room.
+    #[inline]
+    fn room(&mut self, n: usize) {
+        if self.buf.len() < self.len + n {
+            // Doubling, not the whole capacity at once: a spare buffer may have grown
+            // to the size of a group that created many series, and zeroing all of it
+            // for every group costs more than writing the record.
+            let want = (self.len + n).max(2 * self.buf.len()).max(4096);
+            self.buf.resize(want, 0);
         }
     }
 
-    /// A samples entry of one sample: what most of a group of appends by reference
-    /// is made of, assembled on the stack and copied once.
+    fn put(&mut self, bytes: &[u8]) {
+        self.room(bytes.len());
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn put_uvarint(&mut self, v: u64) {
+        self.room(10);
+        self.len += encode_uvarint(&mut self.buf[self.len..], v);
+    }
+
+    fn put_str(&mut self, s: &str) {
+        self.put(&(s.len() as u32).to_le_bytes());
+        self.put(s.as_bytes());
+    }
+
+    pub fn series(&mut self, id: SeriesId, labels: &Labels) {
+        self.put(&[SERIES]);
+        self.put(&id.to_le_bytes());
+        self.put(&(labels.len() as u32).to_le_bytes());
+        for l in labels.iter() {
+            self.put_str(&l.name);
+            self.put_str(&l.value);
+        }
+    }
+
+    /// A samples entry of one sample, written in place (see `buf`).
     #[inline]
     pub fn sample(&mut self, id: SeriesId, s: Sample) {
         // Type, count and value take 10 bytes, each varint at most 10.
-        let mut entry = [0u8; 30];
+        self.room(30);
+        let entry = &mut self.buf[self.len..self.len + 30];
         entry[0] = SAMPLES;
         let mut n = 1 + encode_uvarint(&mut entry[1..], zigzag(id.wrapping_sub(self.prev_id) as i64));
         entry[n] = 1;
         n += 1;
         n += encode_uvarint(&mut entry[n..], zigzag(s.t_ms.wrapping_sub(self.prev_t)));
         entry[n..n + 8].copy_from_slice(&s.v.to_bits().to_le_bytes());
-        self.buf.extend_from_slice(&entry[..n + 8]);
+        self.len += n + 8;
         self.prev_id = id;
         self.prev_t = s.t_ms;
     }
@@ -109,24 +145,24 @@ impl RecordBuilder {
         if samples.is_empty() {
             return;
         }
-        self.buf.reserve(21 + 18 * samples.len());
-        self.buf.push(SAMPLES);
-        put_uvarint(&mut self.buf, zigzag(id.wrapping_sub(self.prev_id) as i64));
-        put_uvarint(&mut self.buf, samples.len() as u64);
+        self.room(21 + 18 * samples.len());
+        self.put(&[SAMPLES]);
+        self.put_uvarint(zigzag(id.wrapping_sub(self.prev_id) as i64));
+        self.put_uvarint(samples.len() as u64);
         for s in samples {
-            put_uvarint(&mut self.buf, zigzag(s.t_ms.wrapping_sub(self.prev_t)));
-            self.buf.extend_from_slice(&s.v.to_bits().to_le_bytes());
+            self.put_uvarint(zigzag(s.t_ms.wrapping_sub(self.prev_t)));
+            self.put(&s.v.to_bits().to_le_bytes());
             self.prev_t = s.t_ms;
         }
         self.prev_id = id;
     }
 
     pub fn metadata(&mut self, name: &str, m: &MetricMetadata) {
-        self.buf.push(METADATA);
-        put_str(&mut self.buf, name);
-        put_str(&mut self.buf, m.metric_type.as_str());
-        put_str(&mut self.buf, &m.help);
-        put_str(&mut self.buf, &m.unit);
+        self.put(&[METADATA]);
+        self.put_str(name);
+        self.put_str(m.metric_type.as_str());
+        self.put_str(&m.help);
+        self.put_str(&m.unit);
     }
 }
 
@@ -261,13 +297,13 @@ pub(crate) fn checkpoint_header<'a>(
     for (name, m) in metadata {
         r.metadata(name, m);
     }
-    out.extend_from_slice(&r.buf);
+    out.extend_from_slice(r.bytes());
     out.extend_from_slice(&(series.len() as u32).to_le_bytes());
-    r.buf.clear();
+    r.clear();
     for (id, labels) in series {
         r.series(*id, labels);
     }
-    out.extend_from_slice(&r.buf);
+    out.extend_from_slice(r.bytes());
 }
 
 /// What a checkpoint holds.
@@ -339,10 +375,10 @@ mod tests {
         let mut ends = Vec::new();
         for (id, samples) in &entries {
             r.samples(*id, samples);
-            ends.push(r.buf.len());
+            ends.push(r.bytes().len());
         }
         let mut got = Vec::new();
-        assert!(decode_record(&r.buf, |e| match e {
+        assert!(decode_record(r.bytes(), |e| match e {
             Entry::Samples(id, s) => got.push((id, s)),
             _ => panic!("samples expected"),
         }));
@@ -358,13 +394,13 @@ mod tests {
         // count, time and value in 12 bytes.
         let mut one = RecordBuilder::new(Vec::new());
         one.samples(7, &[Sample::new(30_000, 1.0)]);
-        let before = one.buf.len();
+        let before = one.bytes().len();
         one.samples(8, &[Sample::new(30_000, 2.0)]);
-        assert_eq!(one.buf.len() - before, 12);
+        assert_eq!(one.bytes().len() - before, 12);
         // A cut inside an entry is detected; the whole entries before it are handed over.
-        for cut in 1..r.buf.len() {
+        for cut in 1..r.bytes().len() {
             let mut n = 0;
-            let whole = decode_record(&r.buf[..cut], |_| n += 1);
+            let whole = decode_record(&r.bytes()[..cut], |_| n += 1);
             assert_eq!(whole, ends.contains(&cut), "cut at {cut}");
             assert_eq!(n, ends.iter().filter(|e| **e <= cut).count(), "cut at {cut}");
         }
@@ -385,7 +421,7 @@ mod tests {
             by_one.sample(id, s);
             by_slice.samples(id, &[s]);
         }
-        assert_eq!(by_one.buf, by_slice.buf);
+        assert_eq!(by_one.bytes(), by_slice.bytes());
     }
 
     #[test]
@@ -429,14 +465,14 @@ mod tests {
             ],
         );
         let mut got = Vec::new();
-        assert!(decode_record(&r.buf, |e| got.push(e)));
+        assert!(decode_record(r.bytes(), |e| got.push(e)));
         assert_eq!(got.len(), 3);
         match &got[2] {
             Entry::Samples(7, s) => assert_eq!(s[1].v.to_bits(), 0x7ff0_0000_0000_0002),
             _ => panic!("samples expected"),
         }
         let mut n = 0;
-        assert!(!decode_record(&r.buf[..r.buf.len() - 3], |_| n += 1));
+        assert!(!decode_record(&r.bytes()[..r.bytes().len() - 3], |_| n += 1));
         assert_eq!(n, 2);
 
         let mut cp = Vec::new();

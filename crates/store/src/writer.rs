@@ -681,7 +681,7 @@ impl HeadWriter {
             }
             outcomes.push(out);
         }
-        (outcomes, staged, record.buf)
+        (outcomes, staged, record.into_bytes())
     }
 
     /// Decides the fate of `samples` of series `id` against its newest sample (in this
