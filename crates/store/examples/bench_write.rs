@@ -70,7 +70,8 @@ fn main() {
         let mut opts = StoreOptions::new(&out);
         opts.retention = None;
         let store = MetricsStore::open(opts, &mut Registry::default()).expect("open store");
-        let shards: Vec<Vec<Labels>> = labels.chunks(SHARD).map(|c| c.to_vec()).collect();
+        // Shared, not copied, by each round's tasks (promtool's goroutines share theirs).
+        let shards: Vec<std::sync::Arc<[Labels]>> = labels.chunks(SHARD).map(std::sync::Arc::from).collect();
         let mut total = 0u64;
         let mut done = 0;
         while done < scrapes {

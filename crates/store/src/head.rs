@@ -198,10 +198,10 @@ impl Head {
         let Some(series) = stripe.get(i) else {
             return;
         };
-        for c in series.chunks() {
-            if c.last_t < start || c.first_t > end {
-                continue;
-            }
+        let overlapping = || series.chunks().filter(|c| c.last_t >= start && c.first_t <= end);
+        // Room for every sample of the chunks read, instead of growing on the way.
+        out.reserve(overlapping().map(|c| usize::from(c.count)).sum());
+        for c in overlapping() {
             out.extend(c.iter().filter(|x| x.t_ms >= start && x.t_ms <= end));
         }
     }
