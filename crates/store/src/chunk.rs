@@ -17,6 +17,28 @@ use crate::blockcodec::{unzigzag, zigzag};
 /// encoding to pay off, short enough that a query reads little it does not need.
 pub(crate) const CHUNK_SAMPLES: u16 = 120;
 
+/// Bytes a chunk keeps in `data` from the byte its next bit goes in: a write is a
+/// fixed sixteen-byte store.
+const ROOM: usize = 16;
+
+/// Up to 121 bits to append, gathered in the low bits of a word.
+#[derive(Default, Clone, Copy)]
+struct Bits {
+    acc: u128,
+    n: u32,
+}
+
+impl Bits {
+    /// Adds the low `n` bits of `value` (`n` ≤ 64) after those gathered.
+    #[inline]
+    fn add(&mut self, value: u64, n: u32) {
+        let value = if n == 64 { value } else { value & ((1u64 << n) - 1) };
+        self.acc = self.acc << n | u128::from(value);
+        self.n += n;
+        debug_assert!(self.n <= 121, "one store takes at most 121 bits");
+    }
+}
+
 /// A chunk of one series' samples, all in block `block`.
 #[derive(Debug, Clone)]
 pub(crate) struct Chunk {
@@ -55,7 +77,9 @@ impl Chunk {
             leading: u8::MAX,
             trailing: 0,
         };
-        c.put(s.v.to_bits(), 64);
+        let mut first = Bits::default();
+        first.add(s.v.to_bits(), 64);
+        c.put(first);
         c
     }
 
@@ -64,30 +88,27 @@ impl Chunk {
         !self.sealed && self.block == block && self.count < CHUNK_SAMPLES
     }
 
-    /// Appends `s`, which must be newer than `last_t`.
+    /// Appends `s`, which must be newer than `last_t`. The sample's bits are gathered
+    /// in a word and written with one [`Self::put`] (two when the time needs its
+    /// 64-bit form).
     pub fn push(&mut self, s: Sample) {
         let delta = s.t_ms - self.last_t;
+        let mut bits = Bits::default();
         if self.count == 1 {
             self.put_varint(delta);
         } else {
             let dod = delta - self.last_delta;
             match dod {
-                0 => self.put(0, 1),
-                -8192..=8191 => {
-                    self.put(0b10, 2);
-                    self.put(dod as u64 & ((1 << 14) - 1), 14);
-                }
-                -65536..=65535 => {
-                    self.put(0b110, 3);
-                    self.put(dod as u64 & ((1 << 17) - 1), 17);
-                }
-                -524_288..=524_287 => {
-                    self.put(0b1110, 4);
-                    self.put(dod as u64 & ((1 << 20) - 1), 20);
-                }
+                0 => bits.add(0, 1),
+                -8192..=8191 => bits.add(0b10 << 14 | (dod as u64 & ((1 << 14) - 1)), 16),
+                -65536..=65535 => bits.add(0b110 << 17 | (dod as u64 & ((1 << 17) - 1)), 20),
+                -524_288..=524_287 => bits.add(0b1110 << 20 | (dod as u64 & ((1 << 20) - 1)), 24),
                 _ => {
-                    self.put(0b1111, 4);
-                    self.put(dod as u64, 64);
+                    bits.add(0b1111, 4);
+                    bits.add(dod as u64, 64);
+                    // The value's 77 bits at most would not fit beside these 68.
+                    self.put(bits);
+                    bits = Bits::default();
                 }
             }
         }
@@ -96,26 +117,26 @@ impl Chunk {
         let v = s.v.to_bits();
         let xor = v ^ self.last_v;
         if xor == 0 {
-            self.put(0, 1);
+            bits.add(0, 1);
         } else {
             let leading = (xor.leading_zeros() as u8).min(31);
             let trailing = xor.trailing_zeros() as u8;
             if self.leading != u8::MAX && leading >= self.leading && trailing >= self.trailing {
                 // Fits the previous window of meaningful bits.
-                self.put(0b10, 2);
+                bits.add(0b10, 2);
                 let sig = 64 - self.leading - self.trailing;
-                self.put(xor >> self.trailing, sig);
+                bits.add(xor >> self.trailing, u32::from(sig));
             } else {
                 self.leading = leading;
                 self.trailing = trailing;
                 let sig = 64 - leading - trailing;
-                self.put(0b11, 2);
-                self.put(u64::from(leading), 5);
-                // 64 significant bits are written as 0 (six bits hold 0..=63).
-                self.put(u64::from(sig & 63), 6);
-                self.put(xor >> trailing, sig);
+                // Control bits, then the leading zeros in five bits and the significant
+                // bits' count in six (64 is written as 0: six bits hold 0..=63).
+                bits.add(0b11 << 11 | u64::from(leading) << 6 | u64::from(sig & 63), 13);
+                bits.add(xor >> trailing, u32::from(sig));
             }
         }
+        self.put(bits);
         self.last_v = v;
         self.count += 1;
     }
@@ -127,8 +148,8 @@ impl Chunk {
         if self.count < CHUNK_SAMPLES {
             return Self::FIRST_CAPACITY;
         }
-        // Nine bytes more than it used: a chunk writes nine bytes past its bits.
-        self.used() + self.used() / 8 + 9
+        // Room past its bits, which a chunk always keeps.
+        self.used() + self.used() / 8 + ROOM
     }
 
     /// Gives back spare capacity once the chunk is complete.
@@ -162,34 +183,32 @@ impl Chunk {
         }
     }
 
-    /// Appends the low `n` bits of `value` (`n` ≤ 64), most significant first. The
-    /// free bits of the last byte and the new ones are laid out in one 128-bit word and
-    /// its first nine bytes written in place: `data` always has zeroed room past the
-    /// bits written (see [`Self::room`]), so this is a fixed-size store, not a call to
-    /// grow the vector and copy.
-    fn put(&mut self, value: u64, n: u8) {
-        if n == 0 {
+    /// Appends `bits`, most significant first. The free bits of the last byte and the
+    /// new ones are laid out in one 128-bit word and its first sixteen bytes written in
+    /// place: `data` always has zeroed room past the bits written (see
+    /// [`Self::room`]), so this is a fixed-size store, not a call to grow the vector
+    /// and copy.
+    fn put(&mut self, bits: Bits) {
+        if bits.n == 0 {
             return;
         }
-        let n = u32::from(n);
         let used = self.bits % 8;
-        let value = if n == 64 { value } else { value & ((1u64 << n) - 1) };
-        let word = (u128::from(value) << (128 - used - n)).to_be_bytes();
+        let word = (bits.acc << (128 - used - bits.n)).to_be_bytes();
         let at = (self.bits / 8) as usize;
         self.room(at);
-        // The byte at `at` holds `used` bits already (zero if none); the eight after it
-        // are room, all zeros.
+        // The byte at `at` holds `used` bits already (zero if none); the fifteen after
+        // it are room, all zeros.
         self.data[at] |= word[0];
-        let rest: &[u8; 8] = word[1..9].try_into().expect("eight bytes");
-        self.data[at + 1..at + 9].copy_from_slice(rest);
-        self.bits += n;
+        let rest: &[u8; 15] = word[1..16].try_into().expect("fifteen bytes");
+        self.data[at + 1..at + 16].copy_from_slice(rest);
+        self.bits += bits.n;
     }
 
-    /// Makes sure nine bytes from `at` are in `data` (zeros past the bits written).
+    /// Makes sure sixteen bytes from `at` are in `data` (zeros past the bits written).
     #[inline]
     fn room(&mut self, at: usize) {
-        if self.data.len() < at + 9 {
-            let want = (at + 9)
+        if self.data.len() < at + ROOM {
+            let want = (at + ROOM)
                 .max(self.data.capacity())
                 .max(self.data.len() + self.data.len() / 2);
             self.data.resize(want, 0);
@@ -206,7 +225,9 @@ impl Chunk {
         let mut z = zigzag(v);
         loop {
             let more = z >= 0x80;
-            self.put((z & 0x7f) | if more { 0x80 } else { 0 }, 8);
+            let mut byte = Bits::default();
+            byte.add((z & 0x7f) | if more { 0x80 } else { 0 }, 8);
+            self.put(byte);
             z >>= 7;
             if !more {
                 break;
@@ -408,6 +429,56 @@ mod tests {
         c.encode(&mut a);
         d.encode(&mut b);
         assert_eq!(a, b);
+    }
+
+    /// A fixed series through every branch of the encoding (first delta, each
+    /// delta-of-delta class, an unchanged value, a value in the previous window, a new
+    /// window, all 64 bits significant, NaN payloads), pinned to its bytes: chunks are
+    /// kept in checkpoints, so the layout must not change.
+    #[test]
+    fn the_bit_layout_is_pinned() {
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let times = [
+            0,
+            15_000,
+            30_000,
+            45_001,
+            60_000,
+            75_000 + 70_000,
+            400_000,
+            20_000_000,
+            20_015_000,
+        ];
+        let values = [
+            1.0,
+            1.0,
+            2.0,
+            3.0,
+            -3.0,
+            f64::from_bits(0x8000_0000_0000_0001),
+            stale,
+            0.1,
+            1e300,
+        ];
+        let samples: Vec<Sample> = times.iter().zip(values).map(|(t, v)| Sample::new(*t, v)).collect();
+        round_trip(&samples);
+        let mut c = Chunk::new(0, samples[0], Chunk::FIRST_CAPACITY);
+        for s in &samples[1..] {
+            c.push(*s);
+        }
+        let mut buf = Vec::new();
+        c.encode(&mut buf);
+        let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            concat!(
+                "000000000000000000000000000000009867310100000000983a0000000000009c7500883ce4377e",
+                "090083020000000000510000003ff0000000000000b0ea013097ffe0007603bffec00f8445c70ff0",
+                "0200000000000078a6043001ffe0000000000007e00000000024e5cd12024cccccccccccc7ffffff",
+                "ffff6a940c4831cfb4a2333d80c0"
+            ),
+            "{hex}"
+        );
     }
 
     #[test]
