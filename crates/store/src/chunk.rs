@@ -235,16 +235,20 @@ impl Chunk {
         }
     }
 
-    /// Serialises the chunk (for the write-ahead log's checkpoints).
+    /// Serialises the chunk (for the write-ahead log's checkpoints). The fixed fields
+    /// are laid out in one array and copied at once: a checkpoint holds every chunk of
+    /// the head.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        for v in [self.block, self.first_t, self.last_t, self.last_delta] {
-            out.extend_from_slice(&v.to_le_bytes());
+        let mut head = [0u8; 53];
+        for (i, v) in [self.block, self.first_t, self.last_t, self.last_delta].into_iter().enumerate() {
+            head[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
         }
-        out.extend_from_slice(&self.last_v.to_le_bytes());
-        out.extend_from_slice(&self.count.to_le_bytes());
-        out.extend_from_slice(&self.bits.to_le_bytes());
-        out.extend_from_slice(&[self.leading, self.trailing, u8::from(self.sealed)]);
-        out.extend_from_slice(&(self.used() as u32).to_le_bytes());
+        head[32..40].copy_from_slice(&self.last_v.to_le_bytes());
+        head[40..42].copy_from_slice(&self.count.to_le_bytes());
+        head[42..46].copy_from_slice(&self.bits.to_le_bytes());
+        head[46..49].copy_from_slice(&[self.leading, self.trailing, u8::from(self.sealed)]);
+        head[49..53].copy_from_slice(&(self.used() as u32).to_le_bytes());
+        out.extend_from_slice(&head);
         out.extend_from_slice(&self.data[..self.used()]);
     }
 

@@ -123,22 +123,22 @@ impl Head {
     /// Appends `samples` (in time order, each newer than the series' newest) to
     /// series `id`.
     pub fn append(&self, id: SeriesId, samples: &[Sample]) {
-        self.append_runs(&[(id, 0, samples.len())], samples);
+        self.append_each(samples.iter().map(|s| (id, *s)));
     }
 
-    /// Appends each run `(id, from, to)`: `samples[from..to]` (in time order, each
-    /// newer than the series' newest) to series `id`. The counters are updated once
-    /// for all runs (a commit group holds thousands of one-sample runs), and a
-    /// stripe's lock is held across consecutive runs in it.
-    pub fn append_runs(&self, runs: &[(SeriesId, usize, usize)], samples: &[Sample]) {
+    /// Appends each `(id, sample)` in order (a series' samples in time order, each
+    /// newer than its newest): a commit group's accepted samples.
+    pub fn append_all(&self, samples: &[(SeriesId, Sample)]) {
+        self.append_each(samples.iter().copied());
+    }
+
+    /// The counters are updated once for all samples (a commit group holds thousands),
+    /// and a stripe's lock is held across consecutive samples in it.
+    fn append_each(&self, samples: impl Iterator<Item = (SeriesId, Sample)>) {
         let (mut bytes, mut chunks, mut count) = (0i64, 0i64, 0i64);
         let mut held: Option<(usize, std::sync::MutexGuard<'_, Vec<SeriesHead>>)> = None;
-        for &(id, from, to) in runs {
-            let run = &samples[from..to];
-            if run.is_empty() {
-                continue;
-            }
-            count += run.len() as i64;
+        for (id, sample) in samples {
+            count += 1;
             let (s, i) = slot(id);
             if held.as_ref().is_none_or(|(h, _)| *h != s) {
                 drop(held.take()); // unlocked before the next stripe is locked
@@ -148,28 +148,26 @@ impl Head {
                 unreachable!("the stripe was locked above")
             };
             let series = self.series_for_chunks(stripe, i);
-            for &sample in run {
-                let block = sample.t_ms.div_euclid(BLOCK_MS);
-                match &mut series.newest {
-                    Some(c) if c.has_room(block) => {
+            let block = sample.t_ms.div_euclid(BLOCK_MS);
+            match &mut series.newest {
+                Some(c) if c.has_room(block) => {
+                    let before = c.bytes();
+                    c.push(sample);
+                    bytes += c.bytes() as i64 - before as i64;
+                }
+                newest => {
+                    let mut capacity = Chunk::FIRST_CAPACITY;
+                    if let Some(c) = newest {
                         let before = c.bytes();
-                        c.push(sample);
+                        c.seal_capacity();
                         bytes += c.bytes() as i64 - before as i64;
+                        capacity = c.next_capacity();
                     }
-                    newest => {
-                        let mut capacity = Chunk::FIRST_CAPACITY;
-                        if let Some(c) = newest {
-                            let before = c.bytes();
-                            c.seal_capacity();
-                            bytes += c.bytes() as i64 - before as i64;
-                            capacity = c.next_capacity();
-                        }
-                        let c = Chunk::new(block, sample, capacity);
-                        bytes += c.bytes() as i64;
-                        series.push(c);
-                        chunks += 1;
-                        *self.blocks.lock().expect("poisoned").entry(block).or_default() += 1;
-                    }
+                    let c = Chunk::new(block, sample, capacity);
+                    bytes += c.bytes() as i64;
+                    series.push(c);
+                    chunks += 1;
+                    *self.blocks.lock().expect("poisoned").entry(block).or_default() += 1;
                 }
             }
         }

@@ -391,9 +391,11 @@ struct Staged {
     /// `HeadWriter::in_group`.
     touched: Vec<SeriesId>,
     metadata: HashMap<String, MetricMetadata>,
-    /// Accepted samples, flat, and which series each run belongs to.
-    samples: Vec<Sample>,
-    runs: Vec<(SeriesId, usize, usize)>,
+    /// Accepted samples with their series, in the order they were accepted (which
+    /// is each series' time order).
+    accepted: Vec<(SeriesId, Sample)>,
+    /// One run's accepted samples, for its log entry.
+    run: Vec<Sample>,
 }
 
 impl Staged {
@@ -403,8 +405,8 @@ impl Staged {
         self.new_ids.clear();
         self.touched.clear();
         self.metadata.clear();
-        self.samples.clear();
-        self.runs.clear();
+        self.accepted.clear();
+        self.run.clear();
     }
 }
 
@@ -707,12 +709,13 @@ impl HeadWriter {
         let mut last = bounds
             .map(|b| b.1)
             .or_else(|| (slot < reg.len()).then(|| reg.entry(id).last).flatten());
-        let run_start = staged.samples.len();
+        staged.run.clear();
         for sample in samples {
             if !accepts(last, sample, cutoff_ms, out) {
                 continue;
             }
-            staged.samples.push(*sample);
+            staged.run.push(*sample);
+            staged.accepted.push((id, *sample));
             out.accepted += 1;
             last = Some(*sample);
             bounds = Some(match bounds {
@@ -720,10 +723,7 @@ impl HeadWriter {
                 None => (sample.t_ms, *sample),
             });
         }
-        if staged.samples.len() > run_start {
-            record.samples(id, &staged.samples[run_start..]);
-            staged.runs.push((id, run_start, staged.samples.len()));
-        }
+        record.samples(id, &staged.run);
         if let Some((first_t, last)) = bounds {
             if seen.group != this_group {
                 staged.touched.push(id);
@@ -763,9 +763,7 @@ impl HeadWriter {
             if !accepts(last, &sample, cutoff_ms, out) {
                 continue;
             }
-            let at = staged.samples.len();
-            staged.samples.push(sample);
-            staged.runs.push((id, at, at + 1));
+            staged.accepted.push((id, sample));
             record.sample(id, sample);
             out.accepted += 1;
             if first_in_group {
@@ -790,7 +788,7 @@ impl HeadWriter {
             reg.metadata.extend(staged.metadata.drain());
         }
         // Samples enter the head before the bounds that make readers look for them.
-        self.shared.head.append_runs(&staged.runs, &staged.samples);
+        self.shared.head.append_all(&staged.accepted);
         {
             let mut reg = self.shared.registry.write().expect("registry lock poisoned");
             for id in &staged.touched {
