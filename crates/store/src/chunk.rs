@@ -240,7 +240,10 @@ impl Chunk {
     /// the head.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut head = [0u8; 53];
-        for (i, v) in [self.block, self.first_t, self.last_t, self.last_delta].into_iter().enumerate() {
+        for (i, v) in [self.block, self.first_t, self.last_t, self.last_delta]
+            .into_iter()
+            .enumerate()
+        {
             head[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
         }
         head[32..40].copy_from_slice(&self.last_v.to_le_bytes());
