@@ -876,6 +876,18 @@ async fn a_format_3_directory_is_upgraded_in_place() {
 }
 
 #[tokio::test]
+async fn a_format_4_directory_with_fixed_width_log_entries_is_opened() {
+    // Written by the format-4 store of e5b98aa, whose log records held samples at fixed
+    // width: the first two-hour block flushed to DuckDB and the log checkpointed at a
+    // clean stop, then the last 120 samples of each series appended by a second run
+    // that exited without closing, so they are only in the log's records, as `kill -9`
+    // leaves them. Replay must read those entries as earlier binaries wrote them.
+    let dir = tempfile::tempdir().unwrap();
+    unpack_fixture("format4", dir.path());
+    check_upgrade(dir.path(), 4).await;
+}
+
+#[tokio::test]
 async fn the_head_series_limit_refuses_new_series_with_unavailable() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = StoreOptions::new(dir.path());
