@@ -186,19 +186,20 @@ struct TimeGrid {
 impl TimeGrid {
     /// Grids longer than Prometheus' limit of 11,000 points a series are not built.
     fn of(r: QueryRange) -> Option<Self> {
-        let n = (r.end_ms.checked_sub(r.start_ms)? / r.step_ms.max(1)).checked_add(1)?;
+        let step_ms = r.step_ms.max(1);
+        let n = (r.end_ms.checked_sub(r.start_ms)? / step_ms).checked_add(1)?;
         if !(1..=11_000).contains(&n) {
             return None;
         }
         let mut text = String::with_capacity(16 * n as usize);
         let mut ends = Vec::with_capacity(n as usize);
         for i in 0..n {
-            write_timestamp(&mut text, r.start_ms + i * r.step_ms);
+            write_timestamp(&mut text, r.start_ms + i * step_ms);
             ends.push(text.len());
         }
         Some(Self {
             start_ms: r.start_ms,
-            step_ms: r.step_ms.max(1),
+            step_ms,
             text,
             ends,
         })

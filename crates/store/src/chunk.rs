@@ -221,18 +221,19 @@ impl Chunk {
     }
 
     fn put_varint(&mut self, v: i64) {
-        // Zig-zag, then 7 bits at a time with a continuation bit.
+        // Zig-zag, then 7 bits at a time with a continuation bit: at most ten bytes,
+        // gathered and stored at once.
         let mut z = zigzag(v);
+        let mut bits = Bits::default();
         loop {
             let more = z >= 0x80;
-            let mut byte = Bits::default();
-            byte.add((z & 0x7f) | if more { 0x80 } else { 0 }, 8);
-            self.put(byte);
+            bits.add((z & 0x7f) | if more { 0x80 } else { 0 }, 8);
             z >>= 7;
             if !more {
                 break;
             }
         }
+        self.put(bits);
     }
 
     /// Serialises the chunk (for the write-ahead log's checkpoints). The fixed fields
