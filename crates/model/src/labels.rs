@@ -1,5 +1,6 @@
 use std::fmt;
 use std::hash::Hasher;
+use std::sync::Arc;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -16,13 +17,18 @@ pub struct Label {
 }
 
 /// A label set: sorted by name, names unique, no empty values. It identifies a series.
+///
+/// Immutable and shared: a clone is a reference count, not a copy of every name and
+/// value, as Prometheus' `labels.Labels` (one immutable string) is passed around by
+/// value. Label sets are handed from parsers to the store, from the registry to query
+/// results and from series to rule outputs far more often than they are built.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<[Label]>);
 
 impl Labels {
     /// The empty label set.
     pub fn empty() -> Self {
-        Self(Vec::new())
+        Self::default()
     }
 
     /// Builds a label set from pairs, sorting them, dropping empty values and
@@ -40,13 +46,13 @@ impl Labels {
         if let Some(w) = v.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(Error::DuplicateLabel(w[0].name.clone()));
         }
-        Ok(Self(v))
+        Ok(Self(v.into()))
     }
 
     /// Checks every name against Prometheus' label-name rule and `__name__` against the
     /// metric-name rule.
     pub fn validate(&self) -> Result<()> {
-        for l in &self.0 {
+        for l in self.0.iter() {
             if !is_valid_label_name(&l.name) {
                 return Err(Error::InvalidLabelName(l.name.clone()));
             }
@@ -87,7 +93,9 @@ impl Labels {
 
     /// A builder starting from this set, for edits such as relabeling.
     pub fn to_builder(&self) -> LabelsBuilder {
-        LabelsBuilder { labels: self.0.clone() }
+        LabelsBuilder {
+            labels: self.0.to_vec(),
+        }
     }
 
     /// The set without `__name__`: what most PromQL operations return.
@@ -105,7 +113,7 @@ impl Labels {
     /// used to spread scrape offsets.
     pub fn stable_hash(&self) -> u64 {
         let mut h = Fnv1a::default();
-        for l in &self.0 {
+        for l in self.0.iter() {
             h.write(l.name.as_bytes());
             h.write_u8(0xff);
             h.write(l.value.as_bytes());
@@ -174,7 +182,7 @@ impl Serialize for Labels {
     /// Serializes as a JSON object, Prometheus' wire shape for label sets.
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
-        for l in &self.0 {
+        for l in self.0.iter() {
             m.serialize_entry(&l.name, &l.value)?;
         }
         m.end()
@@ -246,7 +254,7 @@ impl LabelsBuilder {
     pub fn build(&self) -> Labels {
         let mut v = self.labels.clone();
         v.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        Labels(v)
+        Labels(v.into())
     }
 }
 
