@@ -95,8 +95,8 @@ pub(crate) struct ResolvedAppend {
     pub series: Vec<ResolvedSeries>,
     /// How many leading entries of `series` came with labels (and get a ref back).
     pub labeled: usize,
-    /// The request's `samples_by_ref`.
-    pub singles: Vec<(crate::SeriesId, Sample)>,
+    /// The request's `samples_by_ref`, as it came (each reference checked).
+    pub singles: Vec<(SeriesRef, Sample)>,
     pub metadata: Vec<(String, MetricMetadata)>,
 }
 
@@ -354,8 +354,17 @@ impl MetricsStore {
                 samples,
             });
         }
-        let known = reg.len();
-        if let Some((r, _)) = req.samples_by_ref.iter().find(|(r, _)| r.0 as usize >= known) {
+        let known = reg.len() as u64;
+        // One branch-free pass over what is usually the whole request; the offender is
+        // looked for only when there is one.
+        let unknown = req
+            .samples_by_ref
+            .iter()
+            .fold(false, |bad, (r, _)| bad | (r.0 >= known));
+        if let Some((r, _)) = unknown
+            .then(|| req.samples_by_ref.iter().find(|(r, _)| r.0 >= known))
+            .flatten()
+        {
             return Err(Error::InvalidSeries {
                 series: format!("reference {}", r.0),
                 reason: "no such series in this store".into(),
@@ -364,7 +373,7 @@ impl MetricsStore {
         Ok(ResolvedAppend {
             series,
             labeled,
-            singles: req.samples_by_ref.into_iter().map(|(r, s)| (r.0, s)).collect(),
+            singles: req.samples_by_ref,
             metadata: req.metadata,
         })
     }

@@ -388,7 +388,7 @@ struct Staged {
     /// `hash64` → series created in this group.
     new_ids: HashIndex<Vec<(SeriesId, Arc<Labels>)>>,
     /// Series that took samples in this group; their bounds are in
-    /// `HeadWriter::in_group`.
+    /// `HeadWriter::series`.
     touched: Vec<SeriesId>,
     metadata: HashMap<String, MetricMetadata>,
     /// Accepted samples with their series, in the order they were accepted (which
@@ -417,21 +417,48 @@ struct PendingAppend {
     reply: AppendReply,
 }
 
-/// A series' samples in the head writer's current commit group.
-#[derive(Clone, Copy)]
-struct GroupSeries {
-    /// The group these bounds are of; older groups' entries are stale.
+/// What the head writer knows of one series: its newest sample, which the next one
+/// is checked against, and its oldest sample in the current commit group.
+#[derive(Clone, Copy, Default)]
+struct WriterSeries {
+    /// The group `first_t` is of; in older groups' entries it is stale.
     group: u64,
     first_t: i64,
-    last: Sample,
+    newest: Newest,
 }
 
-impl Default for GroupSeries {
-    fn default() -> Self {
-        Self {
-            group: 0,
-            first_t: 0,
-            last: Sample::new(0, 0.0),
+/// A series' newest sample as the head writer knows it. The head writer is the only
+/// one to change a series' newest sample once the store is open, so after reading it
+/// from the registry once it keeps its own copy: deciding a sample's fate then reads
+/// this dense array only, not the registry's entry as well.
+#[derive(Clone, Copy, Default)]
+enum Newest {
+    /// Not read from the registry yet (or dropped after a group that failed).
+    #[default]
+    Unknown,
+    Known(Option<Sample>),
+}
+
+impl WriterSeries {
+    /// The series' newest sample, read from `reg` the first time.
+    #[inline]
+    fn newest(&mut self, reg: &Registry, id: SeriesId) -> Option<Sample> {
+        match self.newest {
+            Newest::Known(last) => last,
+            Newest::Unknown => {
+                // A series created in this group is not in the registry yet.
+                let last = ((id as usize) < reg.len()).then(|| reg.entry(id).last).flatten();
+                self.newest = Newest::Known(last);
+                last
+            }
+        }
+    }
+
+    /// The newest sample, once the series took one in this group.
+    fn group_newest(&self) -> Sample {
+        match self.newest {
+            Newest::Known(Some(s)) => s,
+            _ => unreachable!("a series that took a sample knows its newest"),
         }
     }
 }
@@ -465,10 +492,10 @@ pub(crate) struct HeadWriter {
     shared: Arc<Shared>,
     wal: Wal,
     logged_since_checkpoint: u64,
-    /// Per series id: the group that last touched it, and its oldest and newest
-    /// samples written in that group. An array indexed by id instead of a map per
-    /// group: the bookkeeping of a group then costs no hashing or allocation.
-    in_group: Vec<GroupSeries>,
+    /// Per series id: its newest sample and its oldest in the current group. An
+    /// array indexed by id instead of a map per group: the bookkeeping of a group
+    /// then costs no hashing or allocation.
+    series: Vec<WriterSeries>,
     group: u64,
     /// The last group's staging buffers, emptied and kept for their capacity: buffers
     /// of this size allocated afresh for every group cost page faults.
@@ -481,7 +508,7 @@ impl HeadWriter {
             shared,
             wal,
             logged_since_checkpoint: 0,
-            in_group: Vec::new(),
+            series: Vec::new(),
             group: 0,
             spare: Staged::default(),
         }
@@ -621,6 +648,11 @@ impl HeadWriter {
                 }
             }
             Err(e) => {
+                // Nothing of the group is stored: its series' newest samples are read
+                // from the registry again.
+                for id in &staged.touched {
+                    self.series[*id as usize].newest = Newest::Unknown;
+                }
                 tracing::error!(error = %e, requests = group.len(), "write-ahead log write failed; requests refused");
                 let msg = e.to_string();
                 for p in group {
@@ -700,15 +732,13 @@ impl HeadWriter {
         record: &mut RecordBuilder,
     ) {
         let slot = id as usize;
-        if self.in_group.len() <= slot {
-            self.in_group.resize(slot + 1, GroupSeries::default());
+        if self.series.len() <= slot {
+            self.series.resize(slot + 1, WriterSeries::default());
         }
         let this_group = self.group;
-        let seen = self.in_group[slot];
-        let mut bounds = (seen.group == this_group).then_some((seen.first_t, seen.last));
-        let mut last = bounds
-            .map(|b| b.1)
-            .or_else(|| (slot < reg.len()).then(|| reg.entry(id).last).flatten());
+        let seen = &mut self.series[slot];
+        let mut last = seen.newest(reg, id);
+        let mut first_t = (seen.group == this_group).then_some(seen.first_t);
         staged.run.clear();
         for sample in samples {
             if !accepts(last, sample, cutoff_ms, out) {
@@ -718,20 +748,17 @@ impl HeadWriter {
             staged.accepted.push((id, *sample));
             out.accepted += 1;
             last = Some(*sample);
-            bounds = Some(match bounds {
-                Some((first, _)) => (first, *sample),
-                None => (sample.t_ms, *sample),
-            });
+            first_t.get_or_insert(sample.t_ms);
         }
         record.samples(id, &staged.run);
-        if let Some((first_t, last)) = bounds {
+        if let Some(first_t) = first_t {
             if seen.group != this_group {
                 staged.touched.push(id);
             }
-            self.in_group[slot] = GroupSeries {
+            *seen = WriterSeries {
                 group: this_group,
                 first_t,
-                last,
+                newest: Newest::Known(last),
             };
         }
     }
@@ -741,40 +768,30 @@ impl HeadWriter {
     fn accept_singles(
         &mut self,
         reg: &Registry,
-        singles: &[(SeriesId, Sample)],
+        singles: &[(SeriesRef, Sample)],
         cutoff_ms: i64,
         out: &mut AppendOutcome,
         staged: &mut Staged,
         record: &mut RecordBuilder,
     ) {
         // References were checked against the registry, which only grows.
-        if self.in_group.len() < reg.len() {
-            self.in_group.resize(reg.len(), GroupSeries::default());
+        if self.series.len() < reg.len() {
+            self.series.resize(reg.len(), WriterSeries::default());
         }
         let this_group = self.group;
-        for &(id, sample) in singles {
-            let seen = &mut self.in_group[id as usize];
-            let first_in_group = seen.group != this_group;
-            let last = if first_in_group {
-                reg.entry(id).last
-            } else {
-                Some(seen.last)
-            };
-            if !accepts(last, &sample, cutoff_ms, out) {
+        for &(SeriesRef(id), sample) in singles {
+            let seen = &mut self.series[id as usize];
+            if !accepts(seen.newest(reg, id), &sample, cutoff_ms, out) {
                 continue;
             }
             staged.accepted.push((id, sample));
             record.sample(id, sample);
             out.accepted += 1;
-            if first_in_group {
+            seen.newest = Newest::Known(Some(sample));
+            if seen.group != this_group {
+                seen.group = this_group;
+                seen.first_t = sample.t_ms;
                 staged.touched.push(id);
-                *seen = GroupSeries {
-                    group: this_group,
-                    first_t: sample.t_ms,
-                    last: sample,
-                };
-            } else {
-                seen.last = sample;
             }
         }
     }
@@ -792,8 +809,8 @@ impl HeadWriter {
         {
             let mut reg = self.shared.registry.write().expect("registry lock poisoned");
             for id in &staged.touched {
-                let g = self.in_group[*id as usize];
-                reg.observe(*id, g.first_t, g.last);
+                let g = self.series[*id as usize];
+                reg.observe(*id, g.first_t, g.group_newest());
             }
             self.shared.metrics.series.set(reg.len() as i64);
         }

@@ -963,29 +963,39 @@ async fn a_full_disk_refuses_appends_and_recovers() {
     std::fs::write(&filler, vec![1u8; (room - 64 * 1024) as usize]).unwrap();
 
     let mut acknowledged = 0u64;
-    let mut refused = 0;
-    for round in 0..200i64 {
-        let series: Vec<SeriesSamples> = (0..100)
+    let mut refused = Vec::new();
+    let round_of = |round: i64| AppendRequest {
+        series: (0..100)
             .map(|i| series("m", &format!("j{i}"), &[(1 + round * 1000, round as f64)]))
-            .collect();
-        match store
-            .append(AppendRequest {
-                series,
-                ..Default::default()
-            })
-            .await
-        {
+            .collect(),
+        ..Default::default()
+    };
+    for round in 0..200i64 {
+        match store.append(round_of(round)).await {
             Ok(o) => acknowledged += o.accepted,
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-                refused += 1;
-                if refused == 3 {
+                assert!(refused.len() < 3, "an append was refused with room on the disk: {e}");
+                refused.push(round);
+                if refused.len() == 3 {
                     std::fs::remove_file(&filler).unwrap();
+                    // The refused requests sent again, in order, as a remote_write
+                    // sender retries them, are stored whole: nothing of a refused
+                    // append counted as stored.
+                    for &round in &refused {
+                        let o = store.append(round_of(round)).await.unwrap();
+                        assert_eq!(
+                            (o.accepted, o.out_of_order + o.duplicates),
+                            (100, 0),
+                            "round {round} sent again"
+                        );
+                        acknowledged += o.accepted;
+                    }
                 }
             }
         }
     }
-    assert!(refused >= 3, "the disk never filled");
+    assert_eq!(refused.len(), 3, "the disk never filled");
     assert!(acknowledged > 0);
     let got: u64 = everything(&store).await.iter().map(|s| s.1.len() as u64).sum();
     assert_eq!(got, acknowledged);
