@@ -610,7 +610,7 @@ impl HeadWriter {
             "head snapshot taken for a checkpoint"
         );
         self.logged_since_checkpoint = 0;
-        self.wal.checkpoint(snapshot)
+        self.wal.checkpoint_now(snapshot)
     }
 
     fn commit_group(&mut self, group: Vec<PendingAppend>) {
@@ -620,7 +620,9 @@ impl HeadWriter {
         let result = if record.is_empty() {
             Ok(())
         } else {
-            self.wal.append(vec![record]).durable_blocking()
+            // Written on this thread: the head writer already gathers a group, and
+            // handing it to the log's own thread cost two wake-ups a group.
+            self.wal.append_now(vec![record])
         };
         self.shared
             .metrics

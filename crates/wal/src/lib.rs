@@ -10,6 +10,12 @@
 //! a checkpoint queued under that lock then holds exactly the records queued before
 //! it.
 //!
+//! An owner that groups its writes itself (one thread that gathers many requests into
+//! one record) writes with [`Wal::append_now`] and [`Wal::checkpoint_now`] instead, on
+//! its own thread: the same writes and `fdatasync`, without handing each batch to the
+//! writer thread and waiting to be woken. An owner uses one way or the other, since
+//! the two are not ordered with each other.
+//!
 //! Opening replays the newest valid checkpoint and the segments after it. A record
 //! whose length runs past the end of its file or whose checksum fails ends the
 //! replay: the file is truncated there, later segments are removed, and the loss is
@@ -131,6 +137,9 @@ enum Command {
 #[derive(Clone)]
 pub struct Wal {
     tx: mpsc::Sender<Command>,
+    /// The writer, which the writer thread locks for each batch it takes from `tx`
+    /// and [`Wal::append_now`] locks on its caller's thread.
+    writer: std::sync::Arc<std::sync::Mutex<Writer>>,
     stats: std::sync::Arc<Counters>,
     spare: Spare,
 }
@@ -331,7 +340,7 @@ impl Wal {
         let (tx, rx) = mpsc::channel();
         let counters = std::sync::Arc::new(Counters::default());
         let spare = Spare::default();
-        let writer = Writer {
+        let writer = std::sync::Arc::new(std::sync::Mutex::new(Writer {
             checkpointing: Default::default(),
             spare: spare.clone(),
             pending: Vec::new(),
@@ -341,19 +350,56 @@ impl Wal {
             segment: last,
             size,
             counters: counters.clone(),
-        };
+            failed: None,
+        }));
         std::thread::Builder::new()
             .name("wal-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn({
+                let writer = writer.clone();
+                move || Writer::run(&writer, rx)
+            })
             .map_err(io_err(Path::new("wal-writer thread")))?;
         Ok((
             Self {
                 tx,
+                writer,
                 stats: counters,
                 spare,
             },
             stats,
         ))
+    }
+
+    /// Writes `records` and syncs them on the calling thread; `Ok` means they are on
+    /// disk. For an owner that gathers its own groups (see the crate's docs).
+    pub fn append_now(&self, records: Vec<Vec<u8>>) -> Result<()> {
+        let (tx, _) = tokio::sync::oneshot::channel();
+        let mut batch = [Command::Append(records, tx)];
+        self.writer
+            .lock()
+            .expect("write-ahead log writer poisoned")
+            .commit(&mut batch)
+            .map_err(Error::Closed)
+    }
+
+    /// [`Wal::checkpoint`] for an owner that writes with [`Wal::append_now`]: the
+    /// segment is closed on the calling thread, and the snapshot written by a thread
+    /// of its own, as there; the ticket resolves once it is on disk.
+    pub fn checkpoint_now(&self, snapshot: Vec<u8>) -> Ticket {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut batch = [Command::Checkpoint(snapshot, tx)];
+        let result = self
+            .writer
+            .lock()
+            .expect("write-ahead log writer poisoned")
+            .commit(&mut batch);
+        // Once the segment is closed the ticket belongs to the snapshot's writer (a
+        // dummy is left here); before that, a failure answers it here.
+        let [Command::Checkpoint(_, tx)] = batch else {
+            unreachable!("the batch is one checkpoint")
+        };
+        let _ = tx.send(result);
+        Ticket(rx)
     }
 
     /// Queues records; the ticket resolves once they are on disk.
@@ -461,11 +507,15 @@ struct Writer {
     segment: u64,
     size: u64,
     counters: std::sync::Arc<Counters>,
+    /// Set when a write failed and could not be undone: the log's tail is unknown,
+    /// and every later write is refused with this.
+    failed: Option<String>,
 }
 
 impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Command>) {
-        let mut failed: Option<String> = None;
+    /// The writer thread: takes what is queued in batches and answers each batch's
+    /// tickets once it is written.
+    fn run(writer: &std::sync::Mutex<Self>, rx: mpsc::Receiver<Command>) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             while let Ok(more) = rx.try_recv() {
@@ -474,33 +524,38 @@ impl Writer {
                     break;
                 }
             }
-            if let Some(e) = &failed {
-                for c in batch {
-                    let (Command::Append(_, tx) | Command::Checkpoint(_, tx)) = c;
-                    let _ = tx.send(Err(e.clone()));
-                }
-                continue;
-            }
-            let result = self.write(&mut batch);
-            let reply = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
-            if let Err(e) = &result {
-                // A failed write (a full disk, say) may have left part of a record:
-                // cut the segment back to its last whole record, so later writes
-                // follow whole records and succeed once space returns. If even that
-                // fails, the log's tail is unknown and it refuses further writes.
-                match self.file.set_len(self.size).and_then(|()| self.file.sync_data()) {
-                    Ok(()) => tracing::error!(error = %e, "write-ahead log write failed; the batch was refused"),
-                    Err(cut) => {
-                        tracing::error!(error = %e, cut = %cut, "write-ahead log write failed and could not be undone; refusing further writes");
-                        failed = Some(e.to_string());
-                    }
-                }
-            }
+            let reply = writer
+                .lock()
+                .expect("write-ahead log writer poisoned")
+                .commit(&mut batch);
             for c in batch {
                 let (Command::Append(_, tx) | Command::Checkpoint(_, tx)) = c;
                 let _ = tx.send(reply.clone());
             }
         }
+    }
+
+    /// Writes a batch and syncs it, or refuses it; after a failure the log is left
+    /// ready for the next batch if it can be.
+    fn commit(&mut self, batch: &mut [Command]) -> std::result::Result<(), String> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let result = self.write(batch);
+        if let Err(e) = &result {
+            // A failed write (a full disk, say) may have left part of a record:
+            // cut the segment back to its last whole record, so later writes
+            // follow whole records and succeed once space returns. If even that
+            // fails, the log's tail is unknown and it refuses further writes.
+            match self.file.set_len(self.size).and_then(|()| self.file.sync_data()) {
+                Ok(()) => tracing::error!(error = %e, "write-ahead log write failed; the batch was refused"),
+                Err(cut) => {
+                    tracing::error!(error = %e, cut = %cut, "write-ahead log write failed and could not be undone; refusing further writes");
+                    self.failed = Some(e.to_string());
+                }
+            }
+        }
+        result.map_err(|e| e.to_string())
     }
 
     /// Writes a batch: records go to the current segment, a checkpoint closes it.
